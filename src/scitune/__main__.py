@@ -1,0 +1,3 @@
+from scitune.cli import main
+
+raise SystemExit(main())

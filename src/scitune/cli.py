@@ -1,0 +1,61 @@
+"""The `scitune` command: one entry point, thin; each subcommand lives in scitune.commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from scitune import __version__
+from scitune.errors import ScituneError
+
+# One module per top-level subcommand, in the order `scitune --help` lists them.
+COMMAND_MODULES = (
+    "scitune.commands.model",
+    "scitune.commands.demo",
+)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the line breaks of descriptions and epilogs (our examples)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scitune",
+        description="Align LLMs with science through multimodal instruction tuning (SciTune).",
+        formatter_class=HelpFormatter,
+        epilog="example:\n  scitune demo --out runs/demo\n  scitune model build --preset tiny --out runs/tiny",
+    )
+    parser.add_argument("--version", action="version", version=f"scitune {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def add_command(subparsers, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    """Adds a subcommand whose --help ends with an example."""
+    return subparsers.add_parser(
+        name, help=help, description=help, epilog=f"example:\n  {example}", formatter_class=HelpFormatter
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ScituneError as err:
+        print(f"scitune: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("scitune: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
