@@ -1,0 +1,65 @@
+"""Predictions JSONL: one JSON object a line, `{question_id, prompt, text, ...}` (LLaVA's format).
+
+Extra keys (the mode, the option log-likelihoods, the model) ride along unchanged. Reading checks
+every line and names the file and line of the first bad one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from scitune.errors import ScituneError
+
+REQUIRED_KEYS = ("question_id", "text")
+
+
+def write_predictions(path: str | Path, rows: Iterable[dict]) -> int:
+    """Writes rows as JSONL (parent folders made); returns how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; a line that is not a JSON object is an error."""
+    path = Path(path)
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as err:
+        raise ScituneError(f"{path}: cannot read ({err.strerror})") from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ScituneError(f"{path}:{number}: not JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ScituneError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            yield number, row
+
+
+def read_predictions(path: str | Path) -> list[dict]:
+    """Reads predictions JSONL; every row needs `question_id` and a string `text`; ids are unique."""
+    rows: list[dict] = []
+    seen: set[str] = set()
+    for number, row in iter_jsonl(path):
+        missing = [key for key in REQUIRED_KEYS if key not in row]
+        if missing:
+            raise ScituneError(f"{path}:{number}: prediction lacks {', '.join(missing)}")
+        if not isinstance(row["text"], str):
+            raise ScituneError(f"{path}:{number}: `text` must be a string")
+        qid = str(row["question_id"])
+        if qid in seen:
+            raise ScituneError(f"{path}:{number}: question_id {qid} appears twice")
+        seen.add(qid)
+        rows.append(row)
+    return rows
