@@ -43,7 +43,8 @@ VICUNA_V1 = _RENDER + (
     "{{ bos_token }}"
     "{%- if messages[0]['role'] == 'system' -%}{%- set system = render(messages[0]['content']) -%}"
     "{%- set messages = messages[1:] -%}"
-    "{%- else -%}{%- set system = '" + VICUNA_V1_SYSTEM + "' -%}{%- endif -%}"
+    # The system text holds an apostrophe ("user's"), so it is quoted with double quotes in Jinja.
+    '{%- else -%}{%- set system = "' + VICUNA_V1_SYSTEM + '" -%}{%- endif -%}'
     "{{ system + ' ' }}"
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'user' -%}{{ 'USER: ' + render(message['content']) + ' ' }}"
