@@ -1,0 +1,144 @@
+"""Checkpoints: standard Hugging Face Llava directories, projector-only files, LoRA adapters.
+
+- `save_model` writes config.json, model.safetensors, tokenizer and processor files: plain
+  `transformers` (`AutoModelForImageTextToText` / `LlavaForConditionalGeneration` and
+  `AutoProcessor`) loads it without scitune. A peft model is saved as its adapter
+  (adapter_config.json + adapter_model.safetensors, the projector included) plus the processor.
+- `save_projector` / `load_projector`: the projector alone (small), with metadata that
+  `load_projector` checks against the model it initialises (a later stage on the same base).
+- `merge_lora`: folds the adapters into a plain model.
+Directories are written under a temporary name and renamed into place, so a crash never leaves a
+half-written checkpoint where a good one was. Only safetensors are read: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from scitune.errors import ScituneError
+
+PROJECTOR_FILE = "projector.safetensors"
+PROJECTOR_PREFIX = "model.multi_modal_projector."
+
+
+def write_dir_atomically(out_dir: str | Path, write) -> Path:
+    """Calls `write(tmp_dir)`, then moves tmp_dir to `out_dir`, replacing an older one."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    write(tmp)
+    if out.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def save_model(model, processor, out_dir: str | Path) -> Path:
+    """Saves a model (or its LoRA adapter) and processor as a standard HF directory."""
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+
+    return write_dir_atomically(out_dir, write)
+
+
+def load_model(path: str | Path, dtype: str = "auto", device: str = "cpu"):
+    """Loads `(model, processor)` from a standard HF Llava directory."""
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from scitune.model.build import resolve_dtype
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        hint = " (it holds a LoRA adapter: load its base, then scitune.model.checkpoint.load_lora)" if (
+            path / "adapter_config.json"
+        ).is_file() else ""
+        raise ScituneError(f"checkpoint {str(path)!r}: no config.json, not a model directory{hint}")
+    try:
+        model = LlavaForConditionalGeneration.from_pretrained(path, dtype=resolve_dtype(dtype, device))
+        processor = AutoProcessor.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ScituneError(f"checkpoint {str(path)!r}: cannot load ({str(err).splitlines()[0]})") from None
+    return model.to(device), processor
+
+
+def load_lora(model, adapter_dir: str | Path, trainable: bool = False):
+    """Attaches a saved LoRA adapter (and its projector) to `model`."""
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise ScituneError(f"LoRA adapter {str(adapter_dir)!r}: no adapter_config.json")
+    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+
+
+def merge_lora(model):
+    """Folds LoRA adapters (and the saved projector copy) into a plain Llava model."""
+    return model.merge_and_unload()
+
+
+def projector_state(model) -> dict[str, torch.Tensor]:
+    """The projector's weights of a plain or peft model, keyed as in `LlavaMultiModalProjector`."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    projector = base.model.multi_modal_projector
+    if hasattr(projector, "modules_to_save"):  # peft wrapper: the trained copy
+        projector = projector.modules_to_save["default"]
+    return {k: v.detach().contiguous() for k, v in projector.state_dict().items()}
+
+
+def _projector_metadata(config) -> dict[str, str]:
+    return {
+        "format": "scitune-projector-v1",
+        "projector_hidden_act": str(config.projector_hidden_act),
+        "vision_hidden_size": str(config.vision_config.hidden_size),
+        "text_hidden_size": str(config.text_config.hidden_size),
+        "vision_feature_layer": json.dumps(config.vision_feature_layer),
+        "vision_feature_select_strategy": str(config.vision_feature_select_strategy),
+    }
+
+
+def save_projector(model, path: str | Path) -> Path:
+    """Writes the projector alone (safetensors with metadata describing the base it fits)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.cpu() for k, v in projector_state(model).items()}, str(tmp), metadata=_projector_metadata(base.config))
+    tmp.replace(path)
+    return path
+
+
+def load_projector(model, path: str | Path) -> None:
+    """Initialises `model`'s projector from a projector file made on the same kind of base."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScituneError(f"projector file {str(path)!r} not found")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    expected = _projector_metadata(base.config)
+    if meta.get("format") != expected["format"]:
+        raise ScituneError(f"projector file {str(path)!r}: not a scitune projector file")
+    for key in ("projector_hidden_act", "vision_hidden_size", "text_hidden_size", "vision_feature_layer"):
+        if meta.get(key) != expected[key]:
+            raise ScituneError(
+                f"projector file {str(path)!r}: {key} is {meta.get(key)} but the model expects {expected[key]}"
+            )
+    projector = base.model.multi_modal_projector
+    target = projector.modules_to_save["default"] if hasattr(projector, "modules_to_save") else projector
+    target.load_state_dict(tensors, strict=True)

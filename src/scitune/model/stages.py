@@ -1,0 +1,94 @@
+"""What each stage trains, applied to a model: the one place that sets `requires_grad`.
+
+The plan comes from `scitune.config.StageConfig.trainable` (data); this module applies it:
+- align: projector only;  instruct: projector + LLM (embeddings and lm_head included);
+- `lora`: peft LoRA adapters on the LLM's linear layers only (the target regex is anchored under
+  `language_model`, since a plain `q_proj` target would also match CLIP's attention layers);
+  the projector stays fully trainable and is saved with the adapter (`modules_to_save`);
+- `tune_vision`: the vision tower trains too.
+The linear projector's `linear_2` is a fixed identity (see scitune.model.build) and never trains.
+"""
+
+from __future__ import annotations
+
+from scitune.config import LoraConfig, StageConfig
+from scitune.model.build import is_linear_projector
+
+PARTS = ("vision_tower", "projector", "language_model")
+
+
+def part_of(name: str) -> str:
+    """Which part a parameter belongs to, from its qualified name."""
+    if ".vision_tower." in f".{name}":
+        return "vision_tower"
+    if ".multi_modal_projector." in f".{name}":
+        return "projector"
+    if ".language_model." in f".{name}" or name.endswith("lm_head.weight") or ".lm_head." in f".{name}":
+        return "language_model"
+    raise ValueError(f"parameter {name!r} belongs to no known part")
+
+
+def _is_fixed_identity(name: str, config) -> bool:
+    return is_linear_projector(config) and ".linear_2." in name and part_of(name) == "projector"
+
+
+def apply_stage(model, stage: StageConfig):
+    """Freezes and unfreezes parameters for `stage`; returns the model (a peft model with lora)."""
+    plan = stage.trainable
+    config = model.config
+    if stage.lora:
+        model = attach_lora(model, stage.lora_config)
+    for name, param in model.named_parameters():
+        part = part_of(name)
+        if part == "language_model" and stage.lora:
+            trainable = "lora_" in name
+        elif part == "projector":
+            # with lora, peft keeps a frozen copy of the projector (original_module)
+            trainable = plan.projector and ".original_module." not in name and not _is_fixed_identity(name, config)
+        else:
+            trainable = getattr(plan, part)
+        param.requires_grad_(trainable)
+    return model
+
+
+def lora_target_regex(lora: LoraConfig) -> str:
+    names = "|".join(lora.target_modules)
+    return rf".*\blanguage_model\..*\.({names})"
+
+
+def attach_lora(model, lora: LoraConfig):
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    peft_config = PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora_target_regex(lora),
+        modules_to_save=["multi_modal_projector"],
+        bias="none",
+    )
+    return get_peft_model(model, peft_config)
+
+
+def parameter_table(model) -> list[dict]:
+    """Trainable and frozen parameter counts per part (with a total row)."""
+    counts = {part: {"part": part, "trainable": 0, "frozen": 0} for part in PARTS}
+    seen: set[int] = set()
+    for name, param in model.named_parameters():
+        if id(param) in seen:  # tied weights count once
+            continue
+        seen.add(id(param))
+        row = counts[part_of(name)]
+        row["trainable" if param.requires_grad else "frozen"] += param.numel()
+    rows = list(counts.values())
+    rows.append(
+        {"part": "total", "trainable": sum(r["trainable"] for r in rows), "frozen": sum(r["frozen"] for r in rows)}
+    )
+    return rows
+
+
+def format_parameter_table(rows: list[dict]) -> str:
+    lines = [f"{'part':<16}{'trainable':>14}{'frozen':>14}"]
+    lines += [f"{r['part']:<16}{r['trainable']:>14,}{r['frozen']:>14,}" for r in rows]
+    return "\n".join(lines)
