@@ -63,10 +63,12 @@ def _grade_number(value, pid: str) -> int:
     return int(match.group(1))
 
 
-def keyed_from_problems(problems: Mapping[str, dict], split: str | None = None) -> dict[str, KeyedProblem]:
-    """Answer key from ScienceQA `problems.json` records (pid -> record), optionally one split."""
+def keyed_from_problems(problems: Iterable[dict], split: str | None = None) -> dict[str, KeyedProblem]:
+    """Answer key from ScienceQA problem records (as `scitune.data.scienceqa.read_problems`
+    returns them: the original fields plus `id`), optionally only those of one split."""
     key: dict[str, KeyedProblem] = {}
-    for pid, record in problems.items():
+    for record in problems:
+        pid = str(record.get("id"))
         if split is not None and record.get("split") != split:
             continue
         try:
@@ -76,8 +78,8 @@ def keyed_from_problems(problems: Mapping[str, dict], split: str | None = None) 
             raise ScituneError(f"problem {pid}: needs `choices` and an integer `answer`") from None
         if not 0 <= answer < len(choices):
             raise ScituneError(f"problem {pid}: answer {answer} outside its {len(choices)} choices")
-        key[str(pid)] = KeyedProblem(
-            pid=str(pid),
+        key[pid] = KeyedProblem(
+            pid=pid,
             answer=answer,
             num_options=len(choices),
             has_image=bool(record.get("image")),
@@ -132,30 +134,11 @@ def keyed_from_conversations(records: Iterable[dict], source: str = "answer key"
     return key
 
 
-def _load_json(path: str | Path):
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
-    except OSError as err:
-        raise ScituneError(f"{path}: cannot read ({err.strerror})") from None
-    except json.JSONDecodeError as err:
-        raise ScituneError(f"{path}: not JSON ({err.msg}, line {err.lineno})") from None
-
-
 def read_answer_key(path: str | Path) -> dict[str, KeyedProblem]:
-    """Answer key from a LLaVA conversation JSON file (a list of records)."""
-    records = _load_json(path)
-    if not isinstance(records, list):
-        raise ScituneError(f"{path}: expected a list of LLaVA conversation records")
-    return keyed_from_conversations(records, source=str(path))
+    """Answer key from a LLaVA conversation file (JSON list or JSONL), e.g. llava_test_CQM-A.json."""
+    from scitune.data.sample import read_samples
 
-
-def load_problems(path: str | Path) -> dict[str, dict]:
-    """ScienceQA `problems.json` (pid -> record), through the data layer's reader."""
-    from scitune.data.scienceqa import read_problems
-
-    return read_problems(path)
+    return keyed_from_conversations(read_samples(path), source=str(path))
 
 
 # ----------------------------------------------------------------------------- predictions
