@@ -12,6 +12,7 @@ from scitune.errors import ScituneError
 # One module per top-level subcommand, in the order `scitune --help` lists them.
 COMMAND_MODULES = (
     "scitune.commands.model",
+    "scitune.commands.data",
     "scitune.commands.demo",
 )
 

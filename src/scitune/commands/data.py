@@ -1,0 +1,166 @@
+"""`scitune data ...`: build instruction files from the real datasets, and validate sample files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scitune.cli import HelpFormatter, add_command
+from scitune.errors import ScituneError
+
+EXAMPLE = "scitune data scicap --input scicap/train.json --images scicap/images --out runs/data/align.json"
+
+
+def _sub(subparsers, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    return subparsers.add_parser(
+        name, help=help, description=help, epilog=f"example:\n  {example}", formatter_class=HelpFormatter
+    )
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "data", "Build instruction files from datasets; validate sample files.", EXAMPLE)
+    commands = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+    p = _sub(commands, "scicap", "SciCap figures -> stage-1 instructions (LLaVA JSON).", EXAMPLE)
+    p.add_argument("--input", required=True, help="challenge-layout JSON, an original per-figure JSON, or a folder of those")
+    p.add_argument("--images", required=True, help="folder holding the figure images (checked unless --no-check)")
+    p.add_argument("--out", required=True, help="output .json or .jsonl")
+    p.add_argument("--task", default="describe", choices=("describe", "figure-type", "caption"))
+    p.add_argument("--fields", default="caption,type,ocr,mention", help="describe target fields, comma-separated "
+                   "(caption,type,ocr,paragraph,mention; default: CTOM, the paper's best)")
+    p.add_argument("--keep-figure-word", action="store_true", help='do not replace "Figure N"/"Fig. N" by the figure type')
+    p.add_argument("--seed", type=int, default=0, help="seed for the choice of instruction phrasing")
+    p.add_argument("--no-check", action="store_true", help="skip validating the written file")
+    p.set_defaults(func=run_scicap)
+
+    p = _sub(commands, "vistext", "VisText charts -> captioning samples.",
+             "scitune data vistext --input vistext/data/data_train.json --images vistext/data/images --out vistext.json")
+    p.add_argument("--input", required=True, help="a VisText data_<split>.json")
+    p.add_argument("--images", required=True, help="the release's images folder (<img_id>.png)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--level", default="L2L3", choices=("L1", "L2L3", "both"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-check", action="store_true")
+    p.set_defaults(func=run_vistext)
+
+    p = _sub(commands, "arxivcap", "ArxivCap papers -> captioning samples.",
+             "scitune data arxivcap --input arXiv_src_2112_060.parquet --images arxivcap/images --out arxivcap.json")
+    p.add_argument("--input", required=True, help="a paper file (.parquet, .json or .jsonl)")
+    p.add_argument("--images", required=True, help="image folder: inline images are written here")
+    p.add_argument("--out", required=True)
+    p.add_argument("--whole-caption", action="store_true", help="always use the whole caption, not sub-captions")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-check", action="store_true")
+    p.set_defaults(func=run_arxivcap)
+
+    p = _sub(commands, "scienceqa", "ScienceQA -> stage-2 instructions in a LLaVA prompt format.",
+             "scitune data scienceqa --root ScienceQA/data/scienceqa --split test --format CQM-A --out sqa_test.json")
+    p.add_argument("--root", required=True, help="the original release folder (problems.json, pid_splits.json, images/) "
+                   "or the parquet release folder (data/<split>-*.parquet)")
+    p.add_argument("--problems", help="a problems JSON to use instead of <root>/problems.json")
+    p.add_argument("--captions", help="captions.json (default: <root>/captions.json when present)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--format", default="CQM-A", help="CQM-A (LLaVA-1.5's published layout) or a LLaVA-1 format "
+                   "such as QCM-LEPA, QCM-LEA, QCM-ALE, QCM-A")
+    p.add_argument("--use-caption", action="store_true", help="append the image caption to the context")
+    p.add_argument("--images-out", help="parquet release: where to write the images (default: <out dir>/images/<split>)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=run_scienceqa)
+
+    p = _sub(commands, "validate", "Report every bad record of a sample file; exit 1 when any is found.",
+             "scitune data validate runs/data/align.json --images scicap/images")
+    p.add_argument("file", help="LLaVA .json or .jsonl sample file")
+    p.add_argument("--images", help="image root the samples' image paths are relative to")
+    p.add_argument("--tokenizer", help="tokenizer folder (a checkpoint); with --max-length, checks the tokenized length")
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--image-tokens", type=int, default=576, help="tokens per image in the model (576 for CLIP ViT-L/14-336)")
+    p.add_argument("--chat-template", help="template name (plain, vicuna_v1, llama2, chatml); default: the tokenizer's")
+    p.add_argument("--list", type=int, default=50, help="list at most this many problems (default 50)")
+    p.set_defaults(func=run_validate)
+
+
+def _finish(samples, out: str, images: str | None, check: bool) -> int:
+    from scitune.data.sample import write_samples
+    from scitune.data.validate import validate_samples
+
+    path = write_samples(samples, out)
+    print(f"wrote {len(samples)} samples to {path}")
+    if check and images is not None:
+        report = validate_samples(samples, images)
+        if not report.ok:
+            print(report.listing(limit=20))
+            print(report.summary_table())
+            return 1
+        print(f"all {len(samples)} samples valid against {images}")
+    return 0
+
+
+def run_scicap(args) -> int:
+    from scitune.data.scicap import build_instructions, read_scicap
+
+    records = read_scicap(args.input)
+    fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+    samples = build_instructions(
+        records, task=args.task, fields=fields, seed=args.seed, replace_figure_word=not args.keep_figure_word
+    )
+    return _finish(samples, args.out, args.images, not args.no_check)
+
+
+def run_vistext(args) -> int:
+    from scitune.data.vistext import build_vistext_samples, read_vistext
+
+    samples = build_vistext_samples(read_vistext(args.input), level=args.level, seed=args.seed)
+    return _finish(samples, args.out, args.images, not args.no_check)
+
+
+def run_arxivcap(args) -> int:
+    from scitune.data.arxivcap import build_arxivcap_samples, export_images, read_arxivcap
+
+    figures = read_arxivcap(args.input)
+    written = export_images(figures, args.images)
+    if written:
+        print(f"wrote {written} images to {args.images}")
+    samples = build_arxivcap_samples(figures, use_sub_caption=not args.whole_caption, seed=args.seed)
+    return _finish(samples, args.out, args.images, not args.no_check)
+
+
+def run_scienceqa(args) -> int:
+    from scitune.data.sample import write_samples
+    from scitune.data.scienceqa import build_scienceqa_samples, export_images, read_problems
+
+    problems = read_problems(args.problems or args.root, split=args.split, captions=args.captions)
+    if not problems:
+        raise ScituneError(f"{args.problems or args.root}: no problems in split {args.split!r}")
+    if any(p.get("image_bytes") for p in problems):
+        image_root = Path(args.images_out or Path(args.out).parent / "images" / args.split)
+        print(f"wrote {export_images(problems, image_root)} images to {image_root}")
+    samples = build_scienceqa_samples(problems, format=args.format, use_caption=args.use_caption)
+    path = write_samples(samples, args.out)
+    with_image = sum("image" in s for s in samples)
+    print(f"wrote {len(samples)} samples ({with_image} with an image) in format {args.format} to {path}")
+    return 0
+
+
+def run_validate(args) -> int:
+    from scitune.data.validate import validate_file
+
+    tokenizer = None
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    if (tokenizer is None) != (args.max_length is None):
+        raise ScituneError("--tokenizer and --max-length go together (the length check needs both)")
+    report = validate_file(
+        args.file,
+        args.images,
+        tokenizer,
+        args.max_length,
+        image_tokens_per_image=args.image_tokens,
+        chat_template=args.chat_template,
+    )
+    if report.problems:
+        print(report.listing(limit=args.list))
+    print(report.summary_table())
+    return 0 if report.ok else 1

@@ -1,0 +1,88 @@
+"""The Sample: one LLaVA conversation record, read and written as LLaVA JSON or JSONL.
+
+    {"id": "5", "image": "5/image.png",
+     "conversations": [{"from": "human", "value": "<image>\\nQuestion..."}, {"from": "gpt", "value": "B"}]}
+
+`image` is optional (text-only samples) and is a path relative to an image root; a list of paths
+is accepted for multi-image samples. Samples stay plain dicts, so users' existing files load and
+save unchanged (unknown keys are kept). Checking them is `scitune.data.validate`'s job.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from scitune.errors import ScituneError
+
+IMAGE_TOKEN = "<image>"
+# LLaVA's roles -> chat-template roles.
+ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
+
+
+def make_sample(sample_id: str, human: str, gpt: str, image: str | None = None) -> dict[str, Any]:
+    """One single-turn sample; `human` holds the `<image>` placeholder when `image` is given."""
+    sample: dict[str, Any] = {"id": str(sample_id)}
+    if image is not None:
+        sample["image"] = image
+    sample["conversations"] = [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}]
+    return sample
+
+
+def image_paths(sample: dict[str, Any]) -> list[str]:
+    """The sample's image paths, in `<image>` order (empty for a text-only sample)."""
+    image = sample.get("image")
+    if image is None:
+        return []
+    if isinstance(image, str):
+        return [image]
+    if isinstance(image, list) and all(isinstance(p, str) for p in image):
+        return list(image)
+    raise ScituneError(f"sample {sample.get('id')!r}: image must be a path or a list of paths, got {image!r}")
+
+
+def read_samples(path: str | Path) -> list[dict[str, Any]]:
+    """Reads a LLaVA JSON list (`.json`) or one record per line (`.jsonl`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScituneError(f"{path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        samples = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                samples.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ScituneError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+    elif path.suffix == ".json":
+        try:
+            samples = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ScituneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        if not isinstance(samples, list):
+            raise ScituneError(f"{path}: expected a JSON list of samples, got a {type(samples).__name__}")
+    else:
+        raise ScituneError(f"{path}: expected a .json or .jsonl file of samples")
+    for index, sample in enumerate(samples):
+        if not isinstance(sample, dict):
+            raise ScituneError(f"{path}: record {index} is a {type(sample).__name__}, expected an object")
+    return samples
+
+
+def write_samples(samples: list[dict[str, Any]], path: str | Path) -> Path:
+    """Writes a JSON list (`.json`, indented like LLaVA's files) or JSONL (`.jsonl`)."""
+    path = Path(path)
+    if path.suffix not in (".json", ".jsonl"):
+        raise ScituneError(f"{path}: expected a .json or .jsonl output path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        if path.suffix == ".jsonl":
+            for sample in samples:
+                f.write(json.dumps(sample, ensure_ascii=False) + "\n")
+        else:
+            json.dump(list(samples), f, ensure_ascii=False, indent=2)
+            f.write("\n")
+    return path

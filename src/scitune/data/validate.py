@@ -1,0 +1,264 @@
+"""Checks a sample file before anything trains on it; every bad record is reported by id and reason.
+
+Reasons (`REASONS`): the image is missing, unreadable, truncated, zero-sized or a decompression
+bomb; its path escapes the image root (absolute, or `..` out of it); the `<image>` placeholders do
+not match the image field; turns are empty, missing or wrongly ordered, or have unknown roles;
+the sample is too long after tokenization; the id is missing or repeats an earlier one.
+
+Training runs the same checks up front (`apply_policy`): `on_bad_record: fail` (default) stops
+with the list, `skip` drops the bad records and counts them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from scitune.data.sample import IMAGE_TOKEN, ROLES, read_samples
+from scitune.errors import ScituneError
+
+# Images above this many pixels are refused (PIL's own default limit).
+MAX_IMAGE_PIXELS = 89_478_485
+
+REASONS = {
+    "bad_record": "record is not an object",
+    "missing_id": "record has no id",
+    "duplicate_id": "id repeats an earlier record's",
+    "missing_turns": "no conversations list, or a turn without from/value",
+    "unknown_role": "a turn's role is not human, gpt or system",
+    "turn_order": "turns do not alternate human, gpt, ... ending with gpt",
+    "empty_turn": "a turn's text is empty",
+    "image_token_mismatch": f"the number of {IMAGE_TOKEN} placeholders does not match the image field",
+    "image_path_escapes_root": "image path is absolute or leads out of the image root",
+    "image_missing": "image file not found",
+    "image_zero_size": "image file is empty or has zero width/height",
+    "image_unreadable": "image file is not a readable image",
+    "image_truncated": "image file is truncated",
+    "image_too_large": f"image exceeds {MAX_IMAGE_PIXELS} pixels (decompression bomb)",
+    "too_long": "does not fit max_length after tokenization",
+    "bad_label_mask": "supervised tokens do not decode to the assistant text",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class ValidationReport:
+    n_samples: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def bad_ids(self) -> set[str]:
+        return {p.id for p in self.problems}
+
+    def counts(self) -> Counter[str]:
+        return Counter(p.reason for p in self.problems)
+
+    def summary_table(self) -> str:
+        counts = self.counts()
+        width = max([len(r) for r in counts] + [len("reason")])
+        lines = [f"{'reason'.ljust(width)}  count  meaning", f"{'-' * width}  -----  -------"]
+        for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"{reason.ljust(width)}  {n:5d}  {REASONS.get(reason, '')}")
+        bad = len(self.bad_ids)
+        lines.append(f"{bad} of {self.n_samples} samples bad, {self.n_samples - bad} good")
+        return "\n".join(lines)
+
+    def listing(self, limit: int | None = None) -> str:
+        shown = self.problems if limit is None else self.problems[:limit]
+        lines = [f"{p.id}: {p.reason}" + (f" ({p.detail})" if p.detail else "") for p in shown]
+        if limit is not None and len(self.problems) > limit:
+            lines.append(f"... and {len(self.problems) - limit} more")
+        return "\n".join(lines)
+
+
+def _check_image(path_text: str, root: Path) -> tuple[str, str] | None:
+    """(reason, detail) for a bad image, None for a good one."""
+    from PIL import Image, UnidentifiedImageError
+
+    relative = PurePosixPath(path_text)
+    if relative.is_absolute() or Path(path_text).is_absolute() or ".." in relative.parts:
+        return "image_path_escapes_root", path_text
+    path = root / relative
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return "image_path_escapes_root", f"{path_text} (a link out of the root)"
+    if not path.is_file():
+        return "image_missing", str(path)
+    if path.stat().st_size == 0:
+        return "image_zero_size", f"{path} has 0 bytes"
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            if width == 0 or height == 0:
+                return "image_zero_size", f"{path} is {width}x{height}"
+            if width * height > MAX_IMAGE_PIXELS:
+                return "image_too_large", f"{path} is {width}x{height}"
+            try:
+                im.load()
+            except OSError as err:
+                if "truncated" in str(err).lower():
+                    return "image_truncated", f"{path}: {err}"
+                return "image_unreadable", f"{path}: {err}"
+    except Image.DecompressionBombError as err:
+        return "image_too_large", f"{path}: {err}"
+    except UnidentifiedImageError:
+        return "image_unreadable", f"{path} is not an image PIL can read"
+    except (OSError, ValueError, SyntaxError) as err:
+        if "truncated" in str(err).lower():
+            return "image_truncated", f"{path}: {err}"
+        return "image_unreadable", f"{path}: {err}"
+    return None
+
+
+def _check_structure(sample: dict[str, Any]) -> list[tuple[str, str]]:
+    turns = sample.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        return [("missing_turns", "no conversations")]
+    problems = []
+    roles = []
+    for index, turn in enumerate(turns):
+        if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
+            return [("missing_turns", f"turn {index} lacks from/value")]
+        if turn["from"] not in ROLES:
+            problems.append(("unknown_role", f"turn {index} from {turn['from']!r}"))
+        if not isinstance(turn["value"], str) or not turn["value"].strip():
+            problems.append(("empty_turn", f"turn {index}"))
+        roles.append(ROLES.get(turn["from"]))
+    if any(p[0] == "unknown_role" for p in problems):
+        return problems
+    body = roles[1:] if roles[0] == "system" else roles
+    expected = ["user", "assistant"] * (len(body) // 2 + 1)
+    if not body or body != expected[: len(body)] or body[-1] != "assistant":
+        problems.append(("turn_order", " ".join(t["from"] for t in turns)))
+    return problems
+
+
+def _check_placeholders(sample: dict[str, Any]) -> tuple[str, str] | None:
+    image = sample.get("image")
+    if image is None:
+        n_images = 0
+    elif isinstance(image, str):
+        n_images = 1
+    elif isinstance(image, list) and all(isinstance(p, str) for p in image):
+        n_images = len(image)
+    else:
+        return "image_token_mismatch", f"image field {image!r} is not a path or list of paths"
+    turns = sample["conversations"]
+    in_gpt = sum(t["value"].count(IMAGE_TOKEN) for t in turns if t["from"] != "human" and isinstance(t["value"], str))
+    found = sum(t["value"].count(IMAGE_TOKEN) for t in turns if isinstance(t["value"], str))
+    if found != n_images or in_gpt:
+        where = f", {in_gpt} outside human turns" if in_gpt else ""
+        return "image_token_mismatch", f"{found} {IMAGE_TOKEN} for {n_images} image(s){where}"
+    return None
+
+
+def validate_samples(
+    samples: list[Any],
+    image_root: str | Path | None,
+    tokenizer=None,
+    max_length: int | None = None,
+    image_tokens_per_image: int = 1,
+    chat_template: str | None = None,
+) -> ValidationReport:
+    """Checks every sample; with a tokenizer and max_length, also that each fits after tokenization
+    (with `image_tokens_per_image` tokens per image and `chat_template`, as training uses them)."""
+    report = ValidationReport(n_samples=len(samples))
+    root = Path(image_root) if image_root is not None else None
+    seen: set[str] = set()
+    image_results: dict[str, tuple[str, str] | None] = {}
+    for index, sample in enumerate(samples):
+        if not isinstance(sample, dict):
+            report.problems.append(Problem(f"#{index}", "bad_record"))
+            continue
+        if sample.get("id") in (None, ""):
+            sample_id = f"#{index}"
+            report.problems.append(Problem(sample_id, "missing_id"))
+        else:
+            sample_id = str(sample["id"])
+            if sample_id in seen:
+                report.problems.append(Problem(sample_id, "duplicate_id", f"record {index}"))
+            seen.add(sample_id)
+        structure = _check_structure(sample)
+        report.problems += [Problem(sample_id, r, d) for r, d in structure]
+        if any(r in ("missing_turns",) for r, _ in structure):
+            continue
+        mismatch = _check_placeholders(sample)
+        if mismatch:
+            report.problems.append(Problem(sample_id, *mismatch))
+        image = sample.get("image")
+        paths = [image] if isinstance(image, str) else image if isinstance(image, list) else []
+        bad_image = False
+        for path_text in paths:
+            if not isinstance(path_text, str):
+                continue
+            if root is None:
+                raise ScituneError("validating samples with images needs an image root (--images DIR)")
+            if path_text not in image_results:
+                image_results[path_text] = _check_image(path_text, root)
+            if image_results[path_text]:
+                bad_image = True
+                report.problems.append(Problem(sample_id, *image_results[path_text]))
+        if tokenizer is not None and max_length is not None and not structure and not mismatch and not bad_image:
+            problem = _check_length(sample, sample_id, tokenizer, max_length, image_tokens_per_image, chat_template)
+            if problem:
+                report.problems.append(problem)
+    return report
+
+
+def _check_length(sample, sample_id, tokenizer, max_length, image_tokens_per_image, chat_template) -> Problem | None:
+    from scitune.data.tokenize import DroppedSample, LabelMaskError, tokenize_sample
+
+    try:
+        tokenize_sample(sample, tokenizer, image_tokens_per_image, max_length, chat_template)
+    except DroppedSample as err:
+        return Problem(sample_id, "too_long", f"{err.reason}: {err.length} tokens > {err.max_length}")
+    except LabelMaskError as err:
+        return Problem(sample_id, "bad_label_mask", str(err))
+    return None
+
+
+def validate_file(
+    path: str | Path, image_root: str | Path | None, tokenizer=None, max_length: int | None = None, **options
+) -> ValidationReport:
+    return validate_samples(read_samples(path), image_root, tokenizer, max_length, **options)
+
+
+ON_BAD_RECORD = ("fail", "skip")
+
+
+def apply_policy(samples: list[Any], report: ValidationReport, on_bad_record: str = "fail") -> list[dict[str, Any]]:
+    """`fail`: raise listing the bad records; `skip`: the good samples (each id kept once)."""
+    if on_bad_record not in ON_BAD_RECORD:
+        raise ScituneError(f"on_bad_record: expected fail or skip, got {on_bad_record!r}")
+    if report.ok:
+        return list(samples)
+    if on_bad_record == "fail":
+        raise ScituneError(
+            f"{len(report.bad_ids)} bad record(s) of {report.n_samples} (set on_bad_record: skip to drop them): "
+            + "; ".join(f"{p.id}: {p.reason}" for p in report.problems[:20])
+            + (" ..." if len(report.problems) > 20 else "")
+        )
+    bad = report.bad_ids
+    kept, seen = [], set()
+    for index, sample in enumerate(samples):
+        if not isinstance(sample, dict) or sample.get("id") in (None, ""):
+            continue
+        sample_id = str(sample["id"])
+        if sample_id in bad or sample_id in seen:
+            continue
+        seen.add(sample_id)
+        kept.append(sample)
+    return kept
