@@ -14,6 +14,8 @@ COMMAND_MODULES = (
     "scitune.commands.model",
     "scitune.commands.data",
     "scitune.commands.demo",
+    "scitune.commands.eval",
+    "scitune.commands.predict",
 )
 
 

@@ -1,0 +1,191 @@
+"""Model-driven evaluation: batched greedy generation, and option scoring by log-likelihood.
+
+Generation: prompts are rendered with the checkpoint's chat template (generation prompt on),
+each `<image>` expanded by the processor, then left-padded into a batch with an attention mask
+that hides the padding and position ids that start at 0 on each row's first real token, so a
+row's tokens see exactly what they would see alone. Decoding is greedy (no sampling, no
+temperature), so results are deterministic and do not depend on the batch size. Items are
+batched in order of prompt length (less padding) and returned in input order.
+
+Likelihood: for a question with options o_1..o_k, the k sequences "prompt + the assistant turn
+answering o_i" (the chat template's own rendering, end-of-turn included) go through the model
+in one batched forward pass; each option's score is the summed log-probability of its
+continuation tokens given the prompt. The prediction is the best-scoring option (ties go to the
+first). The continuation is tokenised after the prompt, as generation would produce it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scitune.errors import ScituneError
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One prompt to run: the user turn (with `<image>` placeholders) and its image files."""
+
+    question_id: str
+    prompt: str
+    images: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()  # answers to score in likelihood mode (e.g. "A", "B", ...)
+    extra: dict = field(default_factory=dict, compare=False)  # copied into the prediction row
+
+
+def _load_images(paths: Sequence[str]):
+    from PIL import Image
+
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                images.append(image.convert("RGB"))
+        except OSError as err:
+            raise ScituneError(f"image {path}: cannot open ({err})") from None
+    return images
+
+
+def render_prompt(processor, prompt: str, answer: str | None = None) -> str:
+    """The chat-template text of one user turn (and, when given, the assistant's answer)."""
+    messages = [{"role": "user", "content": prompt}]
+    if answer is None:
+        return processor.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    messages.append({"role": "assistant", "content": answer})
+    return processor.tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+def _encode(processor, text: str, images) -> tuple[list[int], object]:
+    """Token ids of `text` with each `<image>` expanded, and the pixel values (or None)."""
+    count = text.count(processor.image_token) if hasattr(processor, "image_token") else text.count("<image>")
+    if count != len(images):
+        raise ScituneError(f"prompt has {count} <image> placeholders but {len(images)} images")
+    encoded = processor(text=[text], images=images or None, return_tensors="pt", add_special_tokens=False)
+    return encoded["input_ids"][0].tolist(), encoded.get("pixel_values")
+
+
+def _pad_left(rows: list[list[int]], pad_id: int):
+    import torch
+
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        attention[i, width - len(row) :] = 1
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    return input_ids, attention, position_ids
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _cat_pixels(values):
+    import torch
+
+    values = [v for v in values if v is not None]
+    return torch.cat(values, dim=0) if values else None
+
+
+def generate(model, processor, items: Sequence[EvalItem], batch_size: int = 8, max_new_tokens: int = 64) -> list[str]:
+    """Greedy generations for `items`, in input order."""
+    import torch
+
+    if batch_size < 1:
+        raise ScituneError(f"batch size must be at least 1, got {batch_size}")
+    tokenizer = processor.tokenizer
+    if tokenizer.pad_token_id is None:
+        raise ScituneError("the checkpoint's tokenizer has no pad token; batched generation needs one")
+    encoded = []
+    for item in items:
+        ids, pixels = _encode(processor, render_prompt(processor, item.prompt), _load_images(item.images))
+        encoded.append((ids, pixels))
+    order = sorted(range(len(items)), key=lambda i: (-len(encoded[i][0]), i))
+    texts: list[str | None] = [None] * len(items)
+    device = next(model.parameters()).device
+    model.eval()
+    for chunk in _chunks(order, batch_size):
+        input_ids, attention, position_ids = _pad_left([encoded[i][0] for i in chunk], tokenizer.pad_token_id)
+        pixels = _cat_pixels([encoded[i][1] for i in chunk])
+        inputs = {"input_ids": input_ids, "attention_mask": attention, "position_ids": position_ids}
+        if pixels is not None:
+            inputs["pixel_values"] = pixels.to(device=device, dtype=model.dtype)
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        with torch.inference_mode():
+            output = model.generate(
+                **inputs,
+                do_sample=False,
+                num_beams=1,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+        new_tokens = output[:, input_ids.shape[1] :]
+        for row, index in enumerate(chunk):
+            texts[index] = tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
+    return texts  # type: ignore[return-value]
+
+
+def score_options(model, processor, item: EvalItem) -> list[float]:
+    """Summed log-probability of each option's assistant turn after the prompt: one batched forward."""
+    import torch
+
+    if not item.options:
+        raise ScituneError(f"item {item.question_id}: no options to score")
+    tokenizer = processor.tokenizer
+    prompt_text = render_prompt(processor, item.prompt)
+    images = _load_images(item.images)
+    prompt_ids, pixels = _encode(processor, prompt_text, images)
+    rows, lengths = [], []
+    for option in item.options:
+        full = render_prompt(processor, item.prompt, option)
+        if not full.startswith(prompt_text):
+            raise ScituneError("the chat template renders the prompt differently with an answer; cannot score options")
+        continuation = tokenizer(full[len(prompt_text) :], add_special_tokens=False)["input_ids"]
+        if not continuation:
+            raise ScituneError(f"item {item.question_id}: option {option!r} has no tokens")
+        rows.append(prompt_ids + continuation)
+        lengths.append(len(continuation))
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for i, row in enumerate(rows):  # right padding: pads come after every real token
+        input_ids[i, : len(row)] = torch.tensor(row)
+        attention[i, : len(row)] = 1
+    device = next(model.parameters()).device
+    inputs = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
+    if pixels is not None:
+        inputs["pixel_values"] = pixels.repeat(len(rows), *([1] * (pixels.dim() - 1))).to(device, model.dtype)
+    model.eval()
+    with torch.inference_mode():
+        logits = model(**inputs).logits.float()
+    log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
+    targets = input_ids[:, 1:].to(device)
+    token_scores = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    start = len(prompt_ids) - 1  # logits at position t predict token t + 1
+    return [float(token_scores[i, start : start + lengths[i]].sum()) for i in range(len(rows))]
+
+
+def choose_option(scores: Sequence[float]) -> int:
+    """Index of the highest score; the first on ties."""
+    best = 0
+    for i, value in enumerate(scores):
+        if value > scores[best]:
+            best = i
+    return best
+
+
+def resolve_images(sample: dict, image_root: str | Path | None) -> tuple[str, ...]:
+    """A LLaVA sample's image paths, joined to `image_root`."""
+    from scitune.data.sample import image_paths
+
+    paths = image_paths(sample)
+    if paths and image_root is None:
+        raise ScituneError(f"sample {sample.get('id')}: has images; give the image folder (--images)")
+    return tuple(str(Path(image_root) / p) for p in paths)
