@@ -11,8 +11,10 @@ from scitune.errors import ScituneError
 
 # One module per top-level subcommand, in the order `scitune --help` lists them.
 COMMAND_MODULES = (
+    "scitune.commands.corpus",
     "scitune.commands.model",
     "scitune.commands.data",
+    "scitune.commands.train",
     "scitune.commands.demo",
     "scitune.commands.eval",
     "scitune.commands.predict",

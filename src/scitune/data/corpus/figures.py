@@ -55,15 +55,19 @@ def nice_step(span: float, count: int) -> float:
 
 
 def linear_ticks(low: float, high: float, count: int) -> list[float]:
-    step = nice_step(high - low, count)
-    first = math.floor(low / step) * step
-    ticks = []
-    value = first
-    while value <= high + 1e-9 * step:
-        if value >= low - 1e-9 * step:
-            ticks.append(sig(value, 6))
-        value += step
-    return ticks
+    """Round-numbered ticks inside [low, high], as close to `count` of them as a 1/2/2.5/5 x 10^k
+    step allows (at least two)."""
+    power = 10 ** math.floor(math.log10((high - low) / max(count, 1)))
+    best: list[float] = []
+    for scale in (power / 10, power, power * 10):
+        for mult in (1, 2, 2.5, 5):
+            step = mult * scale
+            first = math.ceil(low / step - 1e-9)
+            last = math.floor(high / step + 1e-9)
+            ticks = [sig(k * step, 6) for k in range(first, last + 1)]
+            if len(ticks) >= 2 and (not best or abs(len(ticks) - count) < abs(len(best) - count)):
+                best = ticks
+    return best
 
 
 def log_ticks(low: float, high: float) -> list[float]:
@@ -80,7 +84,7 @@ def _axis(rng: np.random.Generator, quantity: vocab.Quantity, values: list[float
         limits = [ticks[0], ticks[-1]]
     else:
         pad = 0.06 * (high - low or 1.0)
-        ticks = linear_ticks(low - pad, high + pad, int(rng.integers(3, 5)))
+        ticks = linear_ticks(low - pad / 2, high + pad / 2, int(rng.integers(3, 5)))
         limits = [sig(min(low - pad, ticks[0]), 6), sig(max(high + pad, ticks[-1]), 6)]
     return {
         "name": quantity.name,
@@ -89,7 +93,7 @@ def _axis(rng: np.random.Generator, quantity: vocab.Quantity, values: list[float
         "scale": "log" if log else "linear",
         "limits": limits,
         "ticks": ticks,
-        "tick_labels": [fmt(t) for t in ticks],
+        "tick_labels": [f"$10^{{{round(math.log10(t))}}}$" for t in ticks] if log else [fmt(t) for t in ticks],
     }
 
 
@@ -144,7 +148,7 @@ def sample_graph_plot(rng: np.random.Generator) -> Spec:
     else:
         step = nice_step(xq.high - xq.low, n_points - 1)
         xs = xq.low + step * np.arange(n_points)
-    x_values = [sig(float(v)) for v in xs]
+    x_values = [sig(float(v), 6) for v in xs]
     t = np.linspace(0.0, 1.0, n_points)
     names = _series_names(rng, yq.topic, n_series)
     colors = _colors(rng, n_series)
@@ -260,7 +264,7 @@ def sample_bar_chart(rng: np.random.Generator) -> Spec:
         "figure_type": "Bar Chart",
         "subject": yq.subject,
         "topic": yq.topic,
-        "title": f"{yq.name} by group" if rng.random() < 0.3 else None,
+        "title": _short(f"{yq.name} by group", yq.name) if rng.random() < 0.3 else None,
         "orientation": "vertical" if rng.random() < 0.75 else "horizontal",
         "categories": categories,
         "value_axis": axis,
@@ -383,7 +387,7 @@ def _frame(ax, spec: Spec) -> None:
 
 def _margins(fig, spec: Spec, left: float = 0.27, bottom: float = 0.2) -> None:
     top = 0.9 if spec.get("title") else 0.96
-    fig.subplots_adjust(left=left, right=0.96, bottom=bottom, top=top)
+    fig.subplots_adjust(left=left, right=0.93, bottom=bottom, top=top)
 
 
 def _draw_graph_plot(fig, spec: Spec) -> None:
@@ -436,13 +440,14 @@ def _draw_bar_chart(fig, spec: Spec) -> None:
     axis = spec["value_axis"]
     top = max(v + (e if "err" in s else 0) for s in spec["series"]
               for v, e in zip(s["values"], s.get("err", s["values"])))
-    axis = dict(axis, limits=[0.0, max(axis["limits"][1], top * (1.12 if spec["value_labels"] else 1.04))])
+    room = (1.12 if vertical else 1.22) if spec["value_labels"] else 1.04
+    axis = dict(axis, limits=[0.0, max(axis["limits"][1], top * room)])
     cat_axis = "x" if vertical else "y"
     _apply_axis(ax, "y" if vertical else "x", axis, font)
     set_ticks = ax.set_xticks if vertical else ax.set_yticks
     crowded = n_cat > 4 or sum(len(c) for c in spec["categories"]) > 20
     rotated = vertical and crowded
-    set_ticks(list(positions), spec["categories"], fontsize=font - 2,
+    set_ticks(list(positions), spec["categories"], fontsize=font - (2 if vertical else 3),
               rotation=30 if rotated else 0, ha="right" if rotated else "center",
               rotation_mode="anchor" if rotated else "default")
     ax.tick_params(axis=cat_axis, length=0)
@@ -451,7 +456,7 @@ def _draw_bar_chart(fig, spec: Spec) -> None:
     else:
         ax.set_ylim(-0.6, n_cat - 0.4)
     _frame(ax, spec)
-    _margins(fig, spec, left=0.24 if vertical else 0.3, bottom=0.26 if vertical else 0.2)
+    _margins(fig, spec, left=0.27 if vertical else 0.34, bottom=0.26 if vertical else 0.2)
 
 
 def _draw_node_diagram(fig, spec: Spec) -> None:

@@ -1,0 +1,50 @@
+"""`scitune corpus build`: write the built-in science figure corpus (SciCap challenge and
+ScienceQA layouts, plus the figures' data and a manifest)."""
+
+from __future__ import annotations
+
+import argparse
+
+from scitune.cli import add_command
+
+
+def register(subparsers) -> None:
+    corpus = add_command(subparsers, "corpus", "the built-in science figure corpus",
+                         "scitune corpus build --out runs/corpus --figures 200 --seed 0")
+    actions = corpus.add_subparsers(dest="corpus_command", metavar="ACTION")
+    build = add_command(
+        actions, "build",
+        "render figures of SciCap's five types and write them in the SciCap challenge and ScienceQA layouts",
+        "scitune corpus build --out runs/corpus --figures 200 --seed 0 --image-size 128")
+    build.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier corpus)")
+    build.add_argument("--figures", type=int, default=200, metavar="N", help="number of figures (default 200)")
+    build.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    build.add_argument("--image-size", type=int, default=128, metavar="PX",
+                       help="square image side in pixels (default 128)")
+    build.add_argument("--workers", type=int, default=None, metavar="W",
+                       help="render processes (default: 2 when the corpus is large enough, else 1)")
+    build.set_defaults(func=run)
+    corpus.set_defaults(func=lambda args: _usage(corpus))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def run(args) -> int:
+    import time
+
+    from scitune.data.corpus import build_corpus
+
+    start = time.perf_counter()
+    manifest = build_corpus(args.out, figures=args.figures, seed=args.seed, image_size=args.image_size,
+                            workers=args.workers, log=print)
+    seconds = time.perf_counter() - start
+    counts = manifest["counts"]
+    print(f"wrote {args.out} (corpus version {manifest['version']}, seed {manifest['seed']}) in {seconds:.1f} s")
+    print(f"{'split':<6} {'scicap':>7} {'scienceqa':>10}")
+    for split in ("train", "val", "test"):
+        print(f"{split:<6} {counts['scicap'][split]:>7} {counts['scienceqa'][split]:>10}")
+    print("categories: " + "  ".join(f"{k} {v}" for k, v in counts["scienceqa_category"].items()))
+    return 0
