@@ -170,10 +170,12 @@ def describe_target(
     if "caption" in fields and "type" in fields:
         figure_type = _need(record, "figure_type", "figure type")
         if replace_figure_word:
+            # the leading label ("Figure 2:", "Fig. 5.") becomes "<type>: "; later references
+            # in the caption are replaced whole
             caption = record.get("caption") or ""
-            if not _LEADING_LABEL.match(caption):
-                caption = f"{figure_type}: {_need(record, 'caption_no_index', 'caption')}"
-            lines.append(replace_figure_refs(caption.strip(), figure_type))
+            label = _LEADING_LABEL.match(caption)
+            body = caption[label.end() :] if label else _need(record, "caption_no_index", "caption")
+            lines.append(f"{figure_type}: {replace_figure_refs(body.strip(), figure_type)}")
         else:
             caption = record.get("caption") or _need(record, "caption_no_index", "caption")
             lines.append(f"{figure_type} {caption.strip()}")

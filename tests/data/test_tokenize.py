@@ -1,0 +1,168 @@
+import pytest
+
+from scitune.data.sample import make_sample
+from scitune.data.scienceqa import build_scienceqa_samples, read_problems
+from scitune.data.tokenize import (
+    DROP_IMAGE,
+    DROP_TARGET,
+    IGNORE_INDEX,
+    LabelMaskError,
+    DroppedSample,
+    SampleTokenizer,
+    tokenize_prompt,
+    tokenize_sample,
+)
+from scitune.errors import ScituneError
+
+PER_IMAGE = 5
+
+TWO_TURNS = {
+    "id": "two-turns",
+    "image": "fig.png",
+    "conversations": [
+        {"from": "human", "value": "<image>\nWhat type of figure is this?"},
+        {"from": "gpt", "value": "A graph plot of temperature against time."},
+        {"from": "human", "value": "How many curves?"},
+        {"from": "gpt", "value": "Three."},
+    ],
+}
+
+
+def supervised_runs(item):
+    """Contiguous runs of supervised label ids."""
+    runs, current = [], []
+    for label in item["labels"]:
+        if label != IGNORE_INDEX:
+            current.append(label)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    return runs
+
+
+def check_item(item, sample, tokenizer, end_marker):
+    image_id = tokenizer.convert_tokens_to_ids("<image>")
+    ids, labels = item["input_ids"], item["labels"]
+    assert len(ids) == len(labels) == len(item["attention_mask"]) == item["length"]
+    n_images = sample["conversations"][0]["value"].count("<image>")
+    assert ids.count(image_id) == n_images * PER_IMAGE
+    # the image span is contiguous and never supervised
+    if n_images:
+        start = ids.index(image_id)
+        assert ids[start : start + PER_IMAGE] == [image_id] * PER_IMAGE
+        assert labels[start : start + PER_IMAGE] == [IGNORE_INDEX] * PER_IMAGE
+    # labels equal input ids where supervised
+    assert all(label in (IGNORE_INDEX, token) for label, token in zip(labels, ids))
+    targets = [t["value"] for t in sample["conversations"] if t["from"] == "gpt"]
+    runs = supervised_runs(item)
+    assert len(runs) == len(targets)
+    for run, target in zip(runs, targets):
+        text = tokenizer.decode(run, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        assert text.strip() == f"{target}{end_marker}".strip()
+    # the prompt part (everything before the first supervised token) holds the question
+    first = labels.index(next(label for label in labels if label != IGNORE_INDEX))
+    prompt = tokenizer.decode([t for t in ids[:first] if t != image_id], skip_special_tokens=False)
+    assert "What type of figure is this?" in prompt and targets[0] not in prompt
+
+
+@pytest.mark.parametrize("template, end_marker", [("plain", "</s>"), ("vicuna_v1", "</s>"), ("llama2", " </s>")])
+def test_tiny_tokenizer_templates(tiny_tokenizer, template, end_marker):
+    item = tokenize_sample(TWO_TURNS, tiny_tokenizer, PER_IMAGE, chat_template=template)
+    check_item(item, TWO_TURNS, tiny_tokenizer, end_marker)
+    assert item["images"] == ["fig.png"] and not item["truncated"]
+
+
+def test_smollm2_chatml(smollm2_tokenizer):
+    item = tokenize_sample(TWO_TURNS, smollm2_tokenizer, PER_IMAGE, chat_template="chatml")
+    check_item(item, TWO_TURNS, smollm2_tokenizer, "<|im_end|>")
+    text = smollm2_tokenizer.decode(item["input_ids"])
+    assert text.startswith("<|im_start|>user\n<image>") and text.endswith("Three.<|im_end|>\n")
+
+
+def test_smollm2_on_real_scienceqa_samples(smollm2_tokenizer, shared_data):
+    problems = read_problems(shared_data / "scienceqa" / "problems_subset.json", split="test")
+    samples = build_scienceqa_samples(problems, format="QCM-LEPA")
+    tokenize = SampleTokenizer(smollm2_tokenizer, PER_IMAGE, max_length=4096, chat_template="chatml")
+    items = tokenize.tokenize_all(samples)
+    assert len(items) == len(samples) == 361 and not tokenize.dropped
+    for item, sample in zip(items, samples):
+        (run,) = supervised_runs(item)
+        target = smollm2_tokenizer.decode(run, skip_special_tokens=False)
+        assert target == sample["conversations"][1]["value"] + "<|im_end|>"
+
+
+def test_tiny_tokenizer_on_real_cqm_a(tiny_tokenizer, shared_data):
+    from scitune.data.sample import read_samples
+
+    samples = read_samples(shared_data / "scienceqa" / "llava_test_CQM-A.json")[:200]
+    items = SampleTokenizer(tiny_tokenizer, PER_IMAGE, chat_template="plain").tokenize_all(samples)
+    for item, sample in zip(items, samples):
+        (run,) = supervised_runs(item)
+        assert tiny_tokenizer.decode(run).strip() == sample["conversations"][1]["value"] + "</s>"
+
+
+def test_mismatched_spans_fail_loudly_naming_the_sample(tiny_tokenizer):
+    # a template that drops the last character of each answer inside the generation block
+    cut = (
+        "{%- for m in messages -%}{%- if m['role'] == 'assistant' -%}"
+        "{% generation %}{{ m['content'][:-1] + eos_token }}{% endgeneration %}"
+        "{%- else -%}{{ m['content'] + '\\n' }}{%- endif -%}{%- endfor -%}"
+    )
+    with pytest.raises(LabelMaskError, match="sample 'two-turns'.*'A graph plot of temperature against time.'"):
+        tokenize_sample(TWO_TURNS, tiny_tokenizer, PER_IMAGE, chat_template=cut)
+    # a template without {% generation %}: no spans at all
+    plain = "{%- for m in messages -%}{{ m['content'] }}{%- endfor -%}"
+    with pytest.raises(LabelMaskError, match="0 assistant span"):
+        tokenize_sample(TWO_TURNS, tiny_tokenizer, PER_IMAGE, chat_template=plain)
+    # ChatML's end marker is not a token of the tiny tokenizer: caught, not trained on
+    with pytest.raises(LabelMaskError, match="two-turns"):
+        tokenize_sample(TWO_TURNS, tiny_tokenizer, PER_IMAGE, chat_template="chatml")
+
+
+def test_truncation_never_cuts_image_or_target(tiny_tokenizer):
+    full = tokenize_sample(TWO_TURNS, tiny_tokenizer, PER_IMAGE, chat_template="plain")
+    runs_end = [i + 1 for i in range(full["length"]) if full["labels"][i] != IGNORE_INDEX
+                and (i + 1 == full["length"] or full["labels"][i + 1] == IGNORE_INDEX)]
+    first_end, last_end = runs_end
+    # one token short: the trailing newline goes, both turns stay whole
+    item = tokenize_sample(TWO_TURNS, tiny_tokenizer, PER_IMAGE, max_length=full["length"] - 1, chat_template="plain")
+    assert item["length"] == last_end and item["truncated"]
+    # the second answer does not fit whole: it goes entirely, the first stays
+    item = tokenize_sample(TWO_TURNS, tiny_tokenizer, PER_IMAGE, max_length=last_end - 1, chat_template="plain")
+    assert item["length"] == first_end and len(supervised_runs(item)) == 1
+    with pytest.raises(DroppedSample) as dropped:
+        tokenize_sample(TWO_TURNS, tiny_tokenizer, PER_IMAGE, max_length=first_end - 1, chat_template="plain")
+    assert dropped.value.reason == DROP_TARGET and dropped.value.sample_id == "two-turns"
+    image_end = max(i for i, t in enumerate(full["input_ids"]) if t == tiny_tokenizer.convert_tokens_to_ids("<image>")) + 1
+    with pytest.raises(DroppedSample) as dropped:
+        tokenize_sample(TWO_TURNS, tiny_tokenizer, PER_IMAGE, max_length=image_end - 2, chat_template="plain")
+    assert dropped.value.reason == DROP_IMAGE
+
+
+def test_sample_tokenizer_counts_drops(tiny_tokenizer):
+    short = make_sample("short", "<image>\nType?", "Graph Plot", "a.png")
+    long = make_sample("long", "<image>\nDescribe.", " ".join(["word"] * 200), "b.png")
+    tokenize = SampleTokenizer(tiny_tokenizer, 16, max_length=64, chat_template="plain")
+    items = tokenize.tokenize_all([short, long, long, make_sample("img", "<image>\nx", "y", "c.png")])
+    assert [i["id"] for i in items] == ["short", "img"]
+    assert tokenize.dropped == {DROP_TARGET: 2}
+    tokenize = SampleTokenizer(tiny_tokenizer, 80, max_length=64, chat_template="plain")
+    assert tokenize(short) is None and tokenize.dropped == {DROP_IMAGE: 1}
+
+
+def test_prompt_for_generation(tiny_tokenizer):
+    item = tokenize_prompt(TWO_TURNS, tiny_tokenizer, PER_IMAGE, chat_template="plain")
+    text = tiny_tokenizer.decode(item["input_ids"])
+    assert text.endswith("USER: How many curves?\nASSISTANT:") and "Three." not in text
+    assert item["target"] == "Three." and item["input_ids"].count(tiny_tokenizer.convert_tokens_to_ids("<image>")) == PER_IMAGE
+
+
+def test_malformed_samples(tiny_tokenizer):
+    bad_order = {"id": "o", "conversations": [{"from": "gpt", "value": "x"}, {"from": "human", "value": "y"}]}
+    with pytest.raises(ScituneError, match="sample 'o': turns must alternate"):
+        tokenize_sample(bad_order, tiny_tokenizer, PER_IMAGE, chat_template="plain")
+    mismatch = make_sample("m", "no placeholder", "x", "a.png")
+    with pytest.raises(ScituneError, match="sample 'm': 0 <image> placeholder"):
+        tokenize_sample(mismatch, tiny_tokenizer, PER_IMAGE, chat_template="plain")
