@@ -366,7 +366,7 @@ def _apply_axis(ax, which: str, axis: dict, font: float) -> None:
     set_lim(*axis["limits"])
     set_ticks(axis["ticks"], axis["tick_labels"], fontsize=font - 1)
     set_ticks([], minor=True)
-    set_label(axis["label"], fontsize=font, labelpad=2)
+    set_label(axis["label"], fontsize=font if len(axis["label"]) <= 16 else font - 2, labelpad=2)
 
 
 def _frame(ax, spec: Spec) -> None:
@@ -385,7 +385,7 @@ def _frame(ax, spec: Spec) -> None:
                   handlelength=1.4, borderaxespad=0.2, labelspacing=0.2)
 
 
-def _margins(fig, spec: Spec, left: float = 0.27, bottom: float = 0.2) -> None:
+def _margins(fig, spec: Spec, left: float = 0.29, bottom: float = 0.2) -> None:
     top = 0.9 if spec.get("title") else 0.96
     fig.subplots_adjust(left=left, right=0.93, bottom=bottom, top=top)
 
@@ -456,7 +456,7 @@ def _draw_bar_chart(fig, spec: Spec) -> None:
     else:
         ax.set_ylim(-0.6, n_cat - 0.4)
     _frame(ax, spec)
-    _margins(fig, spec, left=0.27 if vertical else 0.34, bottom=0.26 if vertical else 0.2)
+    _margins(fig, spec, left=0.29 if vertical else 0.34, bottom=0.26 if vertical else 0.2)
 
 
 def _draw_node_diagram(fig, spec: Spec) -> None:
