@@ -34,7 +34,7 @@ def challenge_file(tmp_path, original):
              "paragraph": ["As Fig. 5 shows, counts grow."], "mention": ["Fig. 5 shows counts."]},
             {"image_id": 7, "id": 2, "caption": original["0-originally-extracted"],
              "caption_no_index": original["0-originally-extracted"].split(": ", 1)[1],
-             "paragraph": ["We study replay attacks."], "mention": ["Figure 2 shows the impact."]},
+             "paragraph": ["We study replay attacks."], "mention": [["Figure 2 shows the impact."], ["See Figure 2."]]},
         ],
     }
     path = tmp_path / "challenge.json"
@@ -53,7 +53,7 @@ def test_original_record(scicap, original):
 
 def test_challenge_layout_joins_on_image_id(tmp_path, original):
     records = {r["id"]: r for r in read_scicap(challenge_file(tmp_path, original))}
-    assert records["7"]["mentions"] == ["Figure 2 shows the impact."]
+    assert records["7"]["mentions"] == ["Figure 2 shows the impact.", "See Figure 2."]  # per-paragraph lists, flattened
     assert records["7"]["caption"] == original["0-originally-extracted"]
     assert records["3"]["figure_type"] == "Bar Chart" and records["3"]["mentions"] == ["Fig. 5 shows counts."]
 
@@ -74,7 +74,7 @@ def test_describe_target_ctom_default(tmp_path, original):
     assert lines[0].startswith("Graph Plot: Impact of the replay attack")
     assert "Figure" not in lines[0] and "Graph Plot. 2" not in lines[0] and "Graph Plot 2" not in lines[0]
     assert lines[1] == " ".join(original["Img-text"])
-    assert lines[2] == "Figure 2 shows the impact."  # mentions are kept as written
+    assert lines[2] == "Figure 2 shows the impact. See Figure 2."  # mentions are kept as written
     assert len(lines) == 3  # paragraphs are not in CTOM
 
 

@@ -74,13 +74,22 @@ def _load(path: Path) -> Any:
 
 
 def _texts(value: Any, where: str) -> list[str]:
-    """A field that is a list of strings or one string (the releases use both)."""
+    """A text field as a flat list of strings: the releases give one string, a list of strings,
+    or (`mention`: the sentences citing the figure, per paragraph) a list of lists of strings."""
     if value is None:
         return []
     if isinstance(value, str):
         return [value] if value.strip() else []
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [v for v in value if v.strip()]
+    if isinstance(value, list):
+        flat = []
+        for item in value:
+            if isinstance(item, list) and all(isinstance(v, str) for v in item):
+                flat += item
+            elif isinstance(item, str):
+                flat.append(item)
+            else:
+                raise ScituneError(f"{where}: expected strings or lists of strings, found {type(item).__name__}")
+        return [v for v in flat if v.strip()]
     raise ScituneError(f"{where}: expected a string or a list of strings, got {type(value).__name__}")
 
 
