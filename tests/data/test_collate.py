@@ -8,6 +8,7 @@ from scitune.data.collate import (
     LengthGroupedSampler,
     TrainCollator,
     load_image,
+    model_inputs,
 )
 from scitune.data.sample import make_sample
 from scitune.data.tokenize import IGNORE_INDEX, SampleTokenizer, tokenize_prompt
@@ -126,6 +127,5 @@ def test_dataloader_with_tiny_model(tmp_path):
     )
     batch = next(iter(loader))
     with torch.no_grad():
-        loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                     labels=batch["labels"], pixel_values=batch["pixel_values"]).loss
+        loss = model(**model_inputs(batch)).loss
     assert torch.isfinite(loss)

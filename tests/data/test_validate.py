@@ -6,7 +6,7 @@ import pytest
 from scitune.cli import main
 from scitune.data.sample import read_samples
 from scitune.data.scienceqa import build_scienceqa_samples, read_problems
-from scitune.data.validate import REASONS, apply_policy, validate_file, validate_samples
+from scitune.data.validate import REASONS, apply_policy, checked_samples, validate_file, validate_samples
 from scitune.errors import ScituneError
 
 # file in tests/data/bad/ -> the reason its record "bad" must get
@@ -84,6 +84,16 @@ def test_policy_fail_and_skip(bad_dir):
     assert [s["id"] for s in kept] == ["good", "xgood"]
     with pytest.raises(ScituneError, match="on_bad_record"):
         apply_policy(samples, report, "ignore")
+    kept, report = checked_samples(samples, bad_dir / "images", on_bad_record="skip")
+    assert [s["id"] for s in kept] == ["good", "xgood"] and report.counts() == {"image_missing": 1, "unknown_role": 1}
+    with pytest.raises(ScituneError, match="bad: image_missing"):
+        checked_samples(samples, bad_dir / "images")
+
+
+def test_question_without_answer_is_missing_turns():
+    sample = {"id": "q", "conversations": [{"from": "human", "value": "Why?"}]}
+    report = validate_samples([sample], None)
+    assert [(p.id, p.reason) for p in report.problems] == [("q", "missing_turns")]
 
 
 def test_real_files_are_valid(shared_data):

@@ -104,6 +104,14 @@ class GenerationCollator:
         return batch
 
 
+MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values")
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch's tensors that the model takes (drops `ids` and `targets`)."""
+    return {k: v for k, v in batch.items() if k in MODEL_INPUTS}
+
+
 def _add_pixels(batch: dict[str, Any], items: list[dict[str, Any]], images: ImageLoader | None) -> None:
     paths = [p for item in items for p in item.get("images", [])]
     if not paths:

@@ -140,8 +140,11 @@ def _check_structure(sample: dict[str, Any]) -> list[tuple[str, str]]:
     if any(p[0] == "unknown_role" for p in problems):
         return problems
     body = roles[1:] if roles[0] == "system" else roles
+    if "assistant" not in body or "user" not in body:
+        problems.append(("missing_turns", "no " + ("gpt" if "assistant" not in body else "human") + " turn"))
+        return problems
     expected = ["user", "assistant"] * (len(body) // 2 + 1)
-    if not body or body != expected[: len(body)] or body[-1] != "assistant":
+    if body != expected[: len(body)] or body[-1] != "assistant":
         problems.append(("turn_order", " ".join(t["from"] for t in turns)))
     return problems
 
@@ -237,6 +240,18 @@ def validate_file(
 
 
 ON_BAD_RECORD = ("fail", "skip")
+
+
+def checked_samples(
+    samples: list[Any], image_root: str | Path | None, on_bad_record: str = "fail", **options
+) -> tuple[list[dict[str, Any]], ValidationReport]:
+    """What training runs up front: validate, then `fail` (raise, listing the bad records) or
+    `skip` (drop them); returns the samples to train on and the report (its counts say what was dropped).
+    `options` are validate_samples' (tokenizer, max_length, image_tokens_per_image, chat_template)."""
+    if on_bad_record not in ON_BAD_RECORD:
+        raise ScituneError(f"on_bad_record: expected fail or skip, got {on_bad_record!r}")
+    report = validate_samples(samples, image_root, **options)
+    return apply_policy(samples, report, on_bad_record), report
 
 
 def apply_policy(samples: list[Any], report: ValidationReport, on_bad_record: str = "fail") -> list[dict[str, Any]]:
