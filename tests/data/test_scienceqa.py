@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 import shutil
 
 import pytest
@@ -13,6 +14,7 @@ from scitune.data.scienceqa import (
     export_images,
     read_problems,
 )
+from scitune.data.validate import validate_samples
 from scitune.errors import ScituneError
 
 TEST_IMAGES = ("23", "849", "2839", "3988", "9344", "11246", "12799", "13015", "17228", "18609")
@@ -172,3 +174,35 @@ def test_cli_scienceqa(tmp_path, sqa):
     assert len(samples) == 361 and samples[0]["conversations"][1]["value"].endswith("ANSWER: B.")
     rc = main(["data", "scienceqa", "--root", str(tmp_path), "--out", str(out)])
     assert rc == 2
+
+
+def test_parquet_rows_without_pyarrow(tmp_path, monkeypatch, sqa, test_problems):
+    """The row handling of the parquet reader, with `pyarrow.parquet.read_table` stood in by a
+    reader of the same rows (the real pyarrow run is test_parquet_release, where pyarrow is installed)."""
+    import sys
+    import types
+
+    keys = ("question", "choices", "answer", "hint", "task", "grade", "subject", "topic", "category", "skill", "lecture", "solution")
+    image = {"bytes": (sqa / "images" / "test" / "23" / "image.png").read_bytes(), "path": None}
+    rows = [{"image": image if p["id"] == "23" else None, **{k: p[k] for k in keys}} for p in test_problems[:12]]
+    (tmp_path / "data").mkdir()
+    stored = {}
+    for part in range(2):
+        path = tmp_path / "data" / f"test-0000{part}-of-00002.parquet"
+        path.write_bytes(b"")  # only its name matters to the stand-in
+        stored[path] = rows[part * 6 : part * 6 + 6]
+    parquet = types.ModuleType("pyarrow.parquet")
+    parquet.read_table = lambda path: types.SimpleNamespace(to_pylist=lambda: [dict(r) for r in stored[Path(path)]])
+    arrow = types.ModuleType("pyarrow")
+    arrow.parquet = parquet
+    monkeypatch.setitem(sys.modules, "pyarrow", arrow)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", parquet)
+    problems = read_problems(tmp_path, split="test")
+    assert [p["id"] for p in problems] == [f"test-{i}" for i in range(12)]
+    with_image = [p for p in problems if p["image"]]
+    assert len(with_image) == 1 and with_image[0]["question"] == test_problems[[p["id"] for p in test_problems].index("23")]["question"]
+    assert export_images(problems, tmp_path / "images") == 1
+    assert (tmp_path / "images" / with_image[0]["id"] / "image.png").is_file()
+    samples = build_scienceqa_samples(problems)
+    assert validate_samples(samples, tmp_path / "images").ok
+    assert [s["conversations"][1]["value"] for s in samples] == [chr(65 + p["answer"]) for p in test_problems[:12]]
