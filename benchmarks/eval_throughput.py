@@ -1,0 +1,142 @@
+"""Evaluation throughput: items per second on the same ScienceQA questions for
+batch 1 (the old one-by-one loop), batch N (left-padded greedy generation), and likelihood mode
+(one batched forward per question over its options).
+
+    python benchmarks/eval_throughput.py [--model CKPT] [--items 32] [--batch-size 8]
+                                         [--max-new-tokens 16] [--device cpu] [--threads N]
+                                         [--out FILE.json]
+
+Without --model it builds the tiny preset (random weights). Questions are the real ScienceQA test
+records from SCITUNE_SHARED_DATA (those whose images are present, and text-only ones) when the
+folder exists, otherwise synthetic questions with generated images. It also checks that batch 1
+and batch N give identical predictions. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def questions(count: int, workdir: Path):
+    from scitune.eval.answers import letter
+    from scitune.eval.generate import EvalItem, resolve_images
+    from scitune.eval.scienceqa import option_count
+    from scitune.settings import shared_data_dir
+
+    root = shared_data_dir() / "scienceqa"
+    key_file = root / "llava_test_CQM-A.json"
+    if key_file.is_file():
+        images = root / "images" / "test"
+        records = json.loads(key_file.read_text())
+        usable = [r for r in records if "image" not in r or (images / r["image"]).is_file()]
+        chosen = [r for r in usable if "image" in r] + [r for r in usable if "image" not in r]
+        chosen = sorted(chosen[: max(count, 1) * 4], key=lambda r: "image" not in r)
+        # interleave image and text-only questions, as the test split mixes them
+        with_img = [r for r in chosen if "image" in r]
+        without = [r for r in chosen if "image" not in r]
+        mixed = []
+        while len(mixed) < count and (with_img or without):
+            if with_img:
+                mixed.append(with_img.pop(0))
+            if without and len(mixed) < count:
+                mixed.append(without.pop(0))
+        out = []
+        for r in mixed:
+            prompt = r["conversations"][0]["value"]
+            n = option_count(prompt)
+            out.append(EvalItem(r["id"], prompt, resolve_images(r, images), tuple(letter(i) for i in range(n))))
+        return out, f"ScienceQA test records from {root}"
+    from PIL import Image
+
+    out = []
+    for i in range(count):
+        image = workdir / f"q{i}.png"
+        Image.new("RGB", (64, 64), ((40 * i) % 256, 120, 200)).save(image)
+        prompt = f"<image>\nWhich color dominates figure {i}?" + " Look closely." * (i % 5) + "\nA. blue\nB. red\nC. green"
+        out.append(EvalItem(str(i), prompt, (str(image),), ("A", "B", "C")))
+    return out, "synthetic questions (shared data not found)"
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="checkpoint directory (default: the tiny preset, random weights)")
+    parser.add_argument("--items", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
+    parser.add_argument("--out", default="eval_throughput.json")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from scitune.eval.generate import choose_option, generate, score_options
+
+    if args.model:
+        from scitune.model import load_model
+
+        model, processor = load_model(args.model, dtype=args.dtype, device=args.device)
+    else:
+        from scitune.config import ModelConfig
+        from scitune.model import build_model
+
+        model, processor = build_model(ModelConfig(preset="tiny"))
+        model = model.to(args.device)
+    model.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        items, source = questions(args.items, Path(tmp))
+        generate(model, processor, items[:2], batch_size=2, max_new_tokens=2)  # warm-up
+        one, t_one = timed(lambda: generate(model, processor, items, 1, args.max_new_tokens))
+        many, t_many = timed(lambda: generate(model, processor, items, args.batch_size, args.max_new_tokens))
+        picks, t_like = timed(lambda: [choose_option(score_options(model, processor, it)) for it in items])
+
+    n = len(items)
+    rows = [
+        ("generate, batch 1", t_one, n / t_one),
+        (f"generate, batch {args.batch_size}", t_many, n / t_many),
+        ("likelihood (1 forward / question)", t_like, n / t_like),
+    ]
+    result = {
+        "items": n,
+        "source": source,
+        "model": args.model or "tiny preset (random weights)",
+        "device": args.device,
+        "dtype": str(next(model.parameters()).dtype),
+        "max_new_tokens": args.max_new_tokens,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "batch1_equals_batchN": one == many,
+        "modes": {name: {"seconds": s, "items_per_second": ips} for name, s, ips in rows},
+        "speedup_batchN_over_batch1": t_one / t_many,
+    }
+    width = max(len(r[0]) for r in rows)
+    print(f"{n} items ({source}); model: {result['model']}; device {args.device}; max_new_tokens {args.max_new_tokens}")
+    print(f"{'mode'.ljust(width)}  {'seconds':>8}  {'items/s':>8}")
+    for name, seconds, ips in rows:
+        print(f"{name.ljust(width)}  {seconds:8.2f}  {ips:8.2f}")
+    print(f"batch {args.batch_size} vs batch 1: {result['speedup_batchN_over_batch1']:.2f}x; identical predictions: {one == many}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0 if one == many else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
