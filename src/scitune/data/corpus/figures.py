@@ -187,7 +187,7 @@ def sample_graph_plot(rng: np.random.Generator) -> Spec:
         title = _short(title, yq.name)
     return {
         "figure_type": "Graph Plot",
-        "subject": yq.subject if xq.subject == yq.subject else vocab.NAT,
+        "subject": vocab.subject_of(yq.topic),
         "topic": yq.topic,
         "title": title,
         "x": _axis(rng, xq, x_values, x_log),
@@ -224,7 +224,7 @@ def sample_scatterplot(rng: np.random.Generator) -> Spec:
     title = _short(f"{yq.name} and {xq.name}", yq.name) if rng.random() < 0.35 else None
     return {
         "figure_type": "Scatterplot",
-        "subject": yq.subject if xq.subject == yq.subject else vocab.NAT,
+        "subject": vocab.subject_of(yq.topic),
         "topic": yq.topic,
         "title": title,
         "x": _axis(rng, xq, all_x, False),
@@ -262,7 +262,7 @@ def sample_bar_chart(rng: np.random.Generator) -> Spec:
     axis["tick_labels"] = [fmt(t) for t in axis["ticks"]]
     return {
         "figure_type": "Bar Chart",
-        "subject": yq.subject,
+        "subject": vocab.subject_of(yq.topic),
         "topic": yq.topic,
         "title": _short(f"{yq.name} by group", yq.name) if rng.random() < 0.3 else None,
         "orientation": "vertical" if rng.random() < 0.75 else "horizontal",
@@ -306,7 +306,7 @@ def sample_node_diagram(rng: np.random.Generator) -> Spec:
         edges = [[b, a] for a, b in edges]
     return {
         "figure_type": "Node Diagram",
-        "subject": theme.subject,
+        "subject": vocab.subject_of(theme.topic),
         "topic": theme.topic,
         "theme": theme.name,
         "arrow_meaning": theme.arrow_meaning,

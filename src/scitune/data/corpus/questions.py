@@ -213,7 +213,7 @@ def figure_question(spec: Spec, rng: np.random.Generator, kind: str | None = Non
         answer = ftype
         return _problem(
             rng, kind, "What type of figure is this?", answer, list(vocab.FIGURE_TYPES), LECTURES["figure_type"],
-            f"The figure is {names[ftype]}, so its type is {answer}.", subject,
+            f"The figure is {names[ftype]}, so its type is {answer}.", vocab.NAT,
             "science-and-engineering-practices", {}, count=4)
     if kind in ("x_axis", "y_axis"):
         axis = spec[kind[0]]

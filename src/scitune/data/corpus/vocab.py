@@ -82,6 +82,14 @@ THEME_SUBJECT = {
     "model": NAT,
 }
 
+SOCIAL_TOPICS = ("economics", "geography", "world-history")
+
+
+def subject_of(topic: str) -> str:
+    """The ScienceQA subject a topic belongs to (figures: natural or social science)."""
+    return SOC if topic in SOCIAL_TOPICS else NAT
+
+
 # Colours distinct at 64 px, and markers.
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
 COLOR_NAMES = {
