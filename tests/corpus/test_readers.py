@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from scitune.cli import main
 
 SPLITS = ("train", "val", "test")
@@ -29,12 +27,6 @@ def test_scienceqa_layout_reads_and_passes_data_validate(corpus, tmp_path, capsy
     capsys.readouterr()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scitune.data.scicap reads `mention` as a string or a list of strings, but the SciCap "
-    "challenge release (and this corpus) store it as a list of lists of sentences; drop this mark "
-    "once the reader accepts that",
-)
 def test_scicap_layout_reads_and_passes_data_validate(corpus, tmp_path, capsys):
     from scitune.data.scicap import read_scicap
 
