@@ -107,3 +107,25 @@ def test_eval_captions_pairs(tmp_path, capsys):
     assert metrics["tokenizer"] == "whitespace" and metrics["metrics"]["BLEU-1"] > 0.5
     assert {"ROUGE-L", "CIDEr"} <= set(metrics["metrics"])
     assert "BLEU-4" in capsys.readouterr().out
+
+
+def test_eval_scienceqa_problems_with_the_tiny_model(tiny, shared_data, sqa_images, tmp_path, capsys):
+    problems = json.loads((shared_data / "scienceqa" / "problems_subset.json").read_text())
+    chosen = {pid: p for pid, p in problems.items() if p["split"] == "test" and (not p["image"] or pid == "23")}
+    chosen = dict(list(chosen.items())[:5])
+    assert any(p["image"] for p in chosen.values())
+    path = tmp_path / "problems.json"
+    path.write_text(json.dumps(chosen))
+    out = tmp_path / "eval"
+    args = ["eval", "scienceqa", "--problems", str(path), "--model", str(tiny[2]), "--images", str(sqa_images),
+            "--max-new-tokens", "4"]
+    assert main(args + ["--format", "QCM-A", "--mode", "likelihood", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "likelihood" / "predictions.jsonl").read_text().splitlines()]
+    assert all(r["text"].startswith("The answer is ") for r in rows)  # the format's own answer target
+    metrics = json.loads((out / "likelihood" / "metrics.json").read_text())
+    assert metrics["parse_failures"] == 0 and metrics["official"]["NAT"] is not None  # subject known here
+    # a reasoning format cannot be scored by likelihood: refused before the model runs
+    refused = tmp_path / "refused"
+    assert main(args + ["--format", "QCM-LEA", "--mode", "generate,likelihood", "--out", str(refused)]) == 2
+    assert "answer-only format" in capsys.readouterr().err
+    assert not refused.exists()

@@ -225,12 +225,12 @@ def run_scienceqa(args: argparse.Namespace) -> int:
     else:
         if out is None:
             raise ScituneError("--out is required with --model (predictions and metrics are written there)")
-        modes = _parse_modes(args.mode)
         samples = _scienceqa_samples(args, problems, key)
+        # every mode's items first: a bad option (format, targets) fails before any model time
+        items_by_mode = {m: _scienceqa_items(args, samples, key, problems, m) for m in _parse_modes(args.mode)}
         model, processor = _load(args)
         runs = {}
-        for mode in modes:
-            items = _scienceqa_items(args, samples, key, problems, mode)
+        for mode, items in items_by_mode.items():
             rows = _run_model(model, processor, items, mode, args)
             write_predictions(out / mode / "predictions.jsonl", rows)
             scored_key = {item.question_id: key[item.question_id] for item in items}
