@@ -35,3 +35,15 @@ def sqa_records(shared_data):
 @pytest.fixture(scope="session")
 def sqa_images(shared_data):
     return shared_data / "scienceqa" / "images" / "test"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tiny model is all overhead: one thread is fastest, and on a busy 2-core machine
+    several threads slow each op down many times over. Restored after each test."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

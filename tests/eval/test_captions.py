@@ -59,6 +59,7 @@ def test_simple_tokenizer():
     assert tokenize("Pre tokenised .", "whitespace") == ["Pre", "tokenised", "."]
 
 
+@pytest.mark.slow
 def test_all_metrics_and_meteor_with_java(scicap_pairs):
     small = CaptionPairs(scicap_pairs.ids[:40], scicap_pairs.hypotheses[:40], scicap_pairs.references[:40])
     if not captions.java_available():

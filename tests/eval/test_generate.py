@@ -64,3 +64,12 @@ def test_option_scores_equal_one_sequence_at_a_time(tiny, items):
 def test_choose_option_is_first_on_ties():
     assert choose_option([-1.0, -0.5, -0.5]) == 1
     assert choose_option([-2.0]) == 0
+
+
+def test_stop_tokens_include_the_template_end_of_turn(tiny):
+    from scitune.eval.generate import stop_token_ids
+
+    model, processor, _ = tiny
+    ids = stop_token_ids(model, processor)
+    assert processor.tokenizer.eos_token_id in ids
+    assert processor.tokenizer.pad_token_id not in ids

@@ -56,6 +56,31 @@ def render_prompt(processor, prompt: str, answer: str | None = None) -> str:
     return processor.tokenizer.apply_chat_template(messages, tokenize=False)
 
 
+def stop_token_ids(model, processor) -> list[int]:
+    """Tokens that end an answer: the tokenizer's and the generation config's EOS, and the
+    special token the chat template closes an assistant turn with (e.g. ChatML's <|im_end|>)."""
+    tokenizer = processor.tokenizer
+    ids: list[int] = []
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (tokenizer.eos_token_id, configured):
+        for token in value if isinstance(value, (list, tuple)) else [value]:
+            if token is not None and token not in ids:
+                ids.append(int(token))
+    probe = "probe"
+    prompt = render_prompt(processor, probe)
+    full = render_prompt(processor, probe, "x")
+    if full.startswith(prompt):
+        special = set(tokenizer.all_special_ids)
+        for token in tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]:
+            if token in special:
+                if token not in ids:
+                    ids.append(int(token))
+                break
+    if not ids:
+        raise ScituneError("the checkpoint's tokenizer has no end-of-sequence token")
+    return ids
+
+
 def _encode(processor, text: str, images) -> tuple[list[int], object]:
     """Token ids of `text` with each `<image>` expanded, and the pixel values (or None)."""
     count = text.count(processor.image_token) if hasattr(processor, "image_token") else text.count("<image>")
@@ -103,6 +128,7 @@ def generate(model, processor, items: Sequence[EvalItem], batch_size: int = 8, m
     for item in items:
         ids, pixels = _encode(processor, render_prompt(processor, item.prompt), _load_images(item.images))
         encoded.append((ids, pixels))
+    stop_ids = stop_token_ids(model, processor)
     order = sorted(range(len(items)), key=lambda i: (-len(encoded[i][0]), i))
     texts: list[str | None] = [None] * len(items)
     device = next(model.parameters()).device
@@ -124,7 +150,7 @@ def generate(model, processor, items: Sequence[EvalItem], batch_size: int = 8, m
                 top_k=None,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=stop_ids,
             )
         new_tokens = output[:, input_ids.shape[1] :]
         for row, index in enumerate(chunk):
