@@ -139,6 +139,8 @@ def run_scienceqa(args) -> int:
     path = write_samples(samples, args.out)
     with_image = sum("image" in s for s in samples)
     print(f"wrote {len(samples)} samples ({with_image} with an image) in format {args.format} to {path}")
+    if with_image:
+        print(f"image paths are relative to the split's image folder (<root>/images/{args.split} in the original release)")
     return 0
 
 
