@@ -1,0 +1,90 @@
+"""The training forward pass, with an optional vision feature cache.
+
+`TrainingModule` wraps the Llava model so that one `forward(batch)` serves both paths (and DDP
+wraps this module, so every trainable parameter is used inside its forward):
+- pixels: the stock Llava forward;
+- cached features: when the vision tower is frozen (align stage), its selected hidden states
+  (layer `vision_feature_layer`, CLS dropped as the config says) are computed once per image and
+  reused across epochs; the forward then projects them and scatters them into the token
+  embeddings exactly as Llava does, and runs the LM on `inputs_embeds`.
+The loss is the token-level cross-entropy summed over the batch and divided by
+`num_items_in_batch` (the global batch's supervised-token count), so any split of a global batch
+over processes and accumulation steps gives the same gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TrainingModule(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    @property
+    def llava(self):
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    def forward(self, batch: dict, num_items_in_batch: int) -> torch.Tensor:
+        common = dict(
+            attention_mask=batch["attention_mask"], labels=batch["labels"], num_items_in_batch=num_items_in_batch
+        )
+        if "vision_features" not in batch:
+            if "pixel_values" in batch:
+                return self.model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"], **common).loss
+            # A text-only batch leaves the projector (and a trainable vision tower) out of the
+            # graph; a zero term keeps them in, so DDP sees every parameter in every step.
+            loss = self.model(input_ids=batch["input_ids"], **common).loss
+            unused = [p for p in self.llava.model.multi_modal_projector.parameters() if p.requires_grad]
+            unused += [p for p in self.llava.model.vision_tower.parameters() if p.requires_grad]
+            return loss + sum(p.sum() for p in unused) * 0.0 if unused else loss
+        llava = self.llava
+        input_ids = batch["input_ids"]
+        embeds = llava.get_input_embeddings()(input_ids)
+        image_embeds = llava.model.multi_modal_projector(batch["vision_features"]).to(embeds.dtype)
+        mask = (input_ids == llava.config.image_token_id).unsqueeze(-1).expand_as(embeds)
+        if int(mask.sum()) != image_embeds.numel():
+            raise ValueError("image tokens and cached image features do not match")
+        embeds = embeds.masked_scatter(mask, image_embeds)
+        return self.model(inputs_embeds=embeds, **common).loss
+
+
+@torch.no_grad()
+def vision_features(llava, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The vision tower's selected features, as `LlavaModel.get_image_features` selects them."""
+    config = llava.config
+    layer = config.vision_feature_layer
+    out = llava.model.vision_tower(pixel_values, output_hidden_states=True, return_dict=True)
+    layers = [layer] if isinstance(layer, int) else list(layer)
+    selected = [out.hidden_states[i] for i in layers]
+    if config.vision_feature_select_strategy == "default":
+        selected = [h[:, 1:] for h in selected]
+    return torch.cat(selected, dim=-1)
+
+
+class FeatureCache:
+    """Per-image vision features, kept in memory (on the CPU) for the whole stage."""
+
+    def __init__(self):
+        self._store: dict[str, torch.Tensor] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def features(self, llava, paths: list[str], load_pixels) -> torch.Tensor:
+        """Features for `paths`, computing (through `load_pixels(paths)`) only the missing ones."""
+        missing = [p for p in dict.fromkeys(paths) if p not in self._store]
+        self.misses += len(missing)
+        self.hits += len(paths) - len(missing)
+        if missing:
+            device = next(llava.model.vision_tower.parameters()).device
+            dtype = next(llava.model.vision_tower.parameters()).dtype
+            computed = vision_features(llava, load_pixels(missing).to(device=device, dtype=dtype))
+            for path, value in zip(missing, computed):
+                self._store[path] = value.cpu()
+        device = next(llava.parameters()).device
+        return torch.stack([self._store[p] for p in paths]).to(device)

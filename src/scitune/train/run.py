@@ -1,0 +1,59 @@
+"""Runs a recipe's stages in order into one run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from scitune.config import Recipe
+from scitune.train.loop import StageResult, run_stage
+
+
+def make_accelerator(recipe: Recipe):
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # With a trainable vision tower, features from layer -2 leave its last layer without gradient.
+    needs_unused = any(stage.stage.trainable.vision_tower for stage in recipe.stages)
+    kwargs = [DistributedDataParallelKwargs(find_unused_parameters=needs_unused)]
+    mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if torch.cuda.is_available() else "no")
+    # On a machine without CUDA, cpu=True is what makes accelerate join the processes that
+    # `accelerate launch --multi_gpu` or torchrun started (gloo); without it each runs alone.
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed, kwargs_handlers=kwargs)
+
+
+def tokenizer_texts(recipe: Recipe) -> list[str] | None:
+    """The tiny preset trains its BPE vocabulary on the recipe's own training text."""
+    if recipe.model.preset != "tiny":
+        return None
+    from scitune.data.sample import read_samples
+
+    texts = []
+    for stage in recipe.stages:
+        for sample in read_samples(stage.data.train):
+            texts += [turn["value"] for turn in sample.get("conversations", []) if isinstance(turn.get("value"), str)]
+    return texts
+
+
+def write_resolved(recipe: Recipe, out: Path) -> None:
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False))
+
+
+def run_recipe(recipe: Recipe, resume: bool = False, stages: list[str] | None = None) -> list[StageResult]:
+    accelerator = make_accelerator(recipe)
+    out = Path(recipe.run.out)
+    if accelerator.is_main_process:
+        write_resolved(recipe, out)
+    accelerator.wait_for_everyone()
+    texts = tokenizer_texts(recipe)
+    results = []
+    for index, stage in enumerate(recipe.stages):
+        if stages and stage.stage.name not in stages:
+            continue
+        results.append(run_stage(recipe, index, out, accelerator, resume, texts))
+    return results
