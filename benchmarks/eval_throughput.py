@@ -9,7 +9,8 @@ batch 1 (the old one-by-one loop), batch N (left-padded greedy generation), and 
 Without --model it builds the tiny preset (random weights). Questions are the real ScienceQA test
 records from SCITUNE_SHARED_DATA (those whose images are present, and text-only ones) when the
 folder exists, otherwise synthetic questions with generated images. It also checks that batch 1
-and batch N give identical predictions. Prints a table and writes JSON.
+and batch N give identical predictions. Prints a table and writes JSON (default
+benchmarks/results/eval_throughput.json).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
-    parser.add_argument("--out", default="eval_throughput.json")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "eval_throughput.json"))
     args = parser.parse_args(argv)
 
     import torch

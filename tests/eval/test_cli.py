@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 from scitune.cli import main
 

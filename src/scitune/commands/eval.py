@@ -298,7 +298,9 @@ def _scienceqa_items(args, samples, key, problems, mode) -> list:
         def options(qid: str) -> list[str]:
             return [letter(i) for i in range(key[qid].num_options)]
 
-    return [type(item)(item.question_id, item.prompt, item.images, tuple(options(item.question_id))) for item in items]
+    from dataclasses import replace
+
+    return [replace(item, options=tuple(options(item.question_id))) for item in items]
 
 
 # ----------------------------------------------------------------------------- figure type
