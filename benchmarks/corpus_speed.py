@@ -1,7 +1,9 @@
 """How fast the built-in corpus renders, and how visually distinct its figure types are.
 
 Builds corpora at 64 and 128 px with 1 and 2 render workers and prints figures per second (the
-whole build: sampling, captions, questions, rendering, writing both layouts). Then, on the
+whole build: sampling, captions, questions, rendering, writing both layouts) and the CPU time
+per figure (this process plus its render processes), which other load on the machine disturbs
+less than the wall clock. Then, on the
 128-px corpus, fits a linear classifier (ridge regression on 32x32 grey pixels, numpy only) on
 the train split's figure types and scores it on val+test: a floor for what a vision tower can
 learn. Results go to benchmarks/results/corpus_speed.json.
@@ -24,12 +26,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def build(figures: int, seed: int, size: int, workers: int, out: Path) -> float:
+def _cpu_seconds() -> float:
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def build(figures: int, seed: int, size: int, workers: int, out: Path) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (this process and its render processes) of one build."""
     from scitune.data.corpus import build_corpus
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     build_corpus(out, figures=figures, seed=seed, image_size=size, workers=workers)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu_seconds() - cpu
 
 
 def linear_probe(corpus: Path) -> dict:
@@ -68,17 +78,19 @@ def main() -> int:
         for size in (64, 128):
             for workers in (1, 2):
                 out = Path(tmp) / f"c{size}_{workers}"
-                seconds = build(args.figures, args.seed, size, workers, out)
+                seconds, cpu = build(args.figures, args.seed, size, workers, out)
                 rows.append({"image_size": size, "workers": workers, "figures": args.figures,
-                             "seconds": round(seconds, 2), "figures_per_second": round(args.figures / seconds, 1)})
+                             "seconds": round(seconds, 2), "figures_per_second": round(args.figures / seconds, 1),
+                             "cpu_ms_per_figure": round(1000 * cpu / args.figures, 1)})
         probe = linear_probe(Path(tmp) / "c128_2")
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{os.cpu_count()} CPUs; load average before/after: {load_before:.2f} / {load:.2f} "
           "(other processes on the machine slow the numbers down)")
-    print(f"{'px':>4} {'workers':>7} {'figures':>7} {'seconds':>8} {'fig/s':>7}")
+    print(f"{'px':>4} {'workers':>7} {'figures':>7} {'seconds':>8} {'fig/s':>7} {'cpu ms/fig':>10}")
     for r in rows:
-        print(f"{r['image_size']:>4} {r['workers']:>7} {r['figures']:>7} {r['seconds']:>8.2f} {r['figures_per_second']:>7.1f}")
+        print(f"{r['image_size']:>4} {r['workers']:>7} {r['figures']:>7} {r['seconds']:>8.2f} "
+              f"{r['figures_per_second']:>7.1f} {r['cpu_ms_per_figure']:>10.1f}")
     print(f"figure-type linear probe (32x32 grey, ridge) at 128 px: {probe['accuracy']:.3f} "
           f"on {probe['held_out']} held-out figures ({probe['train']} train); chance 0.200")
 

@@ -167,3 +167,25 @@ def test_cli_refuses_a_folder_that_is_not_a_corpus(tmp_path, capsys):
     assert main(["corpus", "build", "--out", str(tmp_path), "--figures", "5"]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_workers_run_from_a_script_without_a_main_guard(tmp_path):
+    """Render processes must not re-import the caller's main module (multiprocessing's spawn
+    would run this script again in every worker and fail)."""
+    import subprocess
+    import sys
+
+    import scitune
+
+    script = tmp_path / "make_corpus.py"
+    script.write_text(
+        "from scitune.data.corpus import build_corpus\n"
+        f"build_corpus({str(tmp_path / 'c')!r}, figures=12, seed=1, image_size=32, workers=2)\n"
+        "print('built')\n"
+    )
+    src = str(Path(scitune.__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("built") == 1
+    assert len(list((tmp_path / "c" / "scicap" / "images").iterdir())) == 12

@@ -3,7 +3,7 @@ data and a manifest.
 
 Everything is drawn from random generators seeded by (seed, part, index), so figure i is the same
 whatever the corpus size, and the same seed gives byte-identical files. Rendering may run in
-worker processes; the bytes do not depend on how many.
+worker subprocesses (`render_worker`); the bytes do not depend on how many.
 """
 
 from __future__ import annotations
@@ -66,15 +66,35 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _render_all(specs: list[dict], image_size: int, workers: int) -> list[bytes]:
-    jobs = [(spec, image_size) for spec in specs]
-    if workers <= 1 or len(jobs) < 2 * workers:
-        return [figs.render_job(job) for job in jobs]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    """PNG bytes of every spec, rendered here or by `workers` subprocesses (same bytes)."""
+    if workers <= 1 or len(specs) < 2 * workers:
+        return [figs.render_png(spec, image_size) for spec in specs]
+    import subprocess
+    import sys
+    import tempfile
 
-    # spawn: no fork of a parent that may hold threads (torch); matplotlib state stays per process.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(figs.render_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+    import scitune
+
+    env = dict(os.environ)
+    package_root = str(Path(scitune.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    with tempfile.TemporaryDirectory(prefix="scitune-corpus-") as tmp:
+        processes = []
+        for w in range(workers):  # interleaved, so each process gets every figure type
+            jobs = Path(tmp) / f"jobs{w}.json"
+            jobs.write_text(json.dumps({"image_size": image_size,
+                                        "figures": [[i, specs[i]] for i in range(w, len(specs), workers)]}))
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "scitune.data.corpus.render_worker", str(jobs), tmp],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        failures = []
+        for process in processes:
+            _, err = process.communicate()
+            if process.returncode:
+                failures.append(err.decode(errors="replace").strip().splitlines()[-1:] or ["(no message)"])
+        if failures:
+            raise RuntimeError(f"a corpus render process failed: {failures[0][0]}")
+        return [(Path(tmp) / f"{i}.png").read_bytes() for i in range(len(specs))]
 
 
 def _prepare_out(out: Path) -> None:
