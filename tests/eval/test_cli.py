@@ -2,7 +2,6 @@
 
 import json
 
-
 from scitune.cli import main
 
 METRIC_KEYS = {"count", "correct", "parse_failures", "official", "scitune"}
