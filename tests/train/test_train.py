@@ -135,7 +135,7 @@ def test_bad_records_fail_or_skip(tmp_path, dataset, capsys):
     recipe = write_recipe(tmp_path / "r.yaml", train, images, tmp_path / "run", with_instruct=False)
     assert main(["train", str(recipe)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("scitune: error:") and "'fig3'" in err[-1] and "on_bad_record=skip" in err[-1]
+    assert err[-1].startswith("scitune: error:") and "train.json" in err[-1] and "fig3: image_missing" in err[-1]
     results = run_recipe(load_recipe(str(recipe), ["align.data.on_bad_record=skip"]))
     assert results[0].bad_records_skipped == 1 and results[0].samples == 19
 

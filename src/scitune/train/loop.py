@@ -64,27 +64,20 @@ def load_stage_samples(run: StageRun, tokenizer, image_tokens: int, echo=print):
     """Reads, validates and tokenizes a stage's data; returns (items, dropped counts, bad skipped)."""
     from scitune.data.sample import read_samples
     from scitune.data.tokenize import SampleTokenizer
-    from scitune.data.validate import validate_samples
+    from scitune.data.validate import checked_samples
 
     data = run.data
     if not data.train:
         raise ScituneError(f"{run.stage.name}.data.train: no training file given")
     samples = read_samples(data.train)
-    report = validate_samples(samples, data.images or None)
-    skipped = 0
+    try:
+        kept, report = checked_samples(samples, data.images or None, on_bad_record=data.on_bad_record)
+    except ScituneError as err:
+        raise ScituneError(f"{data.train}: {err}") from None
     if not report.ok:
         echo(report.summary_table())
-        echo(report.listing(limit=20))
-        if data.on_bad_record == "fail":
-            first = report.problems[0]
-            raise ScituneError(
-                f"{data.train}: {len(report.bad_ids)} bad record(s), first {first.id!r}: {first.reason}; "
-                "fix them or set data.on_bad_record=skip"
-            )
-        bad = report.bad_ids
-        kept = [s for i, s in enumerate(samples) if str(s.get("id", f"#{i}")) not in bad]
-        skipped = len(samples) - len(kept)
-        samples = kept
+    skipped = len(samples) - len(kept)
+    samples = kept
     tokenize = SampleTokenizer(tokenizer, image_tokens, data.max_length)
     items = tokenize.tokenize_all(samples)
     if not items:
@@ -116,7 +109,7 @@ def build_stage_model(recipe: Recipe, index: int, out_root: Path, texts: list[st
 def run_stage(recipe: Recipe, index: int, out_root: Path, accelerator, resume: bool, texts: list[str] | None) -> StageResult:
     from tqdm.auto import tqdm
 
-    from scitune.data.collate import ImageLoader, TrainCollator
+    from scitune.data.collate import ImageLoader, TrainCollator, model_inputs
     from scitune.model import apply_stage, image_tokens_per_image, save_model
     from scitune.model.checkpoint import merge_lora, save_projector
     from scitune.model.stages import format_parameter_table, parameter_table
@@ -212,8 +205,7 @@ def run_stage(recipe: Recipe, index: int, out_root: Path, accelerator, resume: b
             local_loss = torch.zeros((), device=device)
             for k, part in enumerate(micro):
                 batch_items = [items[i] for i in part]
-                batch = collate(batch_items)
-                batch.pop("ids")
+                batch = model_inputs(collate(batch_items))
                 if cache is not None:
                     paths = [p for item in batch_items for p in item["images"]]
                     if paths:
