@@ -177,12 +177,21 @@ def _run_model(model, processor, items: list, mode: str, args, option_labels=Non
     `text` is the chosen option's label (`option_labels(item)` -> labels, default the options)."""
     from scitune.eval.generate import choose_option, generate, score_options
 
+    import sys
+
+    progress = sys.stderr.isatty()
     rows = []
     if mode == "generate":
-        texts = generate(model, processor, items, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+        texts = generate(
+            model, processor, items, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, progress=progress
+        )
         for item, text in zip(items, texts):
             rows.append({"question_id": item.question_id, "prompt": item.prompt, "text": text, "mode": mode})
         return rows
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, desc="likelihood", unit="item")
     for item in items:
         scores = score_options(model, processor, item)
         labels = option_labels(item) if option_labels else list(item.options)

@@ -68,6 +68,7 @@ def read_batch(path: str, image_root: str | None) -> list:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     from scitune.errors import ScituneError
     from scitune.eval.generate import EvalItem, generate
@@ -82,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         images = (args.image,) if args.image else ()
         items = [EvalItem("0", _with_image_placeholder(args.question, bool(images)), images)]
     model, processor = load_model(args.model, dtype=args.dtype, device=args.device)
-    texts = generate(model, processor, items, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    progress = bool(args.batch) and sys.stderr.isatty()
+    texts = generate(
+        model, processor, items, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, progress=progress
+    )
     if not args.batch:
         print(texts[0])
         return 0

@@ -5,7 +5,8 @@ each `<image>` expanded by the processor, then left-padded into a batch with an 
 that hides the padding and position ids that start at 0 on each row's first real token, so a
 row's tokens see exactly what they would see alone. Decoding is greedy (no sampling, no
 temperature), so results are deterministic and do not depend on the batch size. Items are
-batched in order of prompt length (less padding) and returned in input order.
+batched in order of prompt length (less padding), images read one batch at a time, and
+results returned in input order.
 
 Likelihood: for a question with options o_1..o_k, the k sequences "prompt + the assistant turn
 answering o_i" (the chat template's own rendering, end-of-turn included) go through the model
@@ -115,8 +116,10 @@ def _cat_pixels(values):
     return torch.cat(values, dim=0) if values else None
 
 
-def generate(model, processor, items: Sequence[EvalItem], batch_size: int = 8, max_new_tokens: int = 64) -> list[str]:
-    """Greedy generations for `items`, in input order."""
+def generate(
+    model, processor, items: Sequence[EvalItem], batch_size: int = 8, max_new_tokens: int = 64, progress: bool = False
+) -> list[str]:
+    """Greedy generations for `items`, in input order. Images are read one batch at a time."""
     import torch
 
     if batch_size < 1:
@@ -124,21 +127,27 @@ def generate(model, processor, items: Sequence[EvalItem], batch_size: int = 8, m
     tokenizer = processor.tokenizer
     if tokenizer.pad_token_id is None:
         raise ScituneError("the checkpoint's tokenizer has no pad token; batched generation needs one")
-    encoded = []
-    for item in items:
-        ids, pixels = _encode(processor, render_prompt(processor, item.prompt), _load_images(item.images))
-        encoded.append((ids, pixels))
     stop_ids = stop_token_ids(model, processor)
-    order = sorted(range(len(items)), key=lambda i: (-len(encoded[i][0]), i))
+    rendered = [render_prompt(processor, item.prompt) for item in items]
+    # Batch similar lengths together (every image expands to the same number of tokens, so
+    # items are grouped by image count first); the order never changes a result.
+    lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in rendered]
+    order = sorted(range(len(items)), key=lambda i: (-len(items[i].images), -lengths[i], i))
     texts: list[str | None] = [None] * len(items)
     device = next(model.parameters()).device
     model.eval()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc="generate", unit="item")
     for chunk in _chunks(order, batch_size):
-        input_ids, attention, position_ids = _pad_left([encoded[i][0] for i in chunk], tokenizer.pad_token_id)
-        pixels = _cat_pixels([encoded[i][1] for i in chunk])
+        encoded = [_encode(processor, rendered[i], _load_images(items[i].images)) for i in chunk]
+        input_ids, attention, position_ids = _pad_left([ids for ids, _ in encoded], tokenizer.pad_token_id)
         inputs = {"input_ids": input_ids, "attention_mask": attention, "position_ids": position_ids}
+        pixels = _cat_pixels([pixels for _, pixels in encoded])
         if pixels is not None:
-            inputs["pixel_values"] = pixels.to(device=device, dtype=model.dtype)
+            inputs["pixel_values"] = pixels.to(dtype=model.dtype)
         inputs = {k: v.to(device) for k, v in inputs.items()}
         with torch.inference_mode():
             output = model.generate(
@@ -155,6 +164,10 @@ def generate(model, processor, items: Sequence[EvalItem], batch_size: int = 8, m
         new_tokens = output[:, input_ids.shape[1] :]
         for row, index in enumerate(chunk):
             texts[index] = tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
     return texts  # type: ignore[return-value]
 
 

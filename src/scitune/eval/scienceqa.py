@@ -163,6 +163,8 @@ def read_scienceqa_predictions(path: str | Path, source: str = "auto") -> dict[s
             raise ScituneError(f"{path}: cannot read ({err.strerror})") from None
         except json.JSONDecodeError:
             data = None  # several JSON lines: JSONL
+    if isinstance(data, dict) and "question_id" in data:
+        data = [data]  # a one-line JSONL file named .json
     if data is None or (isinstance(data, list) and all(isinstance(row, dict) for row in data)):
         if source != "auto":
             raise ScituneError(f"{path}: --source {source} applies to ScienceQA results JSON; this is JSONL")
