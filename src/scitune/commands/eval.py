@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from scitune.cli import add_command
@@ -147,8 +148,7 @@ def _print_failures(failures: list[dict], label: str = "") -> None:
 def _load(args):
     from scitune.model import load_model
 
-    model, processor = load_model(args.model, dtype=args.dtype, device=args.device)
-    return model, processor
+    return load_model(args.model, dtype=args.dtype, device=args.device)
 
 
 def _limit(items: list, args) -> list:
@@ -172,12 +172,10 @@ def _items_from_samples(samples: list[dict], image_root, options=None) -> list:
     return items
 
 
-def _run_model(model, processor, items: list, mode: str, args, option_labels=None) -> list[dict]:
-    """Prediction rows for `items` in `mode`. Likelihood rows carry the option scores; their
-    `text` is the chosen option's label (`option_labels(item)` -> labels, default the options)."""
+def _run_model(model, processor, items: list, mode: str, args) -> list[dict]:
+    """Prediction rows for `items` in `mode`. A likelihood row's `text` is the chosen option
+    (as the format writes the answer) and it carries every option's score."""
     from scitune.eval.generate import choose_option, generate, score_options
-
-    import sys
 
     progress = sys.stderr.isatty()
     rows = []
@@ -194,13 +192,12 @@ def _run_model(model, processor, items: list, mode: str, args, option_labels=Non
         items = tqdm(items, desc="likelihood", unit="item")
     for item in items:
         scores = score_options(model, processor, item)
-        labels = option_labels(item) if option_labels else list(item.options)
         choice = choose_option(scores)
         rows.append(
             {
                 "question_id": item.question_id,
                 "prompt": item.prompt,
-                "text": labels[choice],
+                "text": item.options[choice],
                 "mode": mode,
                 "choice": choice,
                 "option_scores": scores,
