@@ -181,3 +181,19 @@ def test_option_count():
     assert option_count("Q?\nA. x\nB. y") == 2
     assert option_count("Which closing?\nA. See you,\nJanet\nB. See You,\nJanet") == 2
     assert option_count("no options") == 0
+
+
+def test_gpt3_raw_outputs(answer_key, sqa):
+    """Parsing GPT-3's raw outputs instead of its stored indices: the 243 empty outputs are parse
+    failures (the stored indices for them were random picks), and problem 19351, which says
+    "The answer is B." twice, reads B (ScienceQA's scorer wanted exactly one match and stored a
+    random 0)."""
+    outputs = read_scienceqa_predictions(sqa / "predictions/gpt3_cot_QCM-ALE_test.json", source="outputs")
+    stored = read_scienceqa_predictions(sqa / "predictions/gpt3_cot_QCM-ALE_test.json", source="results")
+    result = score(answer_key, outputs)
+    assert len(result.failures) == 243
+    assert all(not f["text"].strip() for f in result.failures)
+    rows = {r["question_id"]: r for r in result.rows}
+    assert rows["19351"]["prediction"] == 1 and stored["19351"] == 0
+    disagreeing = [pid for pid, r in rows.items() if r["prediction"] is not None and r["prediction"] != stored[pid]]
+    assert disagreeing == ["19351"]
