@@ -76,7 +76,12 @@ def log_ticks(low: float, high: float) -> list[float]:
     return [float(10**e) for e in range(lo, hi + 1, stride)]
 
 
-def _axis(rng: np.random.Generator, quantity: vocab.Quantity, values: list[float], log: bool) -> dict:
+# A horizontal axis holds about this many tick-label characters side by side without overlap.
+X_TICK_CHARS = 13
+
+
+def _axis(rng: np.random.Generator, quantity: vocab.Quantity, values: list[float], log: bool,
+          horizontal: bool = False) -> dict:
     """An axis spec covering `values`: label, scale, limits and the tick labels drawn."""
     low, high = min(values), max(values)
     if log:
@@ -85,6 +90,8 @@ def _axis(rng: np.random.Generator, quantity: vocab.Quantity, values: list[float
     else:
         pad = 0.06 * (high - low or 1.0)
         ticks = linear_ticks(low - pad / 2, high + pad / 2, int(rng.integers(3, 5)))
+        while horizontal and len(ticks) > 2 and sum(len(fmt(t)) for t in ticks) > X_TICK_CHARS:
+            ticks = ticks[::2]
         limits = [sig(min(low - pad, ticks[0]), 6), sig(max(high + pad, ticks[-1]), 6)]
     return {
         "name": quantity.name,
@@ -190,7 +197,7 @@ def sample_graph_plot(rng: np.random.Generator) -> Spec:
         "subject": vocab.subject_of(yq.topic),
         "topic": yq.topic,
         "title": title,
-        "x": _axis(rng, xq, x_values, x_log),
+        "x": _axis(rng, xq, x_values, x_log, horizontal=True),
         "y": _axis(rng, yq, all_y, y_log),
         "series": series,
         "legend": n_series > 1,
@@ -227,7 +234,7 @@ def sample_scatterplot(rng: np.random.Generator) -> Spec:
         "subject": vocab.subject_of(yq.topic),
         "topic": yq.topic,
         "title": title,
-        "x": _axis(rng, xq, all_x, False),
+        "x": _axis(rng, xq, all_x, False, horizontal=True),
         "y": _axis(rng, yq, all_y, False),
         "series": series,
         "legend": n_groups > 1,
@@ -256,7 +263,8 @@ def sample_bar_chart(rng: np.random.Generator) -> Spec:
             entry["err"] = [sig(abs(v) * 0.08 + 1e-3) for v in values]
         series.append(entry)
     all_values = [v for s in series for v in s["values"]] + [0.0]
-    axis = _axis(rng, yq, all_values, False)
+    orientation = "vertical" if rng.random() < 0.75 else "horizontal"
+    axis = _axis(rng, yq, all_values, False, horizontal=orientation == "horizontal")
     axis["limits"][0] = 0.0
     axis["ticks"] = [t for t in axis["ticks"] if t >= 0]
     axis["tick_labels"] = [fmt(t) for t in axis["ticks"]]
@@ -265,7 +273,7 @@ def sample_bar_chart(rng: np.random.Generator) -> Spec:
         "subject": vocab.subject_of(yq.topic),
         "topic": yq.topic,
         "title": _short(f"{yq.name} by group", yq.name) if rng.random() < 0.3 else None,
-        "orientation": "vertical" if rng.random() < 0.75 else "horizontal",
+        "orientation": orientation,
         "categories": categories,
         "value_axis": axis,
         "series": series,
@@ -445,7 +453,7 @@ def _draw_bar_chart(fig, spec: Spec) -> None:
     cat_axis = "x" if vertical else "y"
     _apply_axis(ax, "y" if vertical else "x", axis, font)
     set_ticks = ax.set_xticks if vertical else ax.set_yticks
-    crowded = n_cat > 4 or sum(len(c) for c in spec["categories"]) > 20
+    crowded = n_cat > 4 or sum(len(c) for c in spec["categories"]) > X_TICK_CHARS
     rotated = vertical and crowded
     set_ticks(list(positions), spec["categories"], fontsize=font - (2 if vertical else 3),
               rotation=30 if rotated else 0, ha="right" if rotated else "center",
@@ -574,9 +582,3 @@ def render_png(spec: Spec, image_size: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def render_job(job: tuple[Spec, int]) -> bytes:
-    """`render_png` for a process pool (one picklable argument)."""
-    spec, image_size = job
-    return render_png(spec, image_size)

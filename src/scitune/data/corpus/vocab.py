@@ -12,8 +12,7 @@ class Quantity(NamedTuple):
 
     name: str
     unit: str
-    subject: str  # ScienceQA subject: "natural science" or "social science"
-    topic: str  # ScienceQA topic of the questions it yields
+    topic: str  # ScienceQA topic of the questions it yields (its subject: `subject_of`)
     low: float  # a typical range of values
     high: float
     log_ok: bool = False  # spans decades, so a log axis makes sense
@@ -27,37 +26,37 @@ NAT, SOC, LAN = "natural science", "social science", "language science"
 
 # Independent variables (x axes of line graphs and scatter plots).
 X_QUANTITIES = (
-    Quantity("Time", "s", NAT, "physics", 0, 60),
-    Quantity("Time", "h", NAT, "biology", 0, 48),
-    Quantity("Temperature", "K", NAT, "chemistry", 250, 400),
-    Quantity("Depth", "m", NAT, "earth-science", 0, 100),
-    Quantity("Altitude", "km", NAT, "earth-science", 0, 12),
-    Quantity("Voltage", "V", NAT, "physics", 0, 10),
-    Quantity("Frequency", "Hz", NAT, "physics", 10, 5000, True),
-    Quantity("Dose", "mg", NAT, "biology", 0, 50),
-    Quantity("Distance", "cm", NAT, "physics", 0, 30),
-    Quantity("Concentration", "mM", NAT, "chemistry", 1, 1000, True),
-    Quantity("Year", "", SOC, "economics", 1990, 2020),
-    Quantity("Age", "years", SOC, "geography", 0, 80),
+    Quantity("Time", "s", "physics", 0, 60),
+    Quantity("Time", "h", "biology", 0, 48),
+    Quantity("Temperature", "K", "chemistry", 250, 400),
+    Quantity("Depth", "m", "earth-science", 0, 100),
+    Quantity("Altitude", "km", "earth-science", 0, 12),
+    Quantity("Voltage", "V", "physics", 0, 10),
+    Quantity("Frequency", "Hz", "physics", 10, 5000, True),
+    Quantity("Dose", "mg", "biology", 0, 50),
+    Quantity("Distance", "cm", "physics", 0, 30),
+    Quantity("Concentration", "mM", "chemistry", 1, 1000, True),
+    Quantity("Year", "", "economics", 1990, 2020),
+    Quantity("Age", "years", "geography", 0, 80),
 )
 
 # Dependent variables (y axes; also the values of bar charts).
 Y_QUANTITIES = (
-    Quantity("Pressure", "kPa", NAT, "physics", 50, 300),
-    Quantity("Current", "mA", NAT, "physics", 0, 200),
-    Quantity("Energy", "J", NAT, "physics", 1, 5000, True),
-    Quantity("Velocity", "m/s", NAT, "physics", 0, 40),
-    Quantity("Mass", "g", NAT, "chemistry", 0, 500),
-    Quantity("Solubility", "g/L", NAT, "chemistry", 0, 300),
-    Quantity("Reaction rate", "mol/s", NAT, "chemistry", 0.01, 100, True),
-    Quantity("Population", "cells", NAT, "biology", 10, 5000, True),
-    Quantity("Growth", "mm", NAT, "biology", 0, 80),
-    Quantity("Rainfall", "mm", NAT, "earth-science", 0, 300),
-    Quantity("Temperature", "°C", NAT, "earth-science", -10, 40),
-    Quantity("Intensity", "a.u.", NAT, "physics", 0, 1),
-    Quantity("Price", "$", SOC, "economics", 1, 100),
-    Quantity("Income", "k$", SOC, "economics", 10, 90),
-    Quantity("Residents", "thousands", SOC, "geography", 5, 900),
+    Quantity("Pressure", "kPa", "physics", 50, 300),
+    Quantity("Current", "mA", "physics", 0, 200),
+    Quantity("Energy", "J", "physics", 1, 5000, True),
+    Quantity("Velocity", "m/s", "physics", 0, 40),
+    Quantity("Mass", "g", "chemistry", 0, 500),
+    Quantity("Solubility", "g/L", "chemistry", 0, 300),
+    Quantity("Reaction rate", "mol/s", "chemistry", 0.01, 100, True),
+    Quantity("Population", "cells", "biology", 10, 5000, True),
+    Quantity("Growth", "mm", "biology", 0, 80),
+    Quantity("Rainfall", "mm", "earth-science", 0, 300),
+    Quantity("Temperature", "°C", "earth-science", -10, 40),
+    Quantity("Intensity", "a.u.", "physics", 0, 1),
+    Quantity("Price", "$", "economics", 1, 100),
+    Quantity("Income", "k$", "economics", 10, 90),
+    Quantity("Residents", "thousands", "geography", 5, 900),
 )
 
 # Names of plotted series or bar groups, by theme; a figure takes its names from one theme.
@@ -71,17 +70,6 @@ SERIES_NAMES = {
     "model": ("Model A", "Model B", "Model C", "Baseline", "Ours", "Theory", "Sim", "Data"),
 }
 
-# The topic a series theme belongs to when it does not come from the y quantity.
-THEME_SUBJECT = {
-    "physics": NAT,
-    "chemistry": NAT,
-    "biology": NAT,
-    "earth-science": NAT,
-    "economics": SOC,
-    "geography": SOC,
-    "model": NAT,
-}
-
 SOCIAL_TOPICS = ("economics", "geography", "world-history")
 
 
@@ -92,15 +80,6 @@ def subject_of(topic: str) -> str:
 
 # Colours distinct at 64 px, and markers.
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
-COLOR_NAMES = {
-    "#1f77b4": "blue",
-    "#d62728": "red",
-    "#2ca02c": "green",
-    "#ff7f0e": "orange",
-    "#9467bd": "purple",
-    "#8c564b": "brown",
-    "#17becf": "cyan",
-}
 MARKERS = ("o", "s", "^", "D", "v")
 
 
@@ -108,29 +87,28 @@ class DiagramTheme(NamedTuple):
     """A node diagram: labels and the relation an arrow stands for."""
 
     name: str  # "food web", "water cycle", ...
-    subject: str
     topic: str
     labels: tuple[str, ...]
     arrow_meaning: str  # "energy flows from A to B" style phrase with {a} and {b}
 
 
 DIAGRAM_THEMES = (
-    DiagramTheme("food web", NAT, "biology",
+    DiagramTheme("food web", "biology",
                  ("Grass", "Algae", "Rabbit", "Mouse", "Snake", "Fox", "Hawk", "Fish", "Owl"),
                  "energy flows from {a} to {b}"),
-    DiagramTheme("water cycle", NAT, "earth-science",
+    DiagramTheme("water cycle", "earth-science",
                  ("Ocean", "Vapor", "Cloud", "Rain", "River", "Lake", "Snow", "Ice"),
                  "water moves from {a} to {b}"),
-    DiagramTheme("phase changes", NAT, "chemistry",
+    DiagramTheme("phase changes", "chemistry",
                  ("Solid", "Liquid", "Gas", "Plasma", "Crystal", "Vapor"),
                  "matter changes from {a} to {b}"),
-    DiagramTheme("circuit", NAT, "physics",
+    DiagramTheme("circuit", "physics",
                  ("Battery", "Switch", "Resistor", "Lamp", "Motor", "Fuse", "Diode"),
                  "current flows from {a} to {b}"),
-    DiagramTheme("pipeline", NAT, "physics",
+    DiagramTheme("pipeline", "physics",
                  ("Input", "Encoder", "Decoder", "Filter", "Output", "Sensor", "Memory", "Logic"),
                  "signals pass from {a} to {b}"),
-    DiagramTheme("supply chain", SOC, "economics",
+    DiagramTheme("supply chain", "economics",
                  ("Farm", "Mill", "Bakery", "Store", "Buyer", "Truck", "Market", "Port"),
                  "goods move from {a} to {b}"),
 )
