@@ -197,3 +197,18 @@ def test_gpt3_raw_outputs(answer_key, sqa):
     assert rows["19351"]["prediction"] == 1 and stored["19351"] == 0
     disagreeing = [pid for pid, r in rows.items() if r["prediction"] is not None and r["prediction"] != stored[pid]]
     assert disagreeing == ["19351"]
+
+
+@pytest.mark.parametrize("fmt", ["CQM-A", "QCM-A", "QCM-LEA", "QCM-LEPA"])
+def test_answer_key_from_any_llava_layout_agrees_with_problems(subset_key, sqa, fmt):
+    from scitune.data.scienceqa import build_scienceqa_samples, read_problems
+    from scitune.eval.scienceqa import keyed_from_conversations
+
+    samples = build_scienceqa_samples(read_problems(sqa / "problems_subset.json", split="test"), format=fmt)
+    key = keyed_from_conversations(samples, source=fmt)
+    assert set(key) == set(subset_key)
+    for pid, problem in subset_key.items():
+        other = key[pid]
+        assert (other.answer, other.num_options, other.has_image, other.has_context) == (
+            problem.answer, problem.num_options, problem.has_image, problem.has_context,
+        ), (fmt, pid)

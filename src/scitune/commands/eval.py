@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -293,16 +294,21 @@ def _scienceqa_items(args, samples, key, problems, mode) -> list:
             return [build_prompt({**problem, "answer": i}, args.format)[1] for i in range(len(problem["choices"]))]
 
     else:
+        templates = {}
         for sample in samples:
+            qid = str(sample.get("id"))
             target = next(t["value"] for t in sample["conversations"] if t["from"] == "gpt").strip()
-            if len(target) != 1:
+            answer = letter(key[qid].answer)
+            pattern = re.compile(rf"(?<![A-Za-z]){answer}(?![A-Za-z])")
+            if len(target) > 40 or len(pattern.findall(target)) != 1:
                 raise ScituneError(
-                    f"{args.answer_key}: --mode likelihood needs answer-letter targets (CQM-A); "
-                    f"sample {sample.get('id')} answers {target[:40]!r}"
+                    f"{args.answer_key}: --mode likelihood needs answer-only targets (\"B\", \"The answer is B.\"); "
+                    f"sample {qid} answers {target[:40]!r}"
                 )
+            templates[qid] = pattern.sub("{}", target.replace("{", "{{").replace("}", "}}"))
 
         def options(qid: str) -> list[str]:
-            return [letter(i) for i in range(key[qid].num_options)]
+            return [templates[qid].format(letter(i)) for i in range(key[qid].num_options)]
 
     from dataclasses import replace
 

@@ -14,7 +14,7 @@ LLaVA's answer-key file), or that holds no problem, is None (printed "n/a"), nev
 
 The answer key comes from ScienceQA's `problems.json` (one split) or from a LLaVA conversation
 file such as `llava_test_CQM-A.json`, whose `image` key marks IMG problems and whose `Context:`
-line marks TXT ones. Predictions come as our (or LLaVA's) JSONL (`question_id`, `text`; the text
+line marks TXT ones (LLaVA-1's layouts, which write "Context: N/A" for none, are read too). Predictions come as our (or LLaVA's) JSONL (`question_id`, `text`; the text
 is parsed by `scitune.eval.answers.parse_answer`), or as ScienceQA's results JSON (`results`:
 pid -> option index, as a dict or a list of `[pid, index]`; or its raw `outputs` text, parsed).
 A prediction that does not parse, or names an option the problem lacks, is scored wrong, counted
@@ -92,18 +92,34 @@ def keyed_from_problems(problems: Iterable[dict], split: str | None = None) -> d
     return key
 
 
+_INLINE_OPTION = re.compile(r"\(([A-Z])\) ")
+
+
 def option_count(prompt: str) -> int:
     """How many options a prompt lists: lines "A. ...", "B. ...", ... from its last "A. " line on
-    (an option may run over several lines, as letter closings do)."""
+    (an option may run over several lines, as letter closings do: LLaVA-1.5's CQM-A layout), or
+    "(A) ... (B) ..." after "Options:" (LLaVA-1's layouts)."""
     lines = prompt.rstrip().split("\n")
     starts = [i for i, line in enumerate(lines) if line.startswith("A. ")]
-    if not starts:
-        return 0
     count = 0
-    for line in lines[starts[-1] :]:
-        if count < len(LETTERS) and line.startswith(f"{LETTERS[count]}. "):
+    if starts:
+        for line in lines[starts[-1] :]:
+            if count < len(LETTERS) and line.startswith(f"{LETTERS[count]}. "):
+                count += 1
+        return count
+    at = prompt.rfind("Options:")
+    if at < 0:
+        return 0
+    region = prompt[at:].split("\nBECAUSE:")[0]  # options may run over lines; a lecture may follow
+    for found in _INLINE_OPTION.findall(region):
+        if count < len(LETTERS) and found == LETTERS[count]:
             count += 1
     return count
+
+
+def _has_context(prompt: str) -> bool:
+    # LLaVA-1's layouts write "Context: N/A" when there is none; LLaVA-1.5's omit the line.
+    return any(line.startswith("Context:") and line[8:].strip() not in ("", "N/A") for line in prompt.split("\n"))
 
 
 def keyed_from_conversations(records: Iterable[dict], source: str = "answer key") -> dict[str, KeyedProblem]:
@@ -118,7 +134,7 @@ def keyed_from_conversations(records: Iterable[dict], source: str = "answer key"
             raise ScituneError(f"{source}: record {number} needs `id` and human and gpt turns") from None
         num_options = option_count(human)
         if num_options < 2:
-            raise ScituneError(f"{source}: record {pid}: the prompt does not end with options A., B., ...")
+            raise ScituneError(f"{source}: record {pid}: the prompt lists no options (A. ... or (A) ...)")
         answer = parse_answer(target, num_options)
         if answer is None:
             raise ScituneError(f"{source}: record {pid}: cannot read the answer letter from {target[-40:]!r}")
@@ -127,7 +143,7 @@ def keyed_from_conversations(records: Iterable[dict], source: str = "answer key"
             answer=answer,
             num_options=num_options,
             has_image=bool(record.get("image")),
-            has_context=any(line.startswith("Context:") for line in human.split("\n")),
+            has_context=_has_context(human),
         )
     if not key:
         raise ScituneError(f"{source}: no records")
