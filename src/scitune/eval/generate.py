@@ -201,14 +201,16 @@ def score_options(model, processor, item: EvalItem) -> list[float]:
     inputs = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
     if pixels is not None:
         inputs["pixel_values"] = pixels.repeat(len(rows), *([1] * (pixels.dim() - 1))).to(device, model.dtype)
+    # Logits at position t predict token t + 1: the continuations are predicted from position
+    # start = len(prompt) - 1 on, so only those positions go through the LM head.
+    start = len(prompt_ids) - 1
     model.eval()
     with torch.inference_mode():
-        logits = model(**inputs).logits.float()
+        logits = model(**inputs, logits_to_keep=width - start).logits.float()
     log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
-    targets = input_ids[:, 1:].to(device)
+    targets = input_ids[:, start + 1 :].to(device)
     token_scores = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    start = len(prompt_ids) - 1  # logits at position t predict token t + 1
-    return [float(token_scores[i, start : start + lengths[i]].sum()) for i in range(len(rows))]
+    return [float(token_scores[i, : lengths[i]].sum()) for i in range(len(rows))]
 
 
 def choose_option(scores: Sequence[float]) -> int:
