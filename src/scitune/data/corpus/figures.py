@@ -160,8 +160,8 @@ def sample_graph_plot(rng: np.random.Generator) -> Spec:
     names = _series_names(rng, yq.topic, n_series)
     colors = _colors(rng, n_series)
     levels = rng.permutation(np.linspace(0.0, 0.45, n_series)) if n_series > 1 else np.array([0.1])
-    use_markers = bool(rng.random() < 0.5)
-    with_errors = bool(rng.random() < 0.25)
+    use_markers = bool(rng.random() < 0.25)
+    with_errors = bool(rng.random() < 0.15)
     series = []
     for k in range(n_series):
         shape = str(rng.choice(["increasing", "decreasing", "peak"], p=[0.45, 0.35, 0.2]))
@@ -214,11 +214,11 @@ def sample_scatterplot(rng: np.random.Generator) -> Spec:
     offsets = rng.permutation(np.linspace(0.0, 0.4, n_groups)) if n_groups > 1 else np.array([0.2])
     series = []
     for k in range(n_groups):
-        n = int(rng.integers(14, 31))
+        n = int(rng.integers(30, 61))
         relation = str(rng.choice(["positive", "negative", "none"], p=[0.45, 0.35, 0.2]))
         u_x = rng.uniform(0.0, 1.0, n)
         slope = {"positive": 0.45, "negative": -0.45, "none": 0.0}[relation]
-        u_y = offsets[k] + 0.3 + slope * (u_x - 0.5) + rng.normal(0, 0.05, n)
+        u_y = offsets[k] + 0.3 + slope * (u_x - 0.5) + rng.normal(0, 0.09, n)
         series.append({
             "name": names[k],
             "color": colors[k],
@@ -401,8 +401,8 @@ def _margins(fig, spec: Spec, left: float = 0.29, bottom: float = 0.2) -> None:
 def _draw_graph_plot(fig, spec: Spec) -> None:
     ax = fig.add_subplot()
     for s in spec["series"]:
-        kwargs = dict(color=s["color"], linestyle=s["linestyle"], linewidth=1.8, label=s["name"],
-                      marker=s["marker"] or None, markersize=4)
+        kwargs = dict(color=s["color"], linestyle=s["linestyle"], linewidth=2.6, label=s["name"],
+                      marker=s["marker"] or None, markersize=3.5)
         if "yerr" in s:
             ax.errorbar(s["x"], s["y"], yerr=s["yerr"], capsize=2, elinewidth=0.8, **kwargs)
         else:
@@ -417,7 +417,7 @@ def _draw_graph_plot(fig, spec: Spec) -> None:
 def _draw_scatterplot(fig, spec: Spec) -> None:
     ax = fig.add_subplot()
     for s in spec["series"]:
-        ax.scatter(s["x"], s["y"], s=14, color=s["color"], marker=s["marker"], label=s["name"],
+        ax.scatter(s["x"], s["y"], s=20, color=s["color"], marker=s["marker"], label=s["name"],
                    linewidths=0)
     font = spec["style"]["font"]
     _apply_axis(ax, "x", spec["x"], font)
