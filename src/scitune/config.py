@@ -208,9 +208,9 @@ class RunConfig:
     save_every: int = 50  # optimizer steps between checkpoints (0: only at the end of a stage)
     keep_last: int = 2
     # Peak rate for the MFU estimate, FLOP/s. The default is this project's 2-core CPU development
-    # machine in fp32, measured by benchmarks/peak_flops.py; set your accelerator's (e.g. 989e12
-    # for an H100's dense bf16).
-    peak_flops: float = 1.4e11
+    # machine in fp32 (3.3e11: 3.27e11 with both threads, 1.68e11 with one), measured by
+    # benchmarks/peak_flops.py; set your accelerator's (e.g. 989e12 for an H100's dense bf16).
+    peak_flops: float = 3.3e11
     tensorboard: bool = True  # also write TensorBoard events when tensorboard is installed
 
 
