@@ -185,7 +185,10 @@ def test_workers_run_from_a_script_without_a_main_guard(tmp_path):
     )
     src = str(Path(scitune.__file__).resolve().parents[1])
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
+                          env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "12345"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("built") == 1
     assert len(list((tmp_path / "c" / "scicap" / "images").iterdir())) == 12
+    # another interpreter (other hash seed), other worker count: the same bytes
+    build_corpus(tmp_path / "here", figures=12, seed=1, image_size=32, workers=1)
+    assert _files(tmp_path / "c") == _files(tmp_path / "here")
