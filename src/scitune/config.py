@@ -22,10 +22,12 @@ class ModelConfig:
     """Which model to build.
 
     Either `preset` ("tiny", "smollm2-135m"), or `vision_tower` + `language_model` (local
-    folders or hub ids; `gguf_file` names a GGUF file inside the `language_model` folder).
+    folders or hub ids; `gguf_file` names a GGUF file inside the `language_model` folder), or
+    `checkpoint`: a saved Llava directory (e.g. from `scitune model build`) to start from.
     """
 
     preset: str | None = "tiny"
+    checkpoint: str | None = None
     vision_tower: str | None = None
     language_model: str | None = None
     gguf_file: str | None = None
@@ -40,8 +42,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.projector not in PROJECTORS:
             raise ScituneError(f"model.projector: unknown projector {self.projector!r}; expected one of {', '.join(PROJECTORS)}")
-        if self.preset is None and not (self.vision_tower and self.language_model):
-            raise ScituneError("model: give a preset, or both vision_tower and language_model")
+        if self.checkpoint is not None:
+            self.preset = None
+        elif self.preset is None and not (self.vision_tower and self.language_model):
+            raise ScituneError("model: give a preset, a checkpoint, or both vision_tower and language_model")
 
 
 @dataclass

@@ -48,6 +48,10 @@ def build_model(cfg: ModelConfig, texts: Iterable[str] | None = None):
 
     `texts` are what the tiny preset's BPE tokenizer is trained on (ignored otherwise).
     """
+    if cfg.checkpoint is not None:
+        from scitune.model.checkpoint import load_model
+
+        return load_model(cfg.checkpoint, dtype=cfg.dtype)
     if cfg.preset is not None:
         presets.check_preset(cfg.preset)
     with _seeded(cfg.seed):
