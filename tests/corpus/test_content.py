@@ -140,6 +140,16 @@ def test_images_are_the_stored_figure_data_rendered(corpus):
         assert (corpus.root / "scienceqa" / "images" / split / pid / "image.png").read_bytes() == png
 
 
+def test_rendering_ignores_and_keeps_the_callers_matplotlib_settings(corpus):
+    import matplotlib
+
+    figure = next(f for f in corpus.data["figures"] if f["spec"]["figure_type"] == "Graph Plot")
+    stored = (corpus.root / "scicap" / "images" / figure["file_name"]).read_bytes()
+    with matplotlib.rc_context({"lines.linewidth": 9.0, "font.size": 30.0, "axes.facecolor": "black"}):
+        assert figures.render_png(figure["spec"], corpus.size) == stored
+        assert matplotlib.rcParams["lines.linewidth"] == 9.0 and matplotlib.rcParams["axes.facecolor"] == "black"
+
+
 def test_every_scienceqa_category_occurs(corpus):
     counts = Counter()
     for problem in corpus.problems.values():

@@ -526,14 +526,20 @@ DRAWERS = {
 
 
 def draw_figure(spec: Spec, image_size: int):
-    """The drawn `matplotlib.figure.Figure` of `spec` (own Agg canvas; nothing global)."""
+    """The drawn `matplotlib.figure.Figure` of `spec`, on its own Agg canvas (no pyplot).
+
+    It is drawn with matplotlib's default settings whatever the caller's rcParams or style, so
+    the corpus looks the same everywhere; the caller's settings are restored afterwards."""
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=image_size / FIGURE_INCHES, facecolor="white")
-    FigureCanvasAgg(fig)
-    DRAWERS[spec["figure_type"]](fig, spec)
-    fig.canvas.draw()
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        fig = Figure(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=image_size / FIGURE_INCHES, facecolor="white")
+        FigureCanvasAgg(fig)
+        DRAWERS[spec["figure_type"]](fig, spec)
+        fig.canvas.draw()
     return fig
 
 
