@@ -133,12 +133,13 @@ def _colors(rng: np.random.Generator, count: int) -> list[str]:
     return [str(c) for c in rng.choice(vocab.COLORS, size=count, replace=False)]
 
 
-def _to_range(u: np.ndarray, low: float, high: float, log: bool) -> list[float]:
+def _to_range(u: np.ndarray, low: float, high: float, log: bool, digits: int = 3) -> list[float]:
+    """Unit-interval values mapped onto [low, high], rounded to `digits` significant digits."""
     if log:
         values = 10 ** (math.log10(low) + u * (math.log10(high) - math.log10(low)))
     else:
         values = low + u * (high - low)
-    return [sig(float(v)) for v in values]
+    return [sig(float(v), digits) for v in values]
 
 
 # ------------------------------------------------------------------------------------ sampling
@@ -223,7 +224,7 @@ def sample_scatterplot(rng: np.random.Generator) -> Spec:
             "name": names[k],
             "color": colors[k],
             "marker": str(rng.choice(vocab.MARKERS)),
-            "x": _to_range(u_x, xq.low, xq.high, False),
+            "x": _to_range(u_x, xq.low, xq.high, False, digits=5),  # years need more than 3
             "y": _to_range(np.clip(u_y, 0.0, 1.0), yq.low, yq.high, False),
         })
     all_x = [v for s in series for v in s["x"]]
