@@ -40,8 +40,8 @@ class DemoSize:
 
 
 SIZES = {
-    "full": DemoSize(figures=400, image_size=128, lm_steps=250, align_epochs=2, instruct_epochs=8),
-    "quick": DemoSize(figures=120, image_size=64, lm_steps=80, align_epochs=1, instruct_epochs=3),
+    "full": DemoSize(figures=1000, image_size=128, lm_steps=250, align_epochs=3, instruct_epochs=10),
+    "quick": DemoSize(figures=200, image_size=64, lm_steps=80, align_epochs=2, instruct_epochs=4),
 }
 
 

@@ -13,13 +13,20 @@ from __future__ import annotations
 def part_sizes(model) -> dict[str, dict[str, int]]:
     from scitune.model.stages import parameter_table
 
-    return {row["part"]: row for row in parameter_table(model)}
+    sizes = {row["part"]: row for row in parameter_table(model)}
+    embedding = model.get_input_embeddings().weight
+    output = model.get_output_embeddings()
+    tied = output is not None and output.weight is embedding
+    sizes["embedding"] = {"part": "embedding", "trainable": 0 if tied else int(embedding.requires_grad) * embedding.numel(),
+                          "frozen": 0 if tied else int(not embedding.requires_grad) * embedding.numel()}
+    return sizes
 
 
 def step_flops(sizes: dict[str, dict[str, int]], text_tokens: int, image_patches: int) -> float:
     """FLOPs of one forward+backward over `text_tokens` LM positions and `image_patches` patches."""
-    lm = sizes["language_model"]
-    n_lm = lm["trainable"] + lm["frozen"]
+    lm, emb = sizes["language_model"], sizes.get("embedding", {"trainable": 0, "frozen": 0})
+    n_lm = lm["trainable"] + lm["frozen"] - emb["trainable"] - emb["frozen"]
+    lm = {"trainable": lm["trainable"] - emb["trainable"]}
     vis = sizes["vision_tower"]
     n_vis = vis["trainable"] + vis["frozen"]
     proj = sizes["projector"]

@@ -1,0 +1,18 @@
+from scitune.config import ModelConfig, StageConfig
+from scitune.model import apply_stage, build_model
+from scitune.train.flops import part_sizes, step_flops
+
+
+def test_step_flops_by_stage():
+    model, _ = build_model(ModelConfig(preset="tiny", vocab_size=300))
+    emb = model.get_input_embeddings().weight.numel()
+    align = part_sizes(apply_stage(model, StageConfig(name="align")))
+    n_lm = align["language_model"]["frozen"] - emb  # the embedding lookup is no matmul
+    n_vis = align["vision_tower"]["frozen"]
+    proj = align["projector"]
+    n_proj = proj["trainable"] + proj["frozen"]
+    # align: LM forward + activation backward (4N per token), projector forward + weight grads,
+    # vision forward only
+    assert step_flops(align, 10, 17) == 10 * 4 * n_lm + 17 * (2 * n_proj + 2 * proj["trainable"]) + 17 * 2 * n_vis
+    instruct = part_sizes(apply_stage(model, StageConfig(name="instruct")))
+    assert step_flops(instruct, 10, 0) == 10 * 6 * n_lm
