@@ -41,7 +41,7 @@ class DemoSize:
 
 SIZES = {
     "full": DemoSize(figures=1000, image_size=128, lm_steps=250, align_epochs=3, instruct_epochs=10),
-    "quick": DemoSize(figures=200, image_size=64, lm_steps=80, align_epochs=2, instruct_epochs=4),
+    "quick": DemoSize(figures=400, image_size=64, lm_steps=150, align_epochs=3, instruct_epochs=8),
 }
 
 
