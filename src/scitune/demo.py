@@ -306,6 +306,8 @@ def summary_table(summary: dict[str, Any]) -> str:
         ["n", "chance"] + [label for _, label in RUNS], digits=1,
     ))
     lines.append("")
+    total = sum(v["count"] for v in kinds.values())
+    lines.append(f"ScienceQA chance (mean over the test questions): {sum(v['chance'] * v['count'] for v in kinds.values()) / total:.2f}")
     lines.append("figure-type chance: 20.00 (5 balanced types)")
     lines.append(verdict(summary))
     lines.append(f"total time: {summary['timings_s']['total']:.0f} s")

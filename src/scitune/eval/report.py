@@ -96,6 +96,11 @@ def verdict(summary: dict[str, Any]) -> str:
     return "; ".join(parts) + ". One seed on a small corpus: differences of a few points are within run-to-run noise."
 
 
+def _chance(summary: dict[str, Any]) -> float:
+    kinds = summary["with_align"]["scienceqa_by_question_kind"].values()
+    return sum(k["chance"] * k["count"] for k in kinds) / sum(k["count"] for k in kinds)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
@@ -124,6 +129,7 @@ def write_report(path: Path, summary: dict[str, Any], results: dict[str, Any], c
         "<h2>ScienceQA-style accuracy by category (official definitions)</h2>",
         _table(["run"] + list(CATEGORIES),
                [[label] + [_fmt(summary[key]["scienceqa"]["official"].get(c)) for c in CATEGORIES] for key, label in RUNS]),
+        f"<p>Chance (mean over the test questions): {_fmt(_chance(summary))}; figure type: 20.00 (five balanced types).</p>",
         "<h3>By question kind, with chance</h3>",
         _table(["question kind", "n", "chance"] + [label for _, label in RUNS], [
             [kind, str(v["count"]), _fmt(v["chance"])] + [_fmt(summary[key]["scienceqa_by_question_kind"][kind]["accuracy"]) for key, _ in RUNS]
