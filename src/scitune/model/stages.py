@@ -74,11 +74,7 @@ def attach_lora(model, lora: LoraConfig):
 def parameter_table(model) -> list[dict]:
     """Trainable and frozen parameter counts per part (with a total row)."""
     counts = {part: {"part": part, "trainable": 0, "frozen": 0} for part in PARTS}
-    seen: set[int] = set()
-    for name, param in model.named_parameters():
-        if id(param) in seen:  # tied weights count once
-            continue
-        seen.add(id(param))
+    for name, param in model.named_parameters():  # tied weights are listed once
         row = counts[part_of(name)]
         row["trainable" if param.requires_grad else "frozen"] += param.numel()
     rows = list(counts.values())
