@@ -60,48 +60,50 @@ def _pad(rows: list[list[int]], value: int, left: bool) -> list[list[int]]:
     return [([value] * (width - len(r)) + r) if left else (r + [value] * (width - len(r))) for r in rows]
 
 
-class TrainCollator:
+class _PaddingCollator:
+    """Pads token rows to the batch's longest (on the side `left` says) and adds pixel values."""
+
+    left = False
+
+    def __init__(self, pad_token_id: int, images: ImageLoader | None = None):
+        if pad_token_id is None:
+            raise ScituneError("the tokenizer has no pad token")
+        self.pad_token_id = pad_token_id
+        self.images = images
+
+    def _pad(self, items: list[dict[str, Any]], key: str, value: int):
+        import torch
+
+        return torch.tensor(_pad([i[key] for i in items], value, left=self.left))
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = {
+            "input_ids": self._pad(items, "input_ids", self.pad_token_id),
+            "attention_mask": self._pad(items, "attention_mask", 0),
+            **self._extra(items),
+            "ids": [i["id"] for i in items],
+        }
+        _add_pixels(batch, items, self.images)
+        return batch
+
+    def _extra(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {}
+
+
+class TrainCollator(_PaddingCollator):
     """Items from `tokenize_sample` -> `{input_ids, attention_mask, labels, pixel_values?, ids}`, right-padded."""
 
-    def __init__(self, pad_token_id: int, images: ImageLoader | None = None):
-        if pad_token_id is None:
-            raise ScituneError("the tokenizer has no pad token")
-        self.pad_token_id = pad_token_id
-        self.images = images
-
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        batch = {
-            "input_ids": torch.tensor(_pad([i["input_ids"] for i in items], self.pad_token_id, left=False)),
-            "attention_mask": torch.tensor(_pad([i["attention_mask"] for i in items], 0, left=False)),
-            "labels": torch.tensor(_pad([i["labels"] for i in items], IGNORE_INDEX, left=False)),
-            "ids": [i["id"] for i in items],
-        }
-        _add_pixels(batch, items, self.images)
-        return batch
+    def _extra(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"labels": self._pad(items, "labels", IGNORE_INDEX)}
 
 
-class GenerationCollator:
+class GenerationCollator(_PaddingCollator):
     """Items from `tokenize_prompt` -> `{input_ids, attention_mask, pixel_values?, ids, targets}`, left-padded."""
 
-    def __init__(self, pad_token_id: int, images: ImageLoader | None = None):
-        if pad_token_id is None:
-            raise ScituneError("the tokenizer has no pad token")
-        self.pad_token_id = pad_token_id
-        self.images = images
+    left = True
 
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        batch = {
-            "input_ids": torch.tensor(_pad([i["input_ids"] for i in items], self.pad_token_id, left=True)),
-            "attention_mask": torch.tensor(_pad([i["attention_mask"] for i in items], 0, left=True)),
-            "ids": [i["id"] for i in items],
-            "targets": [i.get("target") for i in items],
-        }
-        _add_pixels(batch, items, self.images)
-        return batch
+    def _extra(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"targets": [i.get("target") for i in items]}
 
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values")

@@ -11,6 +11,7 @@ save unchanged (unknown keys are kept). Checking them is `scitune.data.validate`
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,24 +43,36 @@ def image_paths(sample: dict[str, Any]) -> list[str]:
     raise ScituneError(f"sample {sample.get('id')!r}: image must be a path or a list of paths, got {image!r}")
 
 
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a line that is not a JSON object is an error."""
+    path = Path(path)
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as err:
+        raise ScituneError(f"{path}: cannot read ({err.strerror})") from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ScituneError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ScituneError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            yield number, row
+
+
 def read_samples(path: str | Path) -> list[dict[str, Any]]:
     """Reads a LLaVA JSON list (`.json`) or one record per line (`.jsonl`)."""
     path = Path(path)
     if not path.is_file():
         raise ScituneError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
-        samples = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                samples.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ScituneError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-    elif path.suffix == ".json":
+        return [row for _, row in iter_jsonl(path)]
+    if path.suffix == ".json":
         try:
-            samples = json.loads(text)
+            samples = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise ScituneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
         if not isinstance(samples, list):

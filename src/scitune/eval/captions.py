@@ -26,7 +26,8 @@ from pathlib import Path
 
 from scitune.errors import ScituneError
 from scitune.eval.bleu import CONVENTIONS, corpus_bleu
-from scitune.eval.predictions import iter_jsonl, read_predictions
+from scitune.data.sample import iter_jsonl
+from scitune.eval.predictions import read_predictions
 
 TOKENIZERS = ("whitespace", "simple")
 _SIMPLE = re.compile(r"<[^<>\s]+>|[^\W_]+(?:[-'.][^\W_]+)*|\S")

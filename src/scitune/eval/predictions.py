@@ -7,9 +7,10 @@ every line and names the file and line of the first bad one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
+from scitune.data.sample import iter_jsonl
 from scitune.errors import ScituneError
 
 REQUIRED_KEYS = ("question_id", "text")
@@ -25,26 +26,6 @@ def write_predictions(path: str | Path, rows: Iterable[dict]) -> int:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
     return count
-
-
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line; a line that is not a JSON object is an error."""
-    path = Path(path)
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as err:
-        raise ScituneError(f"{path}: cannot read ({err.strerror})") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ScituneError(f"{path}:{number}: not JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ScituneError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
 
 
 def read_predictions(path: str | Path) -> list[dict]:

@@ -187,7 +187,7 @@ def run_stage(recipe: Recipe, index: int, out_root: Path, accelerator, resume: b
     bar = tqdm(total=plan.total_steps, initial=start_step, desc=name, disable=not accelerator.is_main_process, dynamic_ncols=True)
     last_loss = None
     step = start_step
-    rng_at_step_start = torch.get_rng_state()
+    rng_at_step_start = torch.get_rng_state()  # defined even if Ctrl-C lands before the first step
     try:
         while step < plan.total_steps:
             rng_at_step_start = torch.get_rng_state()

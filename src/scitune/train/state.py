@@ -51,15 +51,20 @@ def _optimizer_join(tensors: dict[str, torch.Tensor], other: dict[str, Any]) -> 
     return {"state": state, "param_groups": other["param_groups"]}
 
 
-def save_state(directory: Path, model, optimizer, step: int, extra: dict[str, Any], rank: int = 0, is_main: bool = True) -> Path:
-    """Writes checkpoint `directory/step-{step}`; every process writes its RNG file."""
-    from safetensors.torch import save_file
-
-    target = directory / f"step-{step:07d}"
+def _rng_states() -> dict[str, torch.Tensor]:
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    if not is_main:  # the main process renames the directory after everyone has written
+    return rng
+
+
+def save_state(directory: Path, model, optimizer, step: int, extra: dict[str, Any], rank: int = 0, is_main: bool = True) -> Path:
+    """Writes checkpoint `directory/step-{step}` (main process); the others then add their RNG
+    file with `save_rank_rng`."""
+    from safetensors.torch import save_file
+
+    target = directory / f"step-{step:07d}"
+    if not is_main:
         return target
 
     def write(tmp: Path) -> None:
@@ -67,7 +72,7 @@ def save_state(directory: Path, model, optimizer, step: int, extra: dict[str, An
         tensors, other = _optimizer_split(optimizer)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         (tmp / "optimizer.json").write_text(json.dumps(other))
-        save_file(rng, str(tmp / f"rng-rank{rank}.safetensors"))
+        save_file(_rng_states(), str(tmp / f"rng-rank{rank}.safetensors"))
         (tmp / "state.json").write_text(json.dumps({"step": step, **extra}, indent=2))
 
     return write_dir_atomically(target, write)
@@ -76,8 +81,7 @@ def save_state(directory: Path, model, optimizer, step: int, extra: dict[str, An
 def save_rank_rng(checkpoint: Path, rank: int) -> None:
     from safetensors.torch import save_file
 
-    rng = {"cpu": torch.get_rng_state()}
-    save_file(rng, str(checkpoint / f"rng-rank{rank}.safetensors"))
+    save_file(_rng_states(), str(checkpoint / f"rng-rank{rank}.safetensors"))
 
 
 def list_checkpoints(directory: Path) -> list[Path]:
