@@ -124,3 +124,24 @@ def test_cli_scicap_builds_valid_file(tmp_path, scicap):
     folder.mkdir()
     shutil.copy(scicap / f"{FIGURE}.json", folder)
     assert main(["data", "scicap", "--input", str(folder), "--images", str(tmp_path), "--out", str(out), "--task", "caption"]) == 1
+
+
+def test_figure_type_choice_questions(tmp_path):
+    records = [{"id": str(i), "image": f"{i}.png", "figure_type": t}
+               for i, t in enumerate(["Graph Plot", "Bar Chart", "Equation", "Scatterplot", "Node Diagram", "Table"] * 3)]
+    samples = build_instructions(records, task="figure-type-choice", seed=1)
+    assert len(samples) == len(records)
+    letters = set()
+    for record, sample in zip(records, samples):
+        lines = sample["conversations"][0]["value"].split("\n")
+        assert lines[0] == "<image>" and lines[1].endswith("?")
+        options = {l[0]: l[3:] for l in lines[2:]}
+        assert len(options) == 4 and len(set(options.values())) == 4 and list(options) == list("ABCD")
+        letter = sample["conversations"][1]["value"]
+        assert options[letter] == record["figure_type"]
+        letters.add(letter)
+        assert sample["image"] == record["image"]
+    assert len(letters) >= 3  # the answer's position varies
+    assert build_instructions(records, task="figure-type-choice", seed=1) == samples
+    with pytest.raises(ScituneError, match="at least two figure types"):
+        build_instructions(records[:1], task="figure-type-choice")

@@ -206,3 +206,38 @@ def test_parquet_rows_without_pyarrow(tmp_path, monkeypatch, sqa, test_problems)
     samples = build_scienceqa_samples(problems)
     assert validate_samples(samples, tmp_path / "images").ok
     assert [s["conversations"][1]["value"] for s in samples] == [chr(65 + p["answer"]) for p in test_problems[:12]]
+
+
+def test_choice_orders_move_the_answer_with_its_choice(test_problems):
+    from scitune.data.scienceqa import choice_orders
+
+    problem = next(p for p in test_problems if len(p["choices"]) == 4)
+    variants = choice_orders(problem, 5, seed=3)
+    assert len(variants) == 5 and variants[0] == problem
+    assert len({tuple(v["choices"]) for v in variants}) == 5  # distinct orders
+    for v in variants:
+        assert sorted(v["choices"]) == sorted(problem["choices"])
+        assert v["choices"][v["answer"]] == problem["choices"][problem["answer"]]
+    assert choice_orders(problem, 5, seed=3) == variants  # seeded
+    assert choice_orders(problem, 5, seed=4) != variants
+    two = next(p for p in test_problems if len(p["choices"]) == 2)
+    assert len(choice_orders(two, 5)) == 2  # only 2! orders exist
+    with pytest.raises(ScituneError, match="at least 1"):
+        choice_orders(problem, 0)
+
+
+def test_orders_augment_training_samples_and_keep_the_image(test_problems):
+    samples = build_scienceqa_samples(test_problems[:20], orders=3)
+    plain = build_scienceqa_samples(test_problems[:20])
+    assert [s for s in samples if "-order" not in s["id"]] == plain
+    by_id = {s["id"]: s for s in plain}
+    for s in samples:
+        pid, _, k = s["id"].partition("-order")
+        assert s.get("image") == by_id[pid].get("image")
+        if k:  # the letter names the same choice text as in the original order
+            letter = s["conversations"][1]["value"]
+            line = next(l for l in s["conversations"][0]["value"].split("\n") if l.startswith(f"{letter}. "))
+            original = by_id[pid]["conversations"]
+            right = next(l for l in original[0]["value"].split("\n") if l.startswith(f"{original[1]['value']}. "))
+            assert line[3:] == right[3:]
+    assert len(samples) > 2 * len(plain)

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--input", required=True, help="challenge-layout JSON, an original per-figure JSON, or a folder of those")
     p.add_argument("--images", required=True, help="folder holding the figure images (checked unless --no-check)")
     p.add_argument("--out", required=True, help="output .json or .jsonl")
-    p.add_argument("--task", default="describe", choices=("describe", "figure-type", "caption"))
+    p.add_argument("--task", default="describe", choices=("describe", "figure-type", "figure-type-choice", "caption"))
     p.add_argument("--fields", default="caption,type,ocr,mention", help="describe target fields, comma-separated "
                    "(caption,type,ocr,paragraph,mention; default: CTOM, the paper's best)")
     p.add_argument("--keep-figure-word", action="store_true", help='do not replace "Figure N"/"Fig. N" by the figure type')
@@ -64,6 +64,9 @@ def register(subparsers) -> None:
     p.add_argument("--format", default="CQM-A", help="CQM-A (LLaVA-1.5's published layout) or a LLaVA-1 format "
                    "such as QCM-LEPA, QCM-LEA, QCM-ALE, QCM-A")
     p.add_argument("--use-caption", action="store_true", help="append the image caption to the context")
+    p.add_argument("--orders", type=int, default=1, help="training augmentation: each problem also in up to N-1 "
+                   "shuffled option orders (ids <pid>-order<k>); keep 1 for evaluation files")
+    p.add_argument("--seed", type=int, default=0, help="seed for the shuffled option orders")
     p.add_argument("--images-out", help="parquet release: where to write the images (default: <out dir>/images/<split>)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=run_scienceqa)
@@ -135,7 +138,9 @@ def run_scienceqa(args) -> int:
     if any(p.get("image_bytes") for p in problems):
         image_root = Path(args.images_out or Path(args.out).parent / "images" / args.split)
         print(f"wrote {export_images(problems, image_root)} images to {image_root}")
-    samples = build_scienceqa_samples(problems, format=args.format, use_caption=args.use_caption)
+    if args.orders < 1:
+        raise ScituneError(f"--orders: must be at least 1, got {args.orders}")
+    samples = build_scienceqa_samples(problems, format=args.format, use_caption=args.use_caption, orders=args.orders, seed=args.seed)
     path = write_samples(samples, args.out)
     with_image = sum("image" in s for s in samples)
     print(f"wrote {len(samples)} samples ({with_image} with an image) in format {args.format} to {path}")

@@ -17,12 +17,16 @@ Tasks (`build_instructions(task=...)`):
   are replaced whole by the figure type, so "Figure 2: Impact of ..." reads
   "Graph Plot: Impact of ..." (never "Graph Plot. 2"); off, the line is "<type> <caption as written>";
 - `figure-type`: question -> the figure type;
+- `figure-type-choice`: the same question as multiple choice in ScienceQA's CQM-A layout (the
+  figure's type and up to three other types found in the records, one `A. type` line each) ->
+  the answer letter;
 - `caption`: question -> the caption (without its "Figure N:" label).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,7 +36,8 @@ from scitune.data import instructions
 from scitune.data.sample import make_sample
 from scitune.errors import ScituneError
 
-TASKS = ("describe", "figure-type", "caption")
+TASKS = ("describe", "figure-type", "figure-type-choice", "caption")
+CHOICE_LETTERS = "ABCD"
 FIELDS = ("caption", "type", "ocr", "paragraph", "mention")
 DEFAULT_FIELDS = ("caption", "type", "ocr", "mention")
 
@@ -212,6 +217,8 @@ def build_instructions(
     if task not in TASKS:
         raise ScituneError(f"unknown SciCap task {task!r}; expected one of {', '.join(TASKS)}")
     fields = tuple(fields)
+    if task == "figure-type-choice":
+        return _figure_type_choices(records, seed)
     samples = []
     for record in records:
         sample_id = f"{record['id']}-{task}"
@@ -223,4 +230,22 @@ def build_instructions(
             phrasings, target = instructions.CAPTION, _need(record, "caption_no_index", "caption")
         question = instructions.choose(phrasings, seed, sample_id)
         samples.append(make_sample(sample_id, f"<image>\n{question}", target, record["image"]))
+    return samples
+
+
+def _figure_type_choices(records: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    types = sorted({_need(r, "figure_type", "figure type") for r in records})
+    if len(types) < 2:
+        raise ScituneError(f"figure-type-choice: needs at least two figure types among the records, found {types}")
+    samples = []
+    for record in records:
+        sample_id = f"{record['id']}-figure-type-choice"
+        rng = random.Random(f"{seed}:{sample_id}")
+        answer = record["figure_type"]
+        others = rng.sample([t for t in types if t != answer], min(len(CHOICE_LETTERS), len(types)) - 1)
+        choices = others + [answer]
+        rng.shuffle(choices)
+        question = instructions.choose(instructions.FIGURE_TYPE[:2], seed, sample_id)
+        lines = [question] + [f"{CHOICE_LETTERS[i]}. {c}" for i, c in enumerate(choices)]
+        samples.append(make_sample(sample_id, "<image>\n" + "\n".join(lines), CHOICE_LETTERS[choices.index(answer)], record["image"]))
     return samples

@@ -292,20 +292,53 @@ def build_prompt(problem: dict[str, Any], format: str = LLAVA15_FORMAT, use_capt
     return _llava1(problem, format, use_caption)
 
 
+def choice_orders(problem: dict[str, Any], copies: int, seed: int = 0) -> list[dict[str, Any]]:
+    """The problem in up to `copies` distinct option orders: first as given, then shuffled orders
+    (seeded by `seed` and the problem id), with `answer` following its choice. A problem with n
+    options has at most n! orders, so it yields min(copies, n!) records."""
+    import itertools
+    import zlib
+
+    import numpy as np
+
+    if copies < 1:
+        raise ScituneError(f"choice orders: copies must be at least 1, got {copies}")
+    n = len(problem["choices"])
+    identity = tuple(range(n))
+    wanted = min(copies, len(list(itertools.islice(itertools.permutations(identity), copies))))
+    rng = np.random.default_rng([seed, zlib.crc32(str(problem["id"]).encode())])
+    orders = [identity]
+    while len(orders) < wanted:
+        order = tuple(int(i) for i in rng.permutation(n))
+        if order not in orders:
+            orders.append(order)
+    return [
+        {**problem, "choices": [problem["choices"][i] for i in order], "answer": order.index(problem["answer"])}
+        for order in orders
+    ]
+
+
 def build_scienceqa_samples(
     problems: list[dict[str, Any]],
     format: str = LLAVA15_FORMAT,
     use_caption: bool = False,
     captions: dict[str, str] | None = None,
+    orders: int = 1,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """LLaVA conversation samples, one per problem; `image` is relative to `images/<split>`.
 
     `captions` (pid -> text) overrides the captions read with the problems (use_caption only).
+    `orders` > 1 adds copies of each problem with its options shuffled (`choice_orders`; ids
+    `<pid>-order<k>`), so that a model learns to read the options rather than to remember a
+    letter per problem: a training augmentation, never for evaluation files.
     """
     samples = []
     for problem in problems:
         if captions is not None:
             problem = {**problem, "caption": captions.get(problem["id"], "")}
-        human, gpt = build_prompt(problem, format, use_caption)
-        samples.append(make_sample(problem["id"], human, gpt, image_path(problem)))
+        for k, variant in enumerate(choice_orders(problem, orders, seed) if orders > 1 else [problem]):
+            human, gpt = build_prompt(variant, format, use_caption)
+            sample_id = problem["id"] if k == 0 else f"{problem['id']}-order{k}"
+            samples.append(make_sample(sample_id, human, gpt, image_path(problem)))
     return samples
