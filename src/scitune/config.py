@@ -34,7 +34,7 @@ class ModelConfig:
     projector: str = "linear"  # "linear" (SciTune, LLaVA-1) or "mlp2x_gelu" (LLaVA-1.5)
     vision_feature_layer: int = -2
     chat_template: str | None = None  # a name in scitune.data.chat_templates; None: the LM's own or "vicuna_v1"
-    dtype: str = "auto"  # "auto" = float32 on CPU, bfloat16 on GPU; or float32 / bfloat16 / float16
+    dtype: str = "auto"  # "auto": float32 weights for training (bf16 autocast on GPU), bf16 for GPU inference
     # tiny preset only: the BPE tokenizer is trained on these texts (None: a built-in science text)
     vocab_size: int = 1024
     seed: int = 0
@@ -186,7 +186,7 @@ class StageRun:
     scheduler: str = "cosine"
     max_grad_norm: float | None = 1.0
     gradient_checkpointing: bool = False
-    feature_cache: bool = False  # align stage with a frozen vision tower: compute features once
+    feature_cache: bool = False  # frozen vision tower: compute each image's features once
 
     def __post_init__(self) -> None:
         if isinstance(self.stage, dict):

@@ -36,7 +36,9 @@ def test_align_trains_projector_only_mlp(mlp_model):
 
 def test_instruct_trains_projector_and_llm(mlp_model):
     model = apply_stage(mlp_model[0], StageConfig(name="instruct"))
-    expected = _names(model, "model.multi_modal_projector.") | _names(model, "model.language_model.") | {"lm_head.weight"}
+    # the tiny preset ties lm_head to the input embeddings: one parameter, listed under the LM
+    lm_head = set() if model.config.text_config.tie_word_embeddings else {"lm_head.weight"}
+    expected = _names(model, "model.multi_modal_projector.") | _names(model, "model.language_model.") | lm_head
     assert _trainable(model) == expected
     assert not (_trainable(model) & _names(model, "model.vision_tower."))
 

@@ -7,7 +7,10 @@ def test_step_flops_by_stage():
     model, _ = build_model(ModelConfig(preset="tiny", vocab_size=300))
     emb = model.get_input_embeddings().weight.numel()
     align = part_sizes(apply_stage(model, StageConfig(name="align")))
-    n_lm = align["language_model"]["frozen"] - emb  # the embedding lookup is no matmul
+    # the embedding lookup is no matmul; with tied embeddings the one copy is the lm_head matmul
+    tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    assert tied  # the tiny preset ties them
+    n_lm = align["language_model"]["frozen"] - (0 if tied else emb)
     n_vis = align["vision_tower"]["frozen"]
     proj = align["projector"]
     n_proj = proj["trainable"] + proj["frozen"]

@@ -3,7 +3,7 @@
 `TrainingModule` wraps the Llava model so that one `forward(batch)` serves both paths (and DDP
 wraps this module, so every trainable parameter is used inside its forward):
 - pixels: the stock Llava forward;
-- cached features: when the vision tower is frozen (align stage), its selected hidden states
+- cached features: when the vision tower is frozen (align; instruct without tune_vision), its selected hidden states
   (layer `vision_feature_layer`, CLS dropped as the config says) are computed once per image and
   reused across epochs; the forward then projects them and scatters them into the token
   embeddings exactly as Llava does, and runs the LM on `inputs_embeds`.

@@ -106,6 +106,16 @@ def build_stage_model(recipe: Recipe, index: int, out_root: Path, texts: list[st
     return model, processor
 
 
+def _shards_parameters(accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return True
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return accelerator.state.deepspeed_plugin.zero_stage == 3
+    return False
+
+
 def run_stage(recipe: Recipe, index: int, out_root: Path, accelerator, resume: bool, texts: list[str] | None) -> StageResult:
     from tqdm.auto import tqdm
 
@@ -143,7 +153,13 @@ def run_stage(recipe: Recipe, index: int, out_root: Path, accelerator, resume: b
     targets = [supervised_tokens(item) for item in items]
 
     images = ImageLoader(processor.image_processor, run.data.images or ".", pad_to_square=run.data.pad_to_square)
-    cache = FeatureCache() if run.feature_cache else None
+    use_cache = run.feature_cache
+    if use_cache and _shards_parameters(accelerator):
+        # the cache runs the vision tower outside the wrapped forward, which a sharded tower
+        # (FSDP, DeepSpeed ZeRO-3) does not allow
+        _echo(accelerator, f"[{name}] feature_cache off: the vision tower is sharded ({accelerator.distributed_type})")
+        use_cache = False
+    cache = FeatureCache() if use_cache else None
     collate = TrainCollator(processor.tokenizer.pad_token_id, None if cache else images)
 
     device = accelerator.device
