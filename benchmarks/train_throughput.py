@@ -373,7 +373,7 @@ def main(argv=None) -> int:
         print("  ".join(c.rjust(w) if i > 2 else c.ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
     print("rates over the steps after the first epoch (warm-up; it fills the cache); tokens without padding; "
           + (f"fastest of {args.repeats} runs; " if args.repeats > 1 else "")
-          + f"cache speed-up = align tokens/s with the cache / without; {total:.0f}s in all")
+          + f"cache speed-up = tokens/s with the cache / without, same stage; {total:.0f}s in all")
 
     result = {
         "device": device,
