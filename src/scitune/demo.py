@@ -6,7 +6,7 @@
    training problem also in shuffled option orders) plus figure-type (open and multiple-choice)
    and caption questions on the SciCap training figures;
 3. the base model: the tiny preset with a BPE vocabulary trained on the corpus text, its LM
-   pretrained on that text and its vision tower pretrained CLIP-style on the training figures and
+   pretrained on that text (text-only training problems with their answers included) and its vision tower pretrained CLIP-style on the training figures and
    their captions (nothing pretrained can be downloaded here), or SmolLM2-135M;
 4. stage 1 (align) then stage 2 (instruct, from stage 1's projector), with recipes/tiny-cpu.yaml;
 5. the paper's ablation in miniature: stage 2 again on the same base without stage 1;
@@ -113,18 +113,27 @@ def build_instruction_files(corpus: Path, out: Path, seed: int, choice_orders: i
     return files
 
 
-def corpus_texts(corpus: Path, seed: int) -> list[str]:
-    """The training text: every turn of the training samples (one option order each), and the
-    training problems' lectures and solutions (what the tokenizer and the tiny LM learn the
-    language from)."""
-    from scitune.data.scienceqa import read_problems
+def corpus_texts(corpus: Path, seed: int, choice_orders: int = 1) -> list[str]:
+    """The training text (what the tokenizer and the tiny LM learn the language from): every
+    turn of the training samples (one option order each), the training problems' lectures and
+    solutions, and the text-only training problems with their answers joined on, in
+    `choice_orders` option orders. With those, the LM meets picking an option's letter before
+    stage 2: measured on the seed-1 corpus, stage 2 then reached 50.0 ScienceQA (p = 8e-5 against
+    guessing) instead of 38.7 (p = 0.18). Problems with an image are left out: their letter
+    depends on the image."""
+    from scitune.data.scienceqa import build_scienceqa_samples, read_problems
 
     texts = []
     for samples in training_samples(corpus, seed).values():
         for sample in samples:
             texts += [turn["value"].replace("<image>", "").strip() for turn in sample["conversations"]]
-    for problem in read_problems(corpus / "scienceqa", split="train"):
+    problems = read_problems(corpus / "scienceqa", split="train")
+    for problem in problems:
         texts += [problem["lecture"], problem["solution"]]
+    text_only = [p for p in problems if not p.get("image")]
+    for sample in build_scienceqa_samples(text_only, orders=choice_orders, seed=seed):
+        question, answer = (turn["value"] for turn in sample["conversations"])
+        texts.append(f"{question}\n{answer}")
     return [t for t in texts if t]
 
 
@@ -314,7 +323,7 @@ def run_demo(out: str | Path, preset: str = "tiny", quick: bool = False, seed: i
     timer.run(f"1/7 built-in corpus: {size.figures} figures at {size.image_size} px",
               lambda: build_corpus(corpus, figures=size.figures, seed=seed, image_size=size.image_size, log=lambda m: echo(f"   {m}")), echo)
     files = timer.run("2/7 instruction files", lambda: build_instruction_files(corpus, out / "data", seed, size.choice_orders), echo)
-    texts = corpus_texts(corpus, seed)
+    texts = corpus_texts(corpus, seed, size.choice_orders)
     base, base_losses = timer.run("3/7 base model", lambda: prepare_base(preset, texts, corpus, out / "base", size, seed, echo), echo)
     timer.run("4/7 stage 1 (align) + stage 2 (instruct)",
               lambda: run_recipe(stage_recipe(base, corpus, files, out / "scitune", size, seed, with_align=True)), echo)
