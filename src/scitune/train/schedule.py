@@ -74,3 +74,11 @@ def lr_at(step: int, total_steps: int, base_lr: float, warmup_ratio: float, sche
     if scheduler == "linear":
         return base_lr * (1.0 - progress)
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
+    """LR multiplier for 0-based `step` of a short pretraining run: linear warmup over
+    `warmup_steps` (at least 1), then cosine to zero at `total_steps`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))

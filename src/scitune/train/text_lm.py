@@ -7,11 +7,12 @@ start from a pretrained LM and skip this.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from scitune.train.schedule import warmup_cosine
 
 
 def pack_texts(tokenizer, texts: list[str], seq_len: int) -> torch.Tensor:
@@ -52,7 +53,7 @@ def pretrain_text_lm(
     model.train()
     try:
         for step in range(steps):
-            scale = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+            scale = warmup_cosine(step, steps, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr * scale
             batch = rows[torch.from_numpy(rng.integers(0, len(rows), size=batch_size))]

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from scitune.train.schedule import warmup_cosine
+
 
 class _CaptionEncoder(nn.Module):
     """Mean of token embeddings, then a linear head."""
@@ -78,7 +80,7 @@ def pretrain_vision_tower(
     vision.train()
     try:
         for step in range(steps):
-            scale = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+            scale = warmup_cosine(step, steps, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr * scale
             index = torch.randperm(len(caption_ids), generator=generator)[:batch_size]
