@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from scitune import __version__
-from scitune.errors import ScituneError
+from scitune.errors import describe_failure
 
 # One module per top-level subcommand, in the order `scitune --help` lists them.
 COMMAND_MODULES = (
@@ -25,14 +25,22 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the line breaks of descriptions and epilogs (our examples)."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """Reports a bad argument as one line (`scitune train: error: ...`), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="scitune",
         description="Align LLMs with science through multimodal instruction tuning (SciTune).",
         formatter_class=HelpFormatter,
         epilog="example:\n  scitune demo --out runs/demo\n  scitune model build --preset tiny --out runs/tiny",
     )
     parser.add_argument("--version", action="version", version=f"scitune {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -54,12 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except ScituneError as err:
-        print(f"scitune: error: {err}", file=sys.stderr)
-        return err.exit_code
     except KeyboardInterrupt:
         print("scitune: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # one line and an exit code for every failure; --debug: the traceback
+        if getattr(args, "debug", False):
+            raise
+        message, code = describe_failure(err)
+        print(f"scitune: error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":
