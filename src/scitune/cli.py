@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from scitune import __version__
+from scitune import __version__, threads
 from scitune.errors import describe_failure
 
 # One module per top-level subcommand, in the order `scitune --help` lists them.
@@ -19,6 +19,10 @@ COMMAND_MODULES = (
     "scitune.commands.eval",
     "scitune.commands.predict",
 )
+
+
+THREADS_HELP = ("CPU threads (default: the cores this process may use; OMP_NUM_THREADS if set; "
+                "SCITUNE_THREADS=off for torch's defaults)")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -41,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"scitune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    parser.add_argument("--verbose", action="store_true", help="say what was chosen (threads, wait policy)")
+    parser.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -48,10 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_command(subparsers, name: str, help: str, example: str) -> argparse.ArgumentParser:
-    """Adds a subcommand whose --help ends with an example."""
-    return subparsers.add_parser(
+    """Adds a subcommand whose --help ends with an example (and takes --threads too)."""
+    parser = subparsers.add_parser(
         name, help=help, description=help, epilog=f"example:\n  {example}", formatter_class=HelpFormatter
     )
+    # SUPPRESS: when not given here, a --threads before the command name stands
+    parser.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS, help=THREADS_HELP)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        # before any command module imports torch: OpenMP reads these variables once, when torch loads
+        plan = threads.configure(args.threads)
+        if getattr(args, "verbose", False):
+            print(f"scitune: {plan.describe()}", file=sys.stderr)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("scitune: interrupted", file=sys.stderr)

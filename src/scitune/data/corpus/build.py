@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from scitune import threads
 from scitune.data.corpus import annotations as ann
 from scitune.data.corpus import figures as figs
 from scitune.data.corpus import questions as qs
@@ -75,7 +76,8 @@ def _render_all(specs: list[dict], image_size: int, workers: int) -> list[bytes]
 
     import scitune
 
-    env = dict(os.environ)
+    # the processes share this process's thread budget (one thread each at the default of at most 2)
+    env = dict(os.environ, **threads.child_env(threads.share(workers)))
     package_root = str(Path(scitune.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory(prefix="scitune-corpus-") as tmp:
@@ -113,7 +115,8 @@ def _prepare_out(out: Path) -> None:
 
 
 def default_workers(figures: int) -> int:
-    return 1 if figures < 40 else max(1, min(2, os.cpu_count() or 1))
+    """Render processes: one for a small corpus, else up to 2 within the thread budget."""
+    return 1 if figures < 40 else max(1, min(2, threads.budget()))
 
 
 def build_corpus(out: str | os.PathLike, figures: int = 200, seed: int = 0, image_size: int = 128,
