@@ -32,7 +32,8 @@ def register(subparsers) -> None:
     build.add_argument("--chat-template", help="plain, vicuna_v1, llama2 or chatml (default: by model family)")
     build.add_argument("--texts", help="tiny preset: a text file (one document per line) to train the BPE tokenizer on")
     build.add_argument("--dtype", default="auto", help="auto (fp32 on CPU), float32, bfloat16, float16")
-    build.add_argument("--out", required=True, help="output directory")
+    build.add_argument("--out", required=True, help="output directory (new or empty)")
+    build.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     build.set_defaults(func=run_build)
 
     merge = add_command(
@@ -43,7 +44,8 @@ def register(subparsers) -> None:
     )
     merge.add_argument("--base", required=True, help="the base model directory the adapter was trained on")
     merge.add_argument("--adapter", required=True, help="adapter directory (adapter_config.json)")
-    merge.add_argument("--out", required=True)
+    merge.add_argument("--out", required=True, help="output directory (new or empty)")
+    merge.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     merge.set_defaults(func=run_merge)
 
 
@@ -52,9 +54,13 @@ def run_build(args: argparse.Namespace) -> int:
 
     from scitune.config import ModelConfig
     from scitune.errors import ScituneError
+    from scitune.io.atomic import claim_output
+    from scitune.io.read import read_text
     from scitune.model import build_model, save_model
     from scitune.model.stages import format_parameter_table, parameter_table
 
+    inputs = [p for p in (args.vision_tower, args.language_model, args.texts) if p and Path(p).expanduser().exists()]
+    claim_output(args.out, inputs=inputs, overwrite=args.overwrite)
     preset = args.preset
     if preset is None and not (args.vision_tower and args.language_model):
         preset = "tiny"
@@ -63,7 +69,9 @@ def run_build(args: argparse.Namespace) -> int:
         path = Path(args.texts)
         if not path.is_file():
             raise ScituneError(f"--texts {args.texts!r}: file not found")
-        texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = [line for line in read_text(path).splitlines() if line.strip()]
+        if not texts:
+            raise ScituneError(f"--texts {args.texts!r}: no text to train the tokenizer on")
     cfg = ModelConfig(
         preset=preset,
         vision_tower=args.vision_tower,
@@ -82,9 +90,11 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    from scitune.io.atomic import claim_output
     from scitune.model import load_model, save_model
     from scitune.model.checkpoint import load_lora, merge_lora
 
+    claim_output(args.out, inputs=[args.base, args.adapter], overwrite=args.overwrite)
     model, processor = load_model(args.base)
     merged = merge_lora(load_lora(model, args.adapter))
     out = save_model(merged, processor, args.out)

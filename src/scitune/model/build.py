@@ -18,10 +18,12 @@ from pathlib import Path
 
 import torch
 
+import scitune.model.presets as presets
 from scitune.config import ModelConfig
 from scitune.data.chat_templates import CHAT_TEMPLATES
 from scitune.errors import ScituneError
-from scitune.model import presets
+from scitune.model.checkpoint import load_model
+from scitune.model.files import check_config_sizes, require_safetensors, resolve_dtype
 from scitune.model.tokenizer import IMAGE_TOKEN, ensure_special_tokens, train_bpe_tokenizer
 
 # model_type -> (kind, has a CLS token)
@@ -33,14 +35,7 @@ VISION_TOWER_TYPES = {
 }
 
 
-def resolve_dtype(name: str, device: str | torch.device = "cpu") -> torch.dtype:
-    """`auto` is float32 on CPU (bf16 matmuls are ~20x slower there) and bfloat16 on GPU."""
-    if name == "auto":
-        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-    except KeyError:
-        raise ScituneError(f"dtype {name!r}: expected auto, float32, bfloat16 or float16") from None
+__all__ = ["build_model", "compose", "image_tokens_per_image", "load_causal_lm", "load_vision_tower", "resolve_dtype"]
 
 
 def build_model(cfg: ModelConfig, texts: Iterable[str] | None = None):
@@ -49,8 +44,6 @@ def build_model(cfg: ModelConfig, texts: Iterable[str] | None = None):
     `texts` are what the tiny preset's BPE tokenizer is trained on (ignored otherwise).
     """
     if cfg.checkpoint is not None:
-        from scitune.model.checkpoint import load_model
-
         return load_model(cfg.checkpoint, dtype=cfg.dtype)
     if cfg.preset is not None:
         presets.check_preset(cfg.preset)
@@ -111,10 +104,12 @@ def load_vision_tower(name: str):
     from transformers import AutoConfig, AutoImageProcessor
 
     _check_local(name, "vision tower")
+    require_safetensors(Path(name).expanduser(), "vision tower")
     try:
         config = AutoConfig.from_pretrained(name)
     except (OSError, ValueError) as err:
         raise ScituneError(f"vision tower {name!r}: cannot read its config ({_first_line(err)})") from None
+    check_config_sizes(config, f"vision tower {name!r}")
     model_type = getattr(config, "model_type", None)
     if model_type not in VISION_TOWER_TYPES:
         raise ScituneError(
@@ -129,7 +124,7 @@ def load_vision_tower(name: str):
     else:
         from transformers import SiglipVisionModel as VisionModel
     try:
-        vision = VisionModel.from_pretrained(name, config=vision_config)
+        vision = VisionModel.from_pretrained(name, config=vision_config, use_safetensors=True)
     except OSError as err:
         raise ScituneError(f"vision tower {name!r}: cannot load weights ({_first_line(err)})") from None
     try:
@@ -161,15 +156,20 @@ def _default_image_processor(kind: str, size: int):
 def load_causal_lm(name: str, gguf_file: str | None = None):
     """Loads any HF causal LM (Llama, Mistral, Qwen2, ...) and its tokenizer; `gguf_file` names a
     GGUF file inside the `name` folder (transformers dequantises it)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     _check_local(name, "language model")
     if gguf_file and not (Path(name) / gguf_file).is_file():
         raise ScituneError(f"language model {name!r}: GGUF file {gguf_file!r} not found in that folder")
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    if not gguf_file:
+        require_safetensors(Path(name).expanduser(), "language model")
     try:
+        config = AutoConfig.from_pretrained(name, **kwargs)
+        check_config_sizes(config, f"language model {name!r}")
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
-        lm = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32, **kwargs)
+        weights = kwargs if gguf_file else {"use_safetensors": True}
+        lm = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch.float32, **weights)
     except (OSError, ValueError) as err:
         raise ScituneError(f"language model {name!r}: cannot load it as a causal LM ({_first_line(err)})") from None
     return lm, tokenizer

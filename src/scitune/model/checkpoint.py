@@ -8,42 +8,30 @@
   `load_projector` checks against the model it initialises (a later stage on the same base).
 - `merge_lora`: folds the adapters into a plain model.
 Directories are written under a temporary name and renamed into place, so a crash never leaves a
-half-written checkpoint where a good one was. Only safetensors are read: nothing is unpickled.
+half-written checkpoint where a good one was (`scitune.io.atomic`). Only safetensors are read:
+a folder holding pickled weights is refused, nothing is unpickled (`scitune.model.files`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 
 from scitune.errors import ScituneError
+from scitune.io.atomic import write_dir_atomically
+from scitune.model.files import read_config, require_safetensors, resolve_device, resolve_dtype
+
+__all__ = ["load_lora", "load_model", "load_projector", "merge_lora", "save_model", "save_projector", "write_dir_atomically"]
 
 PROJECTOR_FILE = "projector.safetensors"
 PROJECTOR_PREFIX = "model.multi_modal_projector."
 
 
-def write_dir_atomically(out_dir: str | Path, write) -> Path:
-    """Calls `write(tmp_dir)`, then moves tmp_dir to `out_dir`, replacing an older one."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    write(tmp)
-    if out.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
-
-
 def save_model(model, processor, out_dir: str | Path) -> Path:
-    """Saves a model (or its LoRA adapter) and processor as a standard HF directory."""
+    """Saves a model (or its LoRA adapter) and processor as a standard HF directory, replacing an
+    older one only once the new one is complete (commands call `claim_output` first)."""
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -56,16 +44,24 @@ def load_model(path: str | Path, dtype: str = "auto", device: str = "cpu"):
     """Loads `(model, processor)` from a standard HF Llava directory."""
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from scitune.model.build import resolve_dtype
-
     path = Path(path)
+    device = resolve_device(device)
+    if path.is_file():
+        raise ScituneError(f"checkpoint {str(path)!r}: is a file; expected a model folder (config.json, model.safetensors)")
     if not (path / "config.json").is_file():
         hint = " (it holds a LoRA adapter: load its base, then scitune.model.checkpoint.load_lora)" if (
             path / "adapter_config.json"
         ).is_file() else ""
         raise ScituneError(f"checkpoint {str(path)!r}: no config.json, not a model directory{hint}")
+    config = read_config(path, "checkpoint")
+    if config.get("model_type") != "llava":
+        raise ScituneError(
+            f"checkpoint {str(path)!r}: config.json has model_type {config.get('model_type')!r}; "
+            "expected 'llava' (a LlavaForConditionalGeneration folder, e.g. from scitune model build)"
+        )
+    require_safetensors(path, "checkpoint")
     try:
-        model = LlavaForConditionalGeneration.from_pretrained(path, dtype=resolve_dtype(dtype, device))
+        model = LlavaForConditionalGeneration.from_pretrained(path, dtype=resolve_dtype(dtype, device), use_safetensors=True)
         processor = AutoProcessor.from_pretrained(path)
     except (OSError, ValueError) as err:
         raise ScituneError(f"checkpoint {str(path)!r}: cannot load ({str(err).splitlines()[0]})") from None
@@ -79,7 +75,14 @@ def load_lora(model, adapter_dir: str | Path, trainable: bool = False):
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise ScituneError(f"LoRA adapter {str(adapter_dir)!r}: no adapter_config.json")
-    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+    require_safetensors(adapter_dir, "LoRA adapter", names=("adapter_model.safetensors",))
+    if not (adapter_dir / "adapter_model.safetensors").is_file():
+        raise ScituneError(f"LoRA adapter {str(adapter_dir)!r}: no adapter_model.safetensors")
+    try:
+        return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        text = " ".join(str(err).split())[:300]
+        raise ScituneError(f"LoRA adapter {str(adapter_dir)!r}: does not fit this base model ({text})") from None
 
 
 def merge_lora(model):
@@ -109,15 +112,13 @@ def _projector_metadata(config) -> dict[str, str]:
 
 def save_projector(model, path: str | Path) -> Path:
     """Writes the projector alone (safetensors with metadata describing the base it fits)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from scitune.io.atomic import write_bytes
+
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.cpu() for k, v in projector_state(model).items()}, str(tmp), metadata=_projector_metadata(base.config))
-    tmp.replace(path)
-    return path
+    data = save({k: v.cpu() for k, v in projector_state(model).items()}, metadata=_projector_metadata(base.config))
+    return write_bytes(path, data)
 
 
 def load_projector(model, path: str | Path) -> None:
@@ -128,9 +129,12 @@ def load_projector(model, path: str | Path) -> None:
     if not path.is_file():
         raise ScituneError(f"projector file {str(path)!r} not found")
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error type for a damaged file
+        raise ScituneError(f"projector file {str(path)!r}: not a readable safetensors file ({_first_line(err)})") from None
     expected = _projector_metadata(base.config)
     if meta.get("format") != expected["format"]:
         raise ScituneError(f"projector file {str(path)!r}: not a scitune projector file")
@@ -141,4 +145,12 @@ def load_projector(model, path: str | Path) -> None:
             )
     projector = base.model.multi_modal_projector
     target = projector.modules_to_save["default"] if hasattr(projector, "modules_to_save") else projector
-    target.load_state_dict(tensors, strict=True)
+    try:
+        target.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise ScituneError(f"projector file {str(path)!r}: does not fit the model ({_first_line(err)})") from None
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

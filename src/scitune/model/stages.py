@@ -11,7 +11,12 @@ The linear projector's `linear_2` is a fixed identity (see scitune.model.build) 
 
 from __future__ import annotations
 
+import re
+
+import torch
+
 from scitune.config import LoraConfig, StageConfig
+from scitune.errors import ScituneError
 from scitune.model.build import is_linear_projector
 
 PARTS = ("vision_tower", "projector", "language_model")
@@ -56,9 +61,23 @@ def lora_target_regex(lora: LoraConfig) -> str:
     return rf".*\blanguage_model\..*\.({names})"
 
 
+def check_lora_targets(model, lora: LoraConfig) -> None:
+    """Every target module name must match at least one linear layer of the language model."""
+    pattern = re.compile(lora_target_regex(lora))
+    names = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and pattern.fullmatch(name)]
+    missing = [m for m in lora.target_modules if not any(n.rsplit(".", 1)[-1] == m for n in names)]
+    if missing:
+        raise ScituneError(
+            f"stage.lora_config.target_modules: {', '.join(missing)} match no linear layer of the language model; "
+            "name layers it has (e.g. q_proj, v_proj)"
+        )
+
+
 def attach_lora(model, lora: LoraConfig):
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
+
+    check_lora_targets(model, lora)
 
     peft_config = PeftLoraConfig(
         r=lora.r,
