@@ -92,6 +92,25 @@ def register(subparsers) -> None:
     cap.add_argument("--out", help="folder for metrics.json (and predictions with --model)")
     cap.set_defaults(func=run_captions)
 
+    mv = add_command(
+        sub,
+        "mathvista",
+        "MathVista accuracy by the authors' rules, overall and by question type, answer type, source, skill, ...",
+        "scitune eval mathvista --problems testmini.json --predictions output.json --out runs/eval-mathvista",
+    )
+    mv.add_argument("--problems", required=True, help="MathVista problems, e.g. testmini.json (pid -> record)")
+    mv.add_argument(
+        "--predictions", required=True, help="the authors' output .json (with `extraction`) or our predictions .jsonl"
+    )
+    mv.add_argument(
+        "--extraction",
+        default="auto",
+        choices=("auto", "rules"),
+        help="auto: a record's stored `extraction` where it has one, rules otherwise; rules: always from the text",
+    )
+    mv.add_argument("--out", help="folder for metrics.json (the authors' scores layout) and scored.jsonl")
+    mv.set_defaults(func=run_mathvista)
+
 
 def _model_options(parser: argparse.ArgumentParser, modes: bool) -> None:
     group = parser.add_argument_group("with --model")
@@ -421,4 +440,28 @@ def run_captions(args: argparse.Namespace) -> int:
     if out is not None:
         _write_json(out / "metrics.json", result.to_json())
         print(f"wrote {out / 'metrics.json'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- mathvista
+
+
+def run_mathvista(args: argparse.Namespace) -> int:
+    from scitune.eval import mathvista
+    from scitune.eval.tables import format_table
+
+    result = mathvista.score_files(args.problems, args.predictions, extraction=args.extraction)
+    scores = result.metrics()
+    rows = [("overall", scores["average"])]
+    for name in ("question_type", "answer_type"):
+        rows += [(f"{name} {value}", entry) for value, entry in scores[name].items()]
+    table = [(label, {**entry, "accuracy": float(entry["accuracy"])}) for label, entry in rows]
+    print(format_table(table, ("accuracy", "correct", "total")))
+    by_rules = sum(item.extracted_by == "rules" for item in result.items)
+    print(f"answers extracted by rules: {by_rules}, stored extractions used: {result.count - by_rules}")
+    _print_failures([{"question_id": item.pid} for item in result.failures])
+    if result.regrouped:
+        print(f"{len(result.regrouped)} problems grouped by the predictions file's own metadata (differs from --problems)")
+    if args.out:
+        print(f"wrote {mathvista.write_results(result, args.out)}")
     return 0
