@@ -190,7 +190,7 @@ def test_list_rule_keeps_the_string():
         ("x = 8.0\n\nTherefore, the correct answer is option C.", ("3", "9", "12.25", "24"), "C"),
         ("Therefore, the correct option letter is C.", ("7", "24", "25", "32"), "C"),
         ("Yes, the sandwich is cut in half.", ("Yes", "No"), "A"),
-        ("Based on the information, the width of the river AB is 30√{3}m.", ("30m", "30√{3}m", "(30√{3}+30)m"), "B"),
+        ("Based on the information, the width of AB is 30√{3}m.", ("30m", "30√{3}m", "(30√{3}+30)m"), "B"),
         ("船与灯塔的距离是20√{2}海里。", ("20海里", "20√{2}海里", "15海里"), "B"),
         ("The population would decrease rapidly.", ("decrease", "decrease rapidly", "increase"), "B"),
         ("B. surplus", ("shortage", "surplus"), "B"),

@@ -28,7 +28,16 @@ value (rule extraction reads the number, leaving "cm", "years", "%" aside).
 `scores` follows the layout of the authors' scores JSON: `average` (accuracy as
 `str(round(acc, 2))`), then for question_type, answer_type and the metadata fields language,
 source, category, task, context, grade and skills (a problem counts once in each of its skills)
-one entry per value, `{accuracy: "12.34", correct, total}`, ordered by accuracy, highest first.
+one entry per value, `{accuracy: "12.34", correct, total}`, ordered by accuracy, highest first
+(ties in the order the values first appear).
+
+The answer key (types, answer, choices, precision) comes from the problems file; an output
+record that states any of them differently is an error (made on another release). The groups
+come from an output record's own `metadata` where it has one, as the authors score: their
+LLaVA-LLaMA-2-13B file carries an older testmini's metadata (grade "daily life", since renamed
+"not applicable", and other skills for 359 problems), and its published per-group scores count
+by that. That file's stored `prediction`s also show integers read as `int(x)` (a decimal
+extraction gave None) where the rule above truncates: 4 records differ, all wrong either way.
 """
 
 from __future__ import annotations
@@ -244,7 +253,8 @@ def problem_from_record(pid: str, record: Mapping, where: str = "problems") -> P
 def read_problems(path: str | Path) -> dict[str, Problem]:
     """pid -> Problem from MathVista's testmini.json (or test.json): an object pid -> record."""
     path = Path(path)
-    problems = {pid: problem_from_record(pid, record, str(path)) for pid, record in _records(_read_json(path, "problems"), path, "problem")}
+    records = _records(_read_json(path, "problems"), path, "problem")
+    problems = {pid: problem_from_record(pid, record, str(path)) for pid, record in records}
     if not problems:
         raise ScituneError(f"{path}: no problems")
     return problems
@@ -271,7 +281,8 @@ def read_mathvista_predictions(path: str | Path) -> dict[str, Prediction]:
                 raise ScituneError(f"{path}: prediction {pid}: `extraction` must be a string, number or list")
             metadata = None
             if "metadata" in record:
-                metadata = _metadata_groups(record, lambda reason, pid=pid: ScituneError(f"{path}: prediction {pid}: {reason}"))
+                where = f"{path}: prediction {pid}"
+                metadata = _metadata_groups(record, lambda reason, where=where: ScituneError(f"{where}: {reason}"))
             predictions[pid] = Prediction(
                 pid,
                 extraction=extraction,
@@ -489,11 +500,10 @@ def score(
         raise ScituneError(f"extraction must be one of {', '.join(EXTRACTION_MODES)}, got {extraction!r}")
     unknown = [pid for pid in predictions if pid not in problems]
     if unknown:
-        raise ScituneError(f"{source}: {len(unknown)} prediction(s) for unknown problems: {', '.join(unknown[:5])}")
+        raise ScituneError(f"{source}: {len(unknown)} prediction(s) for unknown problems: {_some(unknown)}")
     missing = [pid for pid in problems if pid not in predictions]
     if missing:
-        more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
-        raise ScituneError(f"{source}: no prediction for {len(missing)} problem(s): {', '.join(missing[:5])}{more}")
+        raise ScituneError(f"{source}: no prediction for {len(missing)} problem(s): {_some(missing)}")
     items = []
     groups: dict[str, Mapping[str, tuple[str, ...]]] = {}
     regrouped = []
@@ -522,6 +532,10 @@ def score(
     return MathVistaResult(items, group_scores(groups, {item.pid: item.correct for item in items}), regrouped)
 
 
+def _some(pids: list[str]) -> str:
+    return ", ".join(pids[:5]) + (f" (+{len(pids) - 5} more)" if len(pids) > 5 else "")
+
+
 def _key_mismatch(problem: Problem, stated: Mapping[str, object]) -> str | None:
     """The first answer-key field a prediction record states differently from the problem, if any."""
     for name, value in stated.items():
@@ -539,9 +553,9 @@ def _key_mismatch(problem: Problem, stated: Mapping[str, object]) -> str | None:
 
 
 def score_files(problems_path: str | Path, predictions_path: str | Path, extraction: str = "auto") -> MathVistaResult:
-    return score(
-        read_problems(problems_path), read_mathvista_predictions(predictions_path), extraction, source=str(predictions_path)
-    )
+    """Reads both files and scores them (see `score`)."""
+    problems = read_problems(problems_path)
+    return score(problems, read_mathvista_predictions(predictions_path), extraction, source=str(predictions_path))
 
 
 # ----------------------------------------------------------------------------- writing
