@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "scitune.commands.demo",
     "scitune.commands.eval",
     "scitune.commands.predict",
+    "scitune.commands.ingest",
 )
 
 

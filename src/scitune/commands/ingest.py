@@ -1,0 +1,109 @@
+"""`scitune ingest PATH... --out DIR`: your own papers (LaTeX sources or PDFs) -> stage-1 data in
+the SciCap challenge layout that `scitune data scicap` reads."""
+
+from __future__ import annotations
+
+import argparse
+
+from scitune.cli import add_command
+from scitune.errors import ScituneError
+
+EXAMPLE = ("scitune ingest papers/ --out data/mine && scitune data scicap --input data/mine/train.json "
+           "--images data/mine/images --out data/align.json")
+EXTRA_HINT = 'scitune ingest needs the "ingest" extra: pip install -e ".[ingest]" ({missing} is not installed)'
+
+
+def register(subparsers) -> None:
+    p = add_command(subparsers, "ingest", "LaTeX sources / PDFs of your papers -> SciCap layout (stage-1 data).", EXAMPLE)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a LaTeX source folder, an arXiv-style .tar.gz, a PDF, "
+                   "or a folder of those")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier ingest output)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder that ingest did not create")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split by paper (default 0)")
+    p.add_argument("--split", default="80,10,10", metavar="TRAIN,VAL,TEST",
+                   help="split ratios by paper (default 80,10,10)")
+    p.add_argument("--dpi", type=int, default=150, help="resolution of figures rendered from PDF (default 150)")
+    p.add_argument("--classify", metavar="MODEL", help="a trained scitune checkpoint: fill the figure type with its "
+                   "most likely SciCap type (likelihood of each type name), keeping the probability")
+    p.add_argument("--against", nargs="+", metavar="EVAL", help="evaluation sets to check the training split "
+                   "against (ScienceQA folder, SciCap JSON, corpus folder, LLaVA JSON; PATH=IMAGES)")
+    p.add_argument("--eval-split", default="test", help="split of the evaluation folders to compare (default test)")
+    p.add_argument("--fail-on-overlap", action="store_true", help="write nothing and exit 1 when --against finds overlap")
+    p.add_argument("--list", type=int, default=20, help="list at most this many unpaired figures / overlaps")
+    p.set_defaults(func=run)
+
+
+def _ratios(value: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise ScituneError(f"--split: expected three numbers TRAIN,VAL,TEST, got {value!r}")
+    return parts  # type: ignore[return-value]
+
+
+def _classifier(model_dir: str):
+    """figure rows -> (most likely SciCap type, its probability) from the model's likelihood of
+    each type name as the answer to the figure-type question."""
+    import math
+    import tempfile
+    from pathlib import Path
+
+    from scitune.data.corpus.vocab import FIGURE_TYPES
+    from scitune.data.instructions import FIGURE_TYPE
+    from scitune.eval.generate import EvalItem, score_options
+    from scitune.model import load_model
+
+    model, processor = load_model(model_dir)
+
+    def classify(rows: list[dict]) -> list[tuple[str, float]]:
+        out = []
+        with tempfile.TemporaryDirectory(prefix="scitune-classify-") as tmp:
+            for row in rows:
+                path = Path(tmp) / row["file_name"]
+                path.write_bytes(row["png"])
+                item = EvalItem(row["image_id"], f"<image>\n{FIGURE_TYPE[0]}", (str(path),), tuple(FIGURE_TYPES))
+                scores = score_options(model, processor, item)
+                top = max(scores)
+                weights = [math.exp(s - top) for s in scores]
+                best = scores.index(top)
+                out.append((FIGURE_TYPES[best], weights[best] / sum(weights)))
+        return out
+
+    return classify
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import pylatexenc  # noqa: F401
+        import pypdfium2  # noqa: F401
+    except ImportError as err:
+        raise ScituneError(EXTRA_HINT.format(missing=err.name)) from None
+    from scitune.data.ingest import ingest
+    from scitune.data.ingest.overlap import listing
+
+    classify = _classifier(args.classify) if args.classify else None
+    report = ingest(args.paths, args.out, seed=args.seed, ratios=_ratios(args.split), dpi=args.dpi, overwrite=args.overwrite,
+                    classify=classify, against=args.against, fail_on_overlap=args.fail_on_overlap,
+                    eval_split=args.eval_split, log=print)
+    counts = report["counts"]
+    unpaired = [(p["name"], u) for p in report["papers"] for u in p["unpaired"]]
+    if unpaired:
+        print(f"not paired ({len(unpaired)}):")
+        for name, u in unpaired[: args.list]:
+            print(f"  {u['where']}: {u['reason']}")
+    for failure in report["failed"][: args.list]:
+        print(f"failed: {failure['reason']}")
+    if report["overlaps"]:
+        print(f"overlap with the evaluation sets ({len(report['overlaps'])}):")
+        print(listing(report["overlaps"], args.list))
+    if not report["written"]:
+        print(f"nothing written to {args.out}: the training split overlaps the evaluation sets (--fail-on-overlap)")
+        return 1
+    s, sp = counts["split_figures"], counts["split_papers"]
+    print(f"wrote {counts['figures']} figures from {counts['papers']} papers to {args.out} "
+          f"(train {s['train']}/{sp['train']} papers, val {s['val']}/{sp['val']}, test {s['test']}/{sp['test']}); "
+          f"{counts['unpaired']} not paired, {counts['without_mentions']} without mentions, "
+          f"{counts['failed_papers']} papers failed")
+    return 0
