@@ -21,11 +21,11 @@ import json
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 from scitune.errors import ScituneError
-from scitune.settings import PROJECT_ROOT
 
 FIGURE_TYPES = ("Bar Chart", "Equation", "Graph Plot", "Node Diagram", "Scatterplot")
 
@@ -198,13 +198,14 @@ def prepare_base(preset: str, texts: list[str], corpus: Path, out: Path, size: D
 
 
 def stage_recipe(base: Path, corpus: Path, files: dict[str, Path], run_dir: Path, size: DemoSize, seed: int, with_align: bool):
-    """recipes/tiny-cpu.yaml pointed at the demo's base and files; without align, stage 2 alone
-    on the same base (a fresh projector)."""
+    """The tiny-cpu recipe (package data: scitune/recipes/tiny-cpu.yaml, which the checkout's
+    recipes/tiny-cpu.yaml links to) pointed at the demo's base and files; without align, stage 2
+    alone on the same base (a fresh projector)."""
     from scitune.config import load_recipe
 
-    recipe_path = PROJECT_ROOT / "recipes" / "tiny-cpu.yaml"
-    if not recipe_path.is_file():
-        raise ScituneError(f"the demo recipe {recipe_path} is missing (run the demo from a scitune checkout)")
+    resource = resources.files("scitune") / "recipes" / "tiny-cpu.yaml"
+    if not resource.is_file():
+        raise ScituneError("the demo recipe scitune/recipes/tiny-cpu.yaml is missing from the installed package (reinstall scitune)")
     overrides = [
         f"model.checkpoint={base}",
         f"align.data.train={files['align']}", f"align.data.images={corpus}", f"align.epochs={size.align_epochs}",
@@ -213,7 +214,8 @@ def stage_recipe(base: Path, corpus: Path, files: dict[str, Path], run_dir: Path
         f"instruct.epochs={size.instruct_epochs}", f"instruct.batch_size={size.batch_size}",
         f"run.out={run_dir}", f"run.seed={seed}", "run.save_every=0",
     ]
-    recipe = load_recipe(str(recipe_path), overrides)
+    with resources.as_file(resource) as recipe_path:
+        recipe = load_recipe(str(recipe_path), overrides)
     if not with_align:
         recipe.stages = [recipe.stages[1]]
         recipe.stages[0].init_from = None
