@@ -269,7 +269,7 @@ class StageRun:
     max_steps: int | None = field(default=None, metadata=gt(0, MAX_STEPS))  # stop after this many optimizer steps (None: the epochs decide)
     batch_size: int = field(default=8, metadata=ge(1, MAX_BATCH))  # per process and micro-step
     grad_accum: int = field(default=1, metadata=ge(1, MAX_BATCH))
-    lr: float = field(default=2e-3, metadata=gt(0, 10))
+    lr: float = field(default=2e-3, metadata=gt(0))
     weight_decay: float = field(default=0.0, metadata=ge(0))
     warmup_ratio: float = field(default=0.03, metadata=half_open(0, 1))
     scheduler: str = "cosine"

@@ -19,6 +19,8 @@ def register(subparsers) -> None:
     parser.add_argument("overrides", nargs="*", help="key=value settings: model.preset=tiny, align.lr=1e-3, run.seed=1")
     parser.add_argument("--out", help="run directory (overrides run.out)")
     parser.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoints")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in a run directory that holds an earlier run (or other files)")
     parser.add_argument("--stage", action="append", help="run only this stage (repeatable)")
     parser.set_defaults(func=run)
 
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"run.out={args.out}"] if args.out else [])
     recipe = load_recipe(args.recipe, overrides)
     try:
-        results = run_recipe(recipe, resume=args.resume, stages=args.stage)
+        results = run_recipe(recipe, resume=args.resume, stages=args.stage, overwrite=args.overwrite)
     except TrainingInterrupted as stop:
         print(f"scitune: interrupted; checkpoint {stop.checkpoint}; continue with --resume")
         return 130

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from scitune.config import Recipe
+from scitune.train.rundir import check_inputs, check_run_dir, prepare_run_dir, selected_stages
 from scitune.train.loop import StageResult, run_stage
 
 
@@ -33,22 +34,33 @@ def tokenizer_texts(recipe: Recipe) -> list[str] | None:
     texts = []
     for stage in recipe.stages:
         for sample in read_samples(stage.data.train):
-            texts += [turn["value"] for turn in sample.get("conversations", []) if isinstance(turn.get("value"), str)]
+            turns = sample.get("conversations")
+            for turn in turns if isinstance(turns, list) else ():
+                if isinstance(turn, dict) and isinstance(turn.get("value"), str):
+                    texts.append(turn["value"])
     return texts
 
 
 def write_resolved(recipe: Recipe, out: Path) -> None:
     import yaml
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False))
+    from scitune.io.atomic import write_text
+
+    write_text(out / "config.yaml", yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False))
 
 
-def run_recipe(recipe: Recipe, resume: bool = False, stages: list[str] | None = None) -> list[StageResult]:
+def run_recipe(
+    recipe: Recipe, resume: bool = False, stages: list[str] | None = None, overwrite: bool = False
+) -> list[StageResult]:
+    """Runs the recipe's stages (or those named in `stages`). The run folder policy
+    (`scitune.train.rundir`) is checked before anything is written."""
+    names = selected_stages(recipe, stages)
+    check_inputs(recipe, names)
+    check_run_dir(recipe, resume, overwrite, names)
     accelerator = make_accelerator(recipe)
     out = Path(recipe.run.out)
     if accelerator.is_main_process:
-        write_resolved(recipe, out)
+        prepare_run_dir(recipe, resume, overwrite, names)
     accelerator.wait_for_everyone()
     texts = tokenizer_texts(recipe)
     results = []
