@@ -23,6 +23,10 @@ def register(subparsers) -> None:
                        help="square image side in pixels (default 128)")
     build.add_argument("--workers", type=int, default=None, metavar="W",
                        help="render processes (default: 2 when the corpus is large enough, else 1)")
+    build.add_argument("--papers", action="store_true",
+                       help="also write the figures as small fake papers (LaTeX sources and two-column PDFs) "
+                            "under DIR/papers, for `scitune ingest` (needs the ingest extra)")
+    build.add_argument("--figures-per-paper", type=int, default=4, metavar="K", help="figures per paper (default 4)")
     build.set_defaults(func=run)
     corpus.set_defaults(func=lambda args: _usage(corpus))
 
@@ -47,4 +51,8 @@ def run(args) -> int:
     for split in ("train", "val", "test"):
         print(f"{split:<6} {counts['scicap'][split]:>7} {counts['scienceqa'][split]:>10}")
     print("categories: " + "  ".join(f"{k} {v}" for k, v in counts["scienceqa_category"].items()))
+    if args.papers:
+        from scitune.data.corpus.papers import write_papers
+
+        write_papers(args.out, figures_per_paper=args.figures_per_paper, log=print)
     return 0

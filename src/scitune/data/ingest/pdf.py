@@ -28,7 +28,7 @@ CAPTION = re.compile(r"^\s*(?:Figure|FIGURE|Fig\.|FIG\.|Fig|FIG)\s*(S?\d+)\s*[:.
 FIGURE_REF = re.compile(r"\b(?:Figures?|FIGURES?|Figs?\.?|FIGS?\.?)\s*((?:S?\d+[a-z]?(?:\s*(?:,|and|&|\u2013|-)\s*)?)+)")
 MIN_REGION_POINTS = 24.0  # a drawing smaller than this on both sides is a rule or a bullet, not a figure
 CLUSTER_GAP = 6.0  # drawing objects closer than this (points) belong to one figure
-TEXT_MARGIN = 14.0  # figure text (tick labels, axis titles) may sit this far outside the drawing
+TEXT_MARGIN = 10.0  # tick labels and axis titles may sit this far outside the drawn frame
 
 
 @dataclass
@@ -159,6 +159,12 @@ def _drawings(page, limits: Limits, where: str) -> list[tuple[float, float, floa
     return [tuple(b) for b in boxes if b[2] - b[0] >= MIN_REGION_POINTS or b[3] - b[1] >= MIN_REGION_POINTS]
 
 
+def _looks_like_label(text: str) -> bool:
+    """A tick label or a short axis title ("0.5", "10^3", "Time (s)"), not a line of prose."""
+    text = text.strip()
+    return len(text) <= 16 and len(text.split()) <= 3 and not text.endswith(".") and not CAPTION.match(text)
+
+
 def _inside(line: Line, region, margin: float) -> bool:
     cx, cy = (line.box[0] + line.box[2]) / 2, (line.box[1] + line.box[3]) / 2
     return region[0] - margin <= cx <= region[2] + margin and region[1] - margin <= cy <= region[3] + margin
@@ -263,7 +269,7 @@ def read_pdf_paper(path: Path, name: str, source: str, dpi: int = 150, limits: L
                 if hit is None:
                     # tick labels and axis titles just outside a drawing, when they do not read as body text
                     hit = next((i for i, r in enumerate(regions) if _inside(line, r, TEXT_MARGIN)
-                                and not CAPTION.match(line.text) and len(line.text.split()) <= 6), None)
+                                and _looks_like_label(line.text)), None)
                 if hit is None:
                     body_lines.append(line)
                 else:
