@@ -82,6 +82,23 @@ def register(subparsers) -> None:
     p.add_argument("--list", type=int, default=50, help="list at most this many problems (default 50)")
     p.set_defaults(func=run_validate)
 
+    p = _sub(commands, "overlap", "Leakage guard: training figures/captions that also occur in evaluation sets.",
+             "scitune data overlap data/align.json --images data/mine/images --against ScienceQA data/corpus --fail")
+    p.add_argument("train", help="training file: LLaVA JSON/JSONL, a SciCap-layout JSON, or an ingest output folder")
+    p.add_argument("--images", help="image folder of the training file (default: next to it)")
+    p.add_argument("--against", nargs="+", required=True, metavar="EVAL", help="evaluation sets: a ScienceQA folder, "
+                   "a SciCap JSON or folder, a corpus folder, a LLaVA JSON; PATH=IMAGES gives an image folder")
+    p.add_argument("--split", default="test", help="split of the evaluation folders (default test)")
+    p.add_argument("--train-split", default="train", help="split of a training folder (default train)")
+    p.add_argument("--hash-distance", type=int, default=4, help="images within this many pHash bits overlap (default 4)")
+    p.add_argument("--ngram", type=int, default=8, help="word n-gram length for texts (default 8)")
+    p.add_argument("--min-share", type=float, default=0.5, help="texts sharing this share of n-grams overlap (default 0.5)")
+    p.add_argument("--no-images", action="store_true", help="compare texts only")
+    p.add_argument("--out", help="write the overlaps as JSON here")
+    p.add_argument("--fail", action="store_true", help="exit 1 when any overlap is found")
+    p.add_argument("--list", type=int, default=50)
+    p.set_defaults(func=run_overlap)
+
 
 def _finish(samples, out: str, images: str | None, check: bool) -> int:
     from scitune.data.sample import write_samples
@@ -171,3 +188,23 @@ def run_validate(args) -> int:
         print(report.listing(limit=args.list))
     print(report.summary_table())
     return 0 if report.ok else 1
+
+def run_overlap(args) -> int:
+    import json
+
+    from scitune.data.ingest.overlap import find_overlaps, listing, load_items
+
+    if args.hash_distance < 0 or args.ngram < 1 or not 0 < args.min_share <= 1:
+        raise ScituneError("--hash-distance must be >= 0, --ngram >= 1, --min-share in (0, 1]")
+    train = load_items(args.train, args.train_split, args.images)
+    evals = [item for spec in args.against for item in load_items(spec, args.split)]
+    overlaps = find_overlaps(train, evals, hash_distance=args.hash_distance, ngram=args.ngram,
+                             min_share=args.min_share, compare_images=not args.no_images)
+    if args.out:
+        Path(args.out).write_text(json.dumps(overlaps, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if overlaps:
+        print(listing(overlaps, args.list))
+    kinds = {k: sum(o["kind"] == k for o in overlaps) for k in ("image", "caption")}
+    print(f"{len(train)} training items vs {len(evals)} evaluation items: "
+          f"{kinds['image']} image and {kinds['caption']} caption overlaps")
+    return 1 if overlaps and args.fail else 0

@@ -180,6 +180,9 @@ def describe_target(
     unknown = [f for f in fields if f not in FIELDS]
     if unknown or not fields:
         raise ScituneError(f"unknown SciCap field(s) {', '.join(unknown) or '(none)'}; expected some of {', '.join(FIELDS)}")
+    if "type" in fields and len(fields) > 1 and not str(record.get("figure_type") or "").strip():
+        # no figure type (papers read by `scitune ingest` without --classify): the line omits it
+        fields = tuple(f for f in fields if f != "type")
     lines = []
     if "caption" in fields and "type" in fields:
         figure_type = _need(record, "figure_type", "figure type")
