@@ -120,7 +120,10 @@ def test_original_release_layout_and_images(tmp_path, sqa):
     root = tmp_path / "scienceqa"
     (root / "images").mkdir(parents=True)
     shutil.copy(sqa / "problems_subset.json", root / "problems.json")
-    shutil.copy(sqa / "pid_splits.json", root / "pid_splits.json")
+    # a release's pid_splits.json names only problems it has (unknown ids are refused, below)
+    subset = json.loads((sqa / "problems_subset.json").read_text())
+    splits = json.loads((sqa / "pid_splits.json").read_text())
+    (root / "pid_splits.json").write_text(json.dumps({k: [p for p in v if p in subset] for k, v in splits.items()}))
     shutil.copytree(sqa / "images" / "test", root / "images" / "test")
     problems = read_problems(root, split="test")
     assert len(problems) == 361 and all(p["caption"] == "" for p in problems)
@@ -129,6 +132,11 @@ def test_original_release_layout_and_images(tmp_path, sqa):
     assert in_subset == ["23", "849"]
     for pid in in_subset:
         assert (root / "images" / "test" / samples[pid]["image"]).is_file()
+    shutil.copy(sqa / "pid_splits.json", root / "pid_splits.json")
+    with pytest.raises(ScituneError, match="names 3880 problem"):
+        read_problems(root, split="test")
+    # a problems file given on its own may be a subset of pid_splits.json
+    assert len(read_problems(root / "problems.json", split="test")) == 361
 
 
 def test_bad_inputs(tmp_path, sqa):

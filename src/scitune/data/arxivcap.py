@@ -9,14 +9,14 @@ whole caption; `use_sub_caption=False` always uses the whole caption.
 
 from __future__ import annotations
 
-import io
-import json
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from scitune.data import instructions
 from scitune.data.sample import make_sample
 from scitune.errors import ScituneError
+from scitune.io import read
+from scitune.io.images import contained_path, write_image
 
 
 def read_arxivcap(path: str | Path) -> list[dict[str, Any]]:
@@ -37,6 +37,9 @@ def read_arxivcap(path: str | Path) -> list[dict[str, Any]]:
             for j, pair in enumerate(item["cil_pairs"]):
                 if not isinstance(pair, dict) or not isinstance(pair.get("image_file"), str):
                     raise ScituneError(f"{where}.cil_pairs[{j}]: no image_file")
+                for key, value in (("caption", item.get("caption")), ("sub_caption", pair.get("sub_caption"))):
+                    if value is not None and not isinstance(value, str):
+                        raise ScituneError(f"{where}.cil_pairs[{j}]: {key} must be text, got {type(value).__name__}")
                 image = pair.get("image")
                 figures.append(
                     {
@@ -58,35 +61,30 @@ def _read_papers(path: Path) -> list[Any]:
             import pyarrow.parquet as pq
         except ImportError:
             raise ScituneError("reading ArxivCap parquet files needs pyarrow: pip install 'scitune[parquet]'") from None
-        return pq.read_table(path).to_pylist()
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ScituneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        read.check_file(path, what="parquet file")
+        try:
+            return pq.read_table(path).to_pylist()
+        except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+            raise ScituneError(f"{path}: not a readable parquet file ({' '.join(str(err).split())[:200]})") from None
+    if path.suffix == ".jsonl":
+        return [row for _, row in read.iter_jsonl(path)]
+    data = read.read_json(path)
     return data if isinstance(data, list) else [data]
 
 
 def export_images(figures: list[dict[str, Any]], image_root: str | Path) -> int:
-    """Writes inline images (parquet) to `<image_root>/<image_file>`; returns how many."""
+    """Writes inline images (parquet) to `<image_root>/<image_file>`; returns how many. Paths that
+    lead out of `image_root` (absolute, `..`, or through a symlink) are refused, images are
+    decoded within limits, and each file is written atomically."""
     image_root = Path(image_root)
-    written = 0
-    for figure in figures:
-        if not figure.get("image_bytes"):
-            continue
-        relative = PurePosixPath(figure["image"])
-        if relative.is_absolute() or ".." in relative.parts:
-            raise ScituneError(f"ArxivCap figure {figure['id']!r}: image_file {figure['image']!r} escapes the image folder")
-        target = image_root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        from PIL import Image
-
-        with Image.open(io.BytesIO(figure["image_bytes"])) as im:
-            im.save(target)
-        written += 1
-    return written
+    if image_root.exists() and not image_root.is_dir():
+        raise ScituneError(f"--images {image_root}: exists and is not a folder")
+    pending = [f for f in figures if f.get("image_bytes")]
+    for figure in pending:  # every path is checked before the first image is written
+        contained_path(image_root, figure["image"], f"ArxivCap figure {figure['id']!r}")
+    for figure in pending:
+        write_image(bytes(figure["image_bytes"]), image_root, figure["image"], f"ArxivCap figure {figure['id']!r}")
+    return len(pending)
 
 
 def build_arxivcap_samples(figures: list[dict[str, Any]], use_sub_caption: bool = True, seed: int = 0) -> list[dict[str, Any]]:

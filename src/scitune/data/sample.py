@@ -10,12 +10,12 @@ save unchanged (unknown keys are kept). Checking them is `scitune.data.validate`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from scitune.errors import ScituneError
+from scitune.io import atomic, read
 
 IMAGE_TOKEN = "<image>"
 # LLaVA's roles -> chat-template roles.
@@ -44,23 +44,13 @@ def image_paths(sample: dict[str, Any]) -> list[str]:
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line; a line that is not a JSON object is an error."""
+    """(line number, object) for each non-blank line; a line that is not a JSON object is an error.
+    Size, encoding and nesting are bounded (`scitune.io.read`)."""
     path = Path(path)
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as err:
-        raise ScituneError(f"{path}: cannot read ({err.strerror})") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ScituneError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ScituneError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
+    for number, row in read.iter_jsonl(path):
+        if not isinstance(row, dict):
+            raise ScituneError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
 
 
 def read_samples(path: str | Path) -> list[dict[str, Any]]:
@@ -71,10 +61,7 @@ def read_samples(path: str | Path) -> list[dict[str, Any]]:
     if path.suffix == ".jsonl":
         return [row for _, row in iter_jsonl(path)]
     if path.suffix == ".json":
-        try:
-            samples = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ScituneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        samples = read.read_json(path)
         if not isinstance(samples, list):
             raise ScituneError(f"{path}: expected a JSON list of samples, got a {type(samples).__name__}")
     else:
@@ -86,16 +73,11 @@ def read_samples(path: str | Path) -> list[dict[str, Any]]:
 
 
 def write_samples(samples: list[dict[str, Any]], path: str | Path) -> Path:
-    """Writes a JSON list (`.json`, indented like LLaVA's files) or JSONL (`.jsonl`)."""
+    """Writes a JSON list (`.json`, indented like LLaVA's files) or JSONL (`.jsonl`), atomically
+    (a failed write leaves an earlier file as it was)."""
     path = Path(path)
     if path.suffix not in (".json", ".jsonl"):
         raise ScituneError(f"{path}: expected a .json or .jsonl output path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        if path.suffix == ".jsonl":
-            for sample in samples:
-                f.write(json.dumps(sample, ensure_ascii=False) + "\n")
-        else:
-            json.dump(list(samples), f, ensure_ascii=False, indent=2)
-            f.write("\n")
-    return path
+    if path.suffix == ".jsonl":
+        return atomic.write_jsonl(path, samples)
+    return atomic.write_json(path, list(samples))

@@ -25,7 +25,6 @@ Tasks (`build_instructions(task=...)`):
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from typing import Any
 from scitune.data import instructions
 from scitune.data.sample import make_sample
 from scitune.errors import ScituneError
+from scitune.io.read import read_json
 
 TASKS = ("describe", "figure-type", "figure-type-choice", "caption")
 CHOICE_LETTERS = "ABCD"
@@ -72,10 +72,7 @@ def read_scicap(path: str | Path) -> list[dict[str, Any]]:
 def _load(path: Path) -> Any:
     if not path.is_file():
         raise ScituneError(f"{path}: no such file")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ScituneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    return read_json(path)
 
 
 def _texts(value: Any, where: str) -> list[str]:

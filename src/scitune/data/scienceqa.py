@@ -31,14 +31,14 @@ Upstream bugs fixed here (LLaVA's scripts, not the data):
 
 from __future__ import annotations
 
-import io
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from scitune.data.sample import make_sample
 from scitune.errors import ScituneError
+from scitune.io.images import write_image
+from scitune.io.read import check_file, read_json
 
 INPUT_FORMATS = ("CQM", "QCM", "QCML", "QCME", "QCMLE", "QCLM", "QCEM", "QCLEM")
 OUTPUT_FORMATS = ("A", "AL", "AE", "ALE", "AEL", "LA", "EA", "LEA", "ELA", "LEPA")
@@ -76,6 +76,7 @@ def read_problems(
     land in each problem's `caption` field ("" when absent), for the use-caption formats.
     """
     path = Path(root_or_problems_json)
+    subset = path.is_file()  # a problems file of its own may hold a subset of pid_splits.json's ids
     if path.is_file():
         problems_file, root = path, path.parent
     elif (path / "problems.json").is_file():
@@ -90,19 +91,28 @@ def read_problems(
     else:
         raise ScituneError(f"{path}: no such file or folder")
 
-    try:
-        problems = json.loads(problems_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ScituneError(f"{problems_file}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    problems = read_json(problems_file)
     if not isinstance(problems, dict):
         raise ScituneError(f"{problems_file}: expected an object mapping problem id -> problem")
     name = _ORIGINAL_SPLIT.get(split, split)
     splits_file = root / "pid_splits.json"
     if splits_file.is_file():
-        splits = json.loads(splits_file.read_text(encoding="utf-8"))
+        splits = read_json(splits_file)
+        if not isinstance(splits, dict):
+            raise ScituneError(f"{splits_file}: expected an object mapping split -> list of problem ids")
         if name not in splits:
-            raise ScituneError(f"{splits_file}: no split {split!r}; it has {', '.join(sorted(splits))}")
-        pids = [pid for pid in splits[name] if pid in problems]
+            raise ScituneError(f"{splits_file}: no split {split!r}; it has {', '.join(sorted(map(str, splits)))}")
+        listed = splits[name]
+        if not isinstance(listed, list) or not all(isinstance(pid, (str, int)) and not isinstance(pid, bool) for pid in listed):
+            raise ScituneError(f"{splits_file}: split {name!r} must be a list of problem ids, got {type(listed).__name__}")
+        listed = [str(pid) for pid in listed]
+        unknown = [pid for pid in listed if pid not in problems]
+        if unknown and not subset:
+            raise ScituneError(
+                f"{splits_file}: split {name!r} names {len(unknown)} problem(s) not in {problems_file.name} "
+                f"({', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''})"
+            )
+        pids = [pid for pid in listed if pid in problems]
     else:
         pids = [pid for pid, problem in problems.items() if isinstance(problem, dict) and problem.get("split") == name]
     records = []
@@ -139,7 +149,12 @@ def _read_parquet_split(root: Path, split: str) -> list[dict[str, Any]]:
         raise ScituneError("reading the ScienceQA parquet release needs pyarrow: pip install 'scitune[parquet]'") from None
     records = []
     for file in files:
-        for row in pq.read_table(file).to_pylist():
+        check_file(file, what="parquet file")
+        try:
+            rows = pq.read_table(file).to_pylist()
+        except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+            raise ScituneError(f"{file}: not a readable parquet file ({' '.join(str(err).split())[:200]})") from None
+        for row in rows:
             pid = f"{name}-{len(records)}"
             _check_problem(pid, row, file)
             image = row.pop("image", None)
@@ -154,10 +169,7 @@ def _attach_captions(records: list[dict[str, Any]], captions: str | Path | None)
     table: dict[str, str] = {}
     if captions is not None:
         captions = Path(captions)
-        try:
-            data = json.loads(captions.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise ScituneError(f"{captions}: cannot read captions ({err})") from None
+        data = read_json(captions)
         if not isinstance(data, dict) or not isinstance(data.get("captions"), dict):
             raise ScituneError(f'{captions}: expected {{"captions": {{pid: text}}}}')
         table = data["captions"]
@@ -175,18 +187,13 @@ def image_path(problem: dict[str, Any]) -> str | None:
 
 def export_images(problems: list[dict[str, Any]], image_root: str | Path) -> int:
     """Writes the parquet release's inline images to `<image_root>/<id>/image.png`; returns how many."""
-    from PIL import Image
-
     image_root = Path(image_root)
     written = 0
     for problem in problems:
         data = problem.get("image_bytes")
         if not data:
             continue
-        target = image_root / image_path(problem)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with Image.open(io.BytesIO(data)) as im:
-            im.save(target, format="PNG")
+        write_image(bytes(data), image_root, image_path(problem), f"ScienceQA problem {problem['id']}", format="PNG")
         written += 1
     return written
 

@@ -9,13 +9,13 @@ human-written trends and statistics.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from scitune.data import instructions
 from scitune.data.sample import make_sample
 from scitune.errors import ScituneError
+from scitune.io.read import read_json
 
 LEVELS = ("L1", "L2L3", "both")
 REQUIRED_FIELDS = ("caption_id", "img_id", "caption_L1", "caption_L2L3")
@@ -26,10 +26,7 @@ def read_vistext(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise ScituneError(f"{path}: no such file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ScituneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    data = read_json(path)
     if isinstance(data, dict):
         data = list(data.values())
     if not isinstance(data, list):

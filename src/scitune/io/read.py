@@ -42,7 +42,10 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def _check_file(path: Path, limit: int, what: str) -> None:
+def check_file(path: str | os.PathLike, limit: int | None = None, what: str = "file") -> None:
+    """Refuses a missing path, a folder, or a file over `limit` bytes (default MAX_DATA_BYTES)."""
+    path = Path(path)
+    limit = _limit("MAX_DATA_BYTES", limit)
     try:
         if path.is_dir():
             raise ScituneError(f"{path}: is a folder; expected a {what}")
@@ -68,7 +71,7 @@ def read_bytes(path: str | os.PathLike, max_bytes: int | None = None, what: str 
     """The bytes of a file no larger than `max_bytes` (default MAX_DATA_BYTES)."""
     path = Path(path)
     limit = _limit("MAX_DATA_BYTES", max_bytes)
-    _check_file(path, limit, what)
+    check_file(path, limit, what)
     with _open(path) as handle:
         try:
             data = handle.read(limit + 1)
@@ -129,7 +132,7 @@ def iter_jsonl(path: str | os.PathLike, max_bytes: int | None = None) -> Iterato
     """(line number, value) for each non-blank line of a JSONL file within the size limit."""
     path = Path(path)
     limit = _limit("MAX_DATA_BYTES", max_bytes)
-    _check_file(path, limit, "JSONL file")
+    check_file(path, limit, "JSONL file")
     handle = _open(path)
     total = 0
     with handle:
