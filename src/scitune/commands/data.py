@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scitune.cli import HelpFormatter, add_command
+from scitune.cli import HelpFormatter, add_command, nonnegative_int, positive_int
 from scitune.errors import ScituneError
 
 EXAMPLE = "scitune data scicap --input scicap/train.json --images scicap/images --out runs/data/align.json"
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--fields", default="caption,type,ocr,mention", help="describe target fields, comma-separated "
                    "(caption,type,ocr,paragraph,mention; default: CTOM, the paper's best)")
     p.add_argument("--keep-figure-word", action="store_true", help='do not replace "Figure N"/"Fig. N" by the figure type')
-    p.add_argument("--seed", type=int, default=0, help="seed for the choice of instruction phrasing")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for the choice of instruction phrasing")
     p.add_argument("--no-check", action="store_true", help="skip validating the written file")
     p.set_defaults(func=run_scicap)
 
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--images", required=True, help="the release's images folder (<img_id>.png)")
     p.add_argument("--out", required=True)
     p.add_argument("--level", default="L2L3", choices=("L1", "L2L3", "both"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--no-check", action="store_true")
     p.set_defaults(func=run_vistext)
 
@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--images", required=True, help="image folder: inline images are written here")
     p.add_argument("--out", required=True)
     p.add_argument("--whole-caption", action="store_true", help="always use the whole caption, not sub-captions")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--no-check", action="store_true")
     p.set_defaults(func=run_arxivcap)
 
@@ -64,9 +64,9 @@ def register(subparsers) -> None:
     p.add_argument("--format", default="CQM-A", help="CQM-A (LLaVA-1.5's published layout) or a LLaVA-1 format "
                    "such as QCM-LEPA, QCM-LEA, QCM-ALE, QCM-A")
     p.add_argument("--use-caption", action="store_true", help="append the image caption to the context")
-    p.add_argument("--orders", type=int, default=1, help="training augmentation: each problem also in up to N-1 "
+    p.add_argument("--orders", type=positive_int, default=1, help="training augmentation: each problem also in up to N-1 "
                    "shuffled option orders (ids <pid>-order<k>); keep 1 for evaluation files")
-    p.add_argument("--seed", type=int, default=0, help="seed for the shuffled option orders")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for the shuffled option orders")
     p.add_argument("--images-out", help="parquet release: where to write the images (default: <out dir>/images/<split>)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=run_scienceqa)
@@ -76,10 +76,10 @@ def register(subparsers) -> None:
     p.add_argument("file", help="LLaVA .json or .jsonl sample file")
     p.add_argument("--images", help="image root the samples' image paths are relative to")
     p.add_argument("--tokenizer", help="tokenizer folder (a checkpoint); with --max-length, checks the tokenized length")
-    p.add_argument("--max-length", type=int)
-    p.add_argument("--image-tokens", type=int, default=576, help="tokens per image in the model (576 for CLIP ViT-L/14-336)")
+    p.add_argument("--max-length", type=positive_int)
+    p.add_argument("--image-tokens", type=positive_int, default=576, help="tokens per image in the model (576 for CLIP ViT-L/14-336)")
     p.add_argument("--chat-template", help="template name (plain, vicuna_v1, llama2, chatml); default: the tokenizer's")
-    p.add_argument("--list", type=int, default=50, help="list at most this many problems (default 50)")
+    p.add_argument("--list", type=nonnegative_int, default=50, help="list at most this many problems (default 50)")
     p.set_defaults(func=run_validate)
 
     p = _sub(commands, "overlap", "Leakage guard: training figures/captions that also occur in evaluation sets.",
@@ -100,10 +100,19 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_overlap)
 
 
+def _claim(out: str, *inputs: str | None) -> None:
+    """The output file may not be (or lie inside) an input, nor be a folder."""
+    from scitune.io.atomic import claim_output
+
+    claim_output(out, inputs=[i for i in inputs if i], folder=False)
+
+
 def _finish(samples, out: str, images: str | None, check: bool) -> int:
     from scitune.data.sample import write_samples
     from scitune.data.validate import validate_samples
 
+    if not samples:
+        raise ScituneError(f"--out {out}: no samples to write (the input holds no records)")
     path = write_samples(samples, out)
     print(f"wrote {len(samples)} samples to {path}")
     if check and images is not None:
@@ -119,6 +128,7 @@ def _finish(samples, out: str, images: str | None, check: bool) -> int:
 def run_scicap(args) -> int:
     from scitune.data.scicap import build_instructions, read_scicap
 
+    _claim(args.out, args.input)
     records = read_scicap(args.input)
     fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     samples = build_instructions(
@@ -130,6 +140,7 @@ def run_scicap(args) -> int:
 def run_vistext(args) -> int:
     from scitune.data.vistext import build_vistext_samples, read_vistext
 
+    _claim(args.out, args.input)
     samples = build_vistext_samples(read_vistext(args.input), level=args.level, seed=args.seed)
     return _finish(samples, args.out, args.images, not args.no_check)
 
@@ -137,6 +148,10 @@ def run_vistext(args) -> int:
 def run_arxivcap(args) -> int:
     from scitune.data.arxivcap import build_arxivcap_samples, export_images, read_arxivcap
 
+    _claim(args.out, args.input)
+    claim_images = Path(args.images).resolve()
+    if claim_images == Path(args.input).resolve() or claim_images in Path(args.input).resolve().parents:
+        raise ScituneError(f"--images {args.images}: holds the input {args.input}; choose another image folder")
     figures = read_arxivcap(args.input)
     written = export_images(figures, args.images)
     if written:
@@ -149,14 +164,13 @@ def run_scienceqa(args) -> int:
     from scitune.data.sample import write_samples
     from scitune.data.scienceqa import build_scienceqa_samples, export_images, read_problems
 
+    _claim(args.out, args.problems, args.captions, str(Path(args.root) / "problems.json"), str(Path(args.root) / "pid_splits.json"))
     problems = read_problems(args.problems or args.root, split=args.split, captions=args.captions)
     if not problems:
         raise ScituneError(f"{args.problems or args.root}: no problems in split {args.split!r}")
     if any(p.get("image_bytes") for p in problems):
         image_root = Path(args.images_out or Path(args.out).parent / "images" / args.split)
         print(f"wrote {export_images(problems, image_root)} images to {image_root}")
-    if args.orders < 1:
-        raise ScituneError(f"--orders: must be at least 1, got {args.orders}")
     samples = build_scienceqa_samples(problems, format=args.format, use_caption=args.use_caption, orders=args.orders, seed=args.seed)
     path = write_samples(samples, args.out)
     with_image = sum("image" in s for s in samples)
@@ -184,6 +198,8 @@ def run_validate(args) -> int:
         image_tokens_per_image=args.image_tokens,
         chat_template=args.chat_template,
     )
+    if report.n_samples == 0:
+        raise ScituneError(f"{args.file}: no samples to validate")
     if report.problems:
         print(report.listing(limit=args.list))
     print(report.summary_table())
