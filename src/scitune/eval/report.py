@@ -1,37 +1,64 @@
-"""The demo's HTML report: one self-contained file (images inlined as PNG data)."""
+"""The demo's HTML report: one self-contained file (images inlined as base64 data).
+
+This module computes the values (tables as header + rows of text, figures as base64 PNG); the
+page itself is the Jinja2 template `templates/report.html.jinja` (package data), rendered with
+autoescaping on, so a prompt or an answer that contains HTML shows as text.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
+import mimetypes
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
+from scitune.errors import ScituneError
+from scitune.io.atomic import write_text
+from scitune.io.read import read_bytes
+
 CATEGORIES = ("NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg")
 RUNS = (("with_align", "stage 1 + stage 2 (SciTune)"), ("without_align", "stage 2 only (ablation)"))
-
-
-def _png(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def _img_file(path: str | Path, width: int = 160) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" width="{width}">'
+TEMPLATE = "report.html.jinja"
+MAX_EXAMPLE_IMAGE_BYTES = 16 * 1024**2  # one example figure inlined into the page
 
 
 def _fmt(value, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def loss_curves(curves: dict[str, list[float]]) -> str:
+def _table(header: list[str], rows: list[list[Any]]) -> dict[str, list]:
+    return {"header": list(header), "rows": [[str(cell) for cell in row] for row in rows]}
+
+
+def _image(data: bytes, mime: str, alt: str) -> dict[str, str]:
+    return {"data": base64.b64encode(data).decode("ascii"), "mime": mime, "alt": alt}
+
+
+def _figure_png(figure, alt: str) -> dict[str, str]:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return _image(buffer.getvalue(), "image/png", alt)
+
+
+def image_file(path: str | Path) -> dict[str, str]:
+    """An image file inlined: its bytes (bounded) and its type from the file name."""
+    mime = mimetypes.guess_type(str(path))[0]
+    if mime is None or not mime.startswith("image/"):
+        raise ScituneError(f"{path}: not an image file name (expected .png, .jpg, ...)")
+    return _image(read_bytes(path, max_bytes=MAX_EXAMPLE_IMAGE_BYTES, what="example image"), mime, Path(path).name)
+
+
+def loss_curves(curves: dict[str, list[float]]) -> dict[str, str] | None:
+    """One panel per curve that has values, side by side; None when no curve has any."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     shown = {k: v for k, v in curves.items() if v}
+    if not shown:
+        return None
     figure = Figure(figsize=(4.0 * len(shown), 3.0))
     FigureCanvasAgg(figure)
     for i, (name, values) in enumerate(shown.items(), start=1):
@@ -42,10 +69,10 @@ def loss_curves(curves: dict[str, list[float]]) -> str:
         axes.set_ylabel("loss")
         axes.grid(alpha=0.3)
     figure.tight_layout()
-    return f'<img src="data:image/png;base64,{_png(figure)}">'
+    return _figure_png(figure, "loss curves: " + ", ".join(shown))
 
 
-def confusion(matrix_json: dict, title: str) -> str:
+def confusion(matrix_json: dict, title: str) -> dict[str, str]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -64,7 +91,7 @@ def confusion(matrix_json: dict, title: str) -> str:
     axes.set_ylabel("true")
     axes.set_title(title)
     figure.tight_layout()
-    return f'<img src="data:image/png;base64,{_png(figure)}">'
+    return _figure_png(figure, f"confusion matrix: {title}")
 
 
 def ablation_rows(summary: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
@@ -96,62 +123,63 @@ def verdict(summary: dict[str, Any]) -> str:
     return "; ".join(parts) + ". One seed on a small corpus: differences of a few points are within run-to-run noise."
 
 
-def _chance(summary: dict[str, Any]) -> float:
+def _chance(summary: dict[str, Any]) -> float | None:
     kinds = summary["with_align"]["scienceqa_by_question_kind"].values()
-    return sum(k["chance"] * k["count"] for k in kinds) / sum(k["count"] for k in kinds)
+    total = sum(k["count"] for k in kinds)
+    return sum(k["chance"] * k["count"] for k in kinds) / total if total else None
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _vs_chance(vs: dict[str, Any], label: str) -> dict[str, Any]:
+    return {"label": label, "correct": vs["correct"], "count": vs["count"], "p_value": f"{vs['p_value']:.2g}"}
+
+
+def report_context(summary: dict[str, Any], results: dict[str, Any], curves: dict[str, list[float]]) -> dict[str, Any]:
+    """Everything the template shows, as text, tables and base64 images."""
+    ablation = ablation_rows(summary)
+    columns = list(ablation[0][1])
+    kinds = summary["with_align"]["scienceqa_by_question_kind"]
+    return {
+        "preset": summary["preset"],
+        "seed": summary["seed"],
+        "mode": "quick" if summary["quick"] else "full",
+        "size": ", ".join(f"{k}={v}" for k, v in summary["size"].items()) if isinstance(summary["size"], dict) else str(summary["size"]),
+        "from_scratch": summary["preset"] == "tiny",
+        "ablation": _table(["run"] + columns, [[label] + [v[c] for c in columns] for label, v in ablation]),
+        "verdict": verdict(summary),
+        "categories": _table(["run"] + list(CATEGORIES),
+                             [[label] + [_fmt(summary[key]["scienceqa"]["official"].get(c)) for c in CATEGORIES] for key, label in RUNS]),
+        "chance": _fmt(_chance(summary)),
+        "vs_chance": [_vs_chance(summary[key]["scienceqa_vs_chance"], label) for key, label in RUNS],
+        "question_kinds": _table(
+            ["question kind", "n", "chance"] + [label for _, label in RUNS],
+            [[kind, v["count"], _fmt(v["chance"])] + [_fmt(summary[key]["scienceqa_by_question_kind"][kind]["accuracy"]) for key, _ in RUNS]
+             for kind, v in kinds.items()],
+        ),
+        "loss_curves": loss_curves(curves),
+        "confusions": [confusion(results[key]["confusion"], label) for key, label in RUNS],
+        "examples": [
+            {"image": image_file(ex["image"]), "question": ex["prompt"].replace("<image>", "").strip(),
+             "answer": ex["answer"], "reference": ex["reference"]}
+            for ex in results["with_align"]["examples"]
+        ],
+        "timings": _table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in summary["timings_s"].items()]),
+        "counts": _table(["file", "samples"], [[k, v] for k, v in summary["counts"].items()]),
+    }
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("scitune.eval", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def render_report(summary: dict[str, Any], results: dict[str, Any], curves: dict[str, list[float]]) -> str:
+    return _environment().get_template(TEMPLATE).render(report_context(summary, results, curves))
 
 
 def write_report(path: Path, summary: dict[str, Any], results: dict[str, Any], curves: dict[str, list[float]]) -> Path:
-    ablation = ablation_rows(summary)
-    columns = list(ablation[0][1])
-    parts = [
-        "<!doctype html><meta charset='utf-8'><title>scitune demo report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
-        "th{background:#eef}td:first-child{text-align:left}.ex{display:inline-block;width:250px;vertical-align:top;margin:6px;font-size:12px}"
-        "</style>",
-        "<h1>scitune demo</h1>",
-        f"<p>Preset <b>{html.escape(summary['preset'])}</b>, seed {summary['seed']}, "
-        f"{'quick' if summary['quick'] else 'full'} size: {html.escape(str(summary['size']))}. "
-        "Everything ran on the CPU from the built-in corpus; nothing was downloaded. "
-        + ("The tiny preset starts from random weights (no pretrained model can be downloaded here): "
-           "its LM was first trained on the corpus text." if summary["preset"] == "tiny" else "")
-        + "</p>",
-        "<h2>The ablation: does stage 1 (concept alignment) help?</h2>",
-        _table(["run"] + columns, [[label] + [v[c] for c in columns] for label, v in ablation]),
-        f"<p>{html.escape(verdict(summary))}</p>",
-        "<h2>ScienceQA-style accuracy by category (official definitions)</h2>",
-        _table(["run"] + list(CATEGORIES),
-               [[label] + [_fmt(summary[key]["scienceqa"]["official"].get(c)) for c in CATEGORIES] for key, label in RUNS]),
-        f"<p>Chance (mean over the test questions): {_fmt(_chance(summary))}; figure type: 20.00 (five balanced types). "
-        + " ".join(f"{html.escape(label)}: {summary[key]['scienceqa_vs_chance']['correct']}/{summary[key]['scienceqa_vs_chance']['count']} "
-                   f"right, P(as many by guessing) = {summary[key]['scienceqa_vs_chance']['p_value']:.2g}." for key, label in RUNS)
-        + "</p>",
-        "<h3>By question kind, with chance</h3>",
-        _table(["question kind", "n", "chance"] + [label for _, label in RUNS], [
-            [kind, str(v["count"]), _fmt(v["chance"])] + [_fmt(summary[key]["scienceqa_by_question_kind"][kind]["accuracy"]) for key, _ in RUNS]
-            for kind, v in summary["with_align"]["scienceqa_by_question_kind"].items()
-        ]),
-        "<h2>Loss curves</h2>", loss_curves(curves),
-        "<h2>Figure type: confusion matrices (test split)</h2>",
-        "".join(confusion(results[key]["confusion"], label) for key, label in RUNS),
-        "<h2>Test figures and the model's answers (stage 1 + stage 2)</h2>",
-    ]
-    for ex in results["with_align"]["examples"]:
-        parts.append(
-            f"<div class='ex'>{_img_file(ex['image'])}<br><b>Q:</b> {html.escape(ex['prompt'].replace('<image>', '').strip())}"
-            f"<br><b>model:</b> {html.escape(ex['answer'])}<br><b>reference:</b> {html.escape(ex['reference'])}</div>"
-        )
-    parts += [
-        "<h2>Timings (seconds)</h2>",
-        _table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in summary["timings_s"].items()]),
-        "<h2>Data</h2>", _table(["file", "samples"], [[k, str(v)] for k, v in summary["counts"].items()]),
-    ]
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+    """Renders the report and writes it atomically to `path`."""
+    return write_text(path, render_report(summary, results, curves))
