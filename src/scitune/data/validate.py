@@ -132,11 +132,12 @@ def _check_structure(sample: dict[str, Any]) -> list[tuple[str, str]]:
     for index, turn in enumerate(turns):
         if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
             return [("missing_turns", f"turn {index} lacks from/value")]
-        if turn["from"] not in ROLES:
-            problems.append(("unknown_role", f"turn {index} from {turn['from']!r}"))
+        role = turn["from"] if isinstance(turn["from"], str) else None
+        if role not in ROLES:
+            problems.append(("unknown_role", f"turn {index} from {str(turn['from'])[:80]!r}"))
         if not isinstance(turn["value"], str) or not turn["value"].strip():
             problems.append(("empty_turn", f"turn {index}"))
-        roles.append(ROLES.get(turn["from"]))
+        roles.append(ROLES.get(role))
     if any(p[0] == "unknown_role" for p in problems):
         return problems
     body = roles[1:] if roles[0] == "system" else roles
