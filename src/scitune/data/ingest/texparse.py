@@ -157,7 +157,7 @@ def expand_macros(text: str, macros: dict[str, tuple[int, str | None, str]], bud
         return text
     pattern = re.compile(r"\\(" + "|".join(sorted((re.escape(n) for n in macros), key=len, reverse=True)) + r")(?![A-Za-z@])")
     used = 0
-    for _ in range(50):
+    for _ in range(50):  # macros that use macros: each round expands one level
         pieces, i, changed = [], 0, False
         for match in pattern.finditer(text):
             if match.start() < i:
@@ -190,5 +190,5 @@ def expand_macros(text: str, macros: dict[str, tuple[int, str | None, str]], bud
         pieces.append(text[i:])
         text = "".join(pieces)
         if not changed:
-            break
-    return text
+            return text
+    raise ScituneError(f"{where}: macros still expand after 50 rounds (a recursive definition?); refused")
