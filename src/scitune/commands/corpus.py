@@ -17,6 +17,7 @@ def register(subparsers) -> None:
         "render figures of SciCap's five types and write them in the SciCap challenge and ScienceQA layouts",
         "scitune corpus build --out runs/corpus --figures 200 --seed 0 --image-size 128")
     build.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier corpus)")
+    build.add_argument("--overwrite", action="store_true", help="write into a non-empty folder that is not a corpus")
     build.add_argument("--figures", type=int, default=200, metavar="N", help="number of figures (default 200)")
     build.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     build.add_argument("--image-size", type=int, default=128, metavar="PX",
@@ -43,7 +44,7 @@ def run(args) -> int:
 
     start = time.perf_counter()
     manifest = build_corpus(args.out, figures=args.figures, seed=args.seed, image_size=args.image_size,
-                            workers=args.workers, log=print)
+                            workers=args.workers, log=print, overwrite=args.overwrite)
     seconds = time.perf_counter() - start
     counts = manifest["counts"]
     print(f"wrote {args.out} (corpus version {manifest['version']}, seed {manifest['seed']}) in {seconds:.1f} s")

@@ -103,7 +103,7 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[Any], ensure_ascii: bool
     return Path(path)
 
 
-def _sync_tree(root: Path) -> None:
+def sync_tree(root: Path) -> None:
     for folder, _, files in os.walk(root):
         for name in files:
             try:
@@ -130,7 +130,7 @@ def write_dir_atomically(out_dir: str | os.PathLike, write: Callable[[Path], Any
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         write(tmp)
-        _sync_tree(tmp)
+        sync_tree(tmp)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
             os.rmdir(old)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +24,7 @@ from scitune.data.corpus import figures as figs
 from scitune.data.corpus import questions as qs
 from scitune.data.corpus.vocab import FIGURE_TYPES
 from scitune.errors import ScituneError
+from scitune.io.atomic import MARKER, claim_output, read_marker, sync_tree, write_marker
 
 CORPUS_VERSION = "1"
 SPLITS = ("train", "val", "test")
@@ -66,6 +68,33 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+CORPUS_KIND = "corpus"
+
+
+def _claim(out: Path, overwrite: bool) -> None:
+    """A new or empty folder, or an earlier corpus (scitune's marker, kind corpus); any other
+    non-empty folder only with `overwrite`."""
+    claim_output(out, overwrite=overwrite, marker=MARKER)
+    marker = read_marker(out) if out.is_dir() else None
+    if marker is not None and marker.get("kind") != CORPUS_KIND and not overwrite:
+        raise ScituneError(f"--out {out}: holds a scitune {marker.get('kind')!r} folder, not a corpus")
+
+
+def _install(stage: Path, out: Path) -> None:
+    """Moves the staged outputs into `out`, each replacing its older version only once all the
+    new ones are complete; other files in `out` are left alone."""
+    if not out.exists():
+        stage.rename(out)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    for name in (*OUTPUTS, MARKER):
+        if (out / name).exists() or (out / name).is_symlink():
+            (out / name).rename(trash / name)
+        (stage / name).rename(out / name)
+    shutil.rmtree(trash, ignore_errors=True)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
 def _render_all(specs: list[dict], image_size: int, workers: int) -> list[bytes]:
     """PNG bytes of every spec, rendered here or by `workers` subprocesses (same bytes)."""
     if workers <= 1 or len(specs) < 2 * workers:
@@ -99,29 +128,19 @@ def _render_all(specs: list[dict], image_size: int, workers: int) -> list[bytes]
         return [(Path(tmp) / f"{i}.png").read_bytes() for i in range(len(specs))]
 
 
-def _prepare_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ScituneError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
-        raise ScituneError(f"--out {out}: folder is not empty and holds no corpus (manifest.json); "
-                           "choose a new or empty folder")
-    for name in OUTPUTS:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def default_workers(figures: int) -> int:
     """Render processes: one for a small corpus, else up to 2 within the thread budget."""
     return 1 if figures < 40 else max(1, min(2, threads.budget()))
 
 
 def build_corpus(out: str | os.PathLike, figures: int = 200, seed: int = 0, image_size: int = 128,
-                 workers: int | None = None, log: Callable[[str], None] | None = None) -> dict:
+                 workers: int | None = None, log: Callable[[str], None] | None = None,
+                 overwrite: bool = False) -> dict:
     """Builds the corpus under `out` and returns its manifest.
+
+    `out` is a new or empty folder or an earlier corpus; any other non-empty folder needs
+    `overwrite`. Everything is written to a staging folder beside `out` first and moved into
+    place at the end, so a failed build leaves an earlier corpus as it was.
 
     `figures` figures (each becomes one SciCap record and one ScienceQA image problem), plus
     max(7, figures // 2) text-only ScienceQA problems.
@@ -136,8 +155,22 @@ def build_corpus(out: str | os.PathLike, figures: int = 200, seed: int = 0, imag
     if workers < 1:
         raise ScituneError(f"--workers: must be at least 1, got {workers}")
     log = log or (lambda message: None)
-    out = Path(out)
-    _prepare_out(out)
+    final = Path(out)
+    _claim(final, overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        manifest = _write_corpus(out, figures, seed, image_size, workers, log)
+        write_marker(out, CORPUS_KIND)
+        sync_tree(out)
+        _install(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_corpus(out: Path, figures: int, seed: int, image_size: int, workers: int, log) -> dict:
 
     types = figure_types(seed, figures)
     splits = figure_splits(types)
