@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {u['where']}: {u['reason']}")
     for failure in report["failed"][: args.list]:
         print(f"failed: {failure['reason']}")
+    if report["pdfs_with_source"]:
+        print(f"read the LaTeX source instead of the PDF for {len(report['pdfs_with_source'])} papers given both ways")
     if report["overlaps"]:
         print(f"overlap with the evaluation sets ({len(report['overlaps'])}):")
         print(listing(report["overlaps"], args.list))

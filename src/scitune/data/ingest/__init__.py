@@ -25,6 +25,7 @@ from scitune.errors import ScituneError
 __all__ = ["Figure", "Limits", "Paper", "discover", "ingest", "read_paper"]
 
 MAX_INPUTS = 100_000  # papers found under the given paths
+MAX_DEPTH = 3  # folders of papers are searched this deep
 
 
 def _source_name(path: Path) -> str:
@@ -37,20 +38,20 @@ def _source_name(path: Path) -> str:
 
 def discover(paths: list[str]) -> list[tuple[str, Path]]:
     """(kind, path) of each paper under `paths`: "latex" (a folder with .tex files), "archive"
-    or "pdf"; a folder without .tex files is a folder of papers (read one level down)."""
+    or "pdf"; a folder without .tex files is a folder of papers (searched up to MAX_DEPTH down)."""
     found: list[tuple[str, Path]] = []
 
-    def one(path: Path, top: bool) -> None:
+    def one(path: Path, top: bool, depth: int = 0) -> None:
         if len(found) > MAX_INPUTS:
             raise ScituneError(f"more than {MAX_INPUTS} papers under the given paths")
         if path.is_dir():
             if any(p.suffix == ".tex" for p in path.iterdir() if p.is_file()):
                 found.append(("latex", path))
-            elif top:
+            elif depth < MAX_DEPTH:
                 for child in sorted(path.iterdir()):
-                    if child.name.startswith("."):
+                    if child.name.startswith(".") or child.is_symlink():
                         continue
-                    one(child, False)
+                    one(child, False, depth + 1)
         elif path.suffix.lower() == ".pdf":
             found.append(("pdf", path))
         elif is_archive(path):
@@ -102,6 +103,12 @@ def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[fl
         raise ScituneError(f"no papers (LaTeX folders, source archives or PDFs) under {', '.join(paths)}")
     papers: list[Paper] = []
     failed: list[dict] = []
+    # one paper given as its source and as a PDF: the source is read (exact captions and
+    # labels), the PDF skipped, so the two copies never land in different splits
+    sources = {_source_name(p) for kind, p in found if kind != "pdf"}
+    duplicates = [(k, p) for k, p in found if k == "pdf" and _source_name(p) in sources]
+    found = [f for f in found if f not in duplicates]
+
     counts: dict = {}
     names: Counter = Counter()
     for kind, path in found:
@@ -139,9 +146,11 @@ def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[fl
         "papers": [{"name": p.name, "source": p.source, "kind": p.kind, "split": splits[p.name],
                     "licence": p.licence, "figures": len(p.figures), "unpaired": p.unpaired} for p in papers],
         "failed": failed,
+        "pdfs_with_source": [str(p) for _, p in duplicates],
         "counts": {
             "papers": len(papers),
             "failed_papers": len(failed),
+            "pdfs_with_source": len(duplicates),
             "figures": len(rows),
             "unpaired": sum(len(p.unpaired) for p in papers),
             "without_mentions": sum(not f.mentions for p in papers for f in p.figures),
