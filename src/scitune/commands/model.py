@@ -92,9 +92,10 @@ def run_build(args: argparse.Namespace) -> int:
 def run_merge(args: argparse.Namespace) -> int:
     from scitune.io.atomic import claim_output
     from scitune.model import load_model, save_model
-    from scitune.model.checkpoint import load_lora, merge_lora
+    from scitune.model.checkpoint import check_adapter, load_lora, merge_lora
 
     claim_output(args.out, inputs=[args.base, args.adapter], overwrite=args.overwrite)
+    check_adapter(args.adapter)
     model, processor = load_model(args.base)
     merged = merge_lora(load_lora(model, args.adapter))
     out = save_model(merged, processor, args.out)

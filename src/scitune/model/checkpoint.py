@@ -21,6 +21,7 @@ import torch
 
 from scitune.errors import ScituneError
 from scitune.io.atomic import write_dir_atomically
+from scitune.io import read
 from scitune.model.files import read_config, require_safetensors, resolve_device, resolve_dtype
 
 __all__ = ["load_lora", "load_model", "load_projector", "merge_lora", "save_model", "save_projector", "write_dir_atomically"]
@@ -68,16 +69,23 @@ def load_model(path: str | Path, dtype: str = "auto", device: str = "cpu"):
     return model.to(device), processor
 
 
-def load_lora(model, adapter_dir: str | Path, trainable: bool = False):
-    """Attaches a saved LoRA adapter (and its projector) to `model`."""
-    from peft import PeftModel
-
+def check_adapter(adapter_dir: str | Path) -> Path:
+    """A LoRA adapter folder: adapter_config.json and safetensors weights (a pickle is refused)."""
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise ScituneError(f"LoRA adapter {str(adapter_dir)!r}: no adapter_config.json")
     require_safetensors(adapter_dir, "LoRA adapter", names=("adapter_model.safetensors",))
     if not (adapter_dir / "adapter_model.safetensors").is_file():
         raise ScituneError(f"LoRA adapter {str(adapter_dir)!r}: no adapter_model.safetensors")
+    read.read_json(adapter_dir / "adapter_config.json", max_bytes=read.MAX_CONFIG_BYTES, what="adapter config")
+    return adapter_dir
+
+
+def load_lora(model, adapter_dir: str | Path, trainable: bool = False):
+    """Attaches a saved LoRA adapter (and its projector) to `model`."""
+    from peft import PeftModel
+
+    adapter_dir = check_adapter(adapter_dir)
     try:
         return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
