@@ -26,7 +26,7 @@ from pathlib import Path
 
 def questions(count: int, workdir: Path):
     from scitune.eval.answers import letter
-    from scitune.eval.generate import EvalItem, resolve_images
+    from scitune.eval.engine import EvalItem
     from scitune.eval.scienceqa import option_count
     from scitune.settings import shared_data_dir
 
@@ -51,7 +51,8 @@ def questions(count: int, workdir: Path):
         for r in mixed:
             prompt = r["conversations"][0]["value"]
             n = option_count(prompt)
-            out.append(EvalItem(r["id"], prompt, resolve_images(r, images), tuple(letter(i) for i in range(n))))
+            paths = (str(images / r["image"]),) if "image" in r else ()
+            out.append(EvalItem(r["id"], prompt, paths, tuple(letter(i) for i in range(n))))
         return out, f"ScienceQA test records from {root}"
     from PIL import Image
 
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from scitune.eval.generate import choose_option, generate, score_options
+    from scitune.eval.engine import Engine
 
     if args.model:
         from scitune.model import load_model
@@ -102,10 +103,11 @@ def main(argv=None) -> int:
     model.eval()
     with tempfile.TemporaryDirectory() as tmp:
         items, source = questions(args.items, Path(tmp))
-        generate(model, processor, items[:2], batch_size=2, max_new_tokens=2)  # warm-up
-        one, t_one = timed(lambda: generate(model, processor, items, 1, args.max_new_tokens))
-        many, t_many = timed(lambda: generate(model, processor, items, args.batch_size, args.max_new_tokens))
-        picks, t_like = timed(lambda: [choose_option(score_options(model, processor, it)) for it in items])
+        engine = Engine(model, processor)  # items carry absolute image paths
+        engine.generate(items[:2], batch_size=2, max_new_tokens=2)  # warm-up
+        one, t_one = timed(lambda: engine.generate(items, 1, args.max_new_tokens))
+        many, t_many = timed(lambda: engine.generate(items, args.batch_size, args.max_new_tokens))
+        picks, t_like = timed(lambda: engine.choose(items))
 
     n = len(items)
     rows = [

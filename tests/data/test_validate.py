@@ -6,6 +6,7 @@ import pytest
 from scitune.cli import main
 from scitune.data.sample import read_samples
 from scitune.data.scienceqa import build_scienceqa_samples, read_problems
+from scitune.prompting import Renderer
 from scitune.data.validate import REASONS, apply_policy, checked_samples, validate_file, validate_samples
 from scitune.errors import ScituneError
 
@@ -25,7 +26,7 @@ BAD_KINDS = {
     "unknown_role": "unknown_role",
     "duplicate_id": "duplicate_id",
 }
-TOO_LONG = dict(max_length=128, image_tokens_per_image=16, chat_template="plain")
+TOO_LONG = dict(chat_template="plain", max_length=128, image_tokens=16)
 
 
 def test_bad_corpus_has_one_file_per_kind(bad_dir):
@@ -44,7 +45,7 @@ def test_each_bad_kind_is_reported_by_id_and_reason(bad_dir, kind):
 def test_too_long_after_tokenization(bad_dir, tiny_tokenizer):
     path = bad_dir / "too_long.json"
     assert validate_file(path, bad_dir / "images").ok  # fine without the length check
-    report = validate_file(path, bad_dir / "images", tiny_tokenizer, **TOO_LONG)
+    report = validate_file(path, bad_dir / "images", Renderer(tiny_tokenizer, **TOO_LONG))
     assert [(p.id, p.reason) for p in report.problems] == [("bad", "too_long")]
     assert "target_does_not_fit" in report.problems[0].detail
 

@@ -79,6 +79,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-length", type=positive_int)
     p.add_argument("--image-tokens", type=positive_int, default=576, help="tokens per image in the model (576 for CLIP ViT-L/14-336)")
     p.add_argument("--chat-template", help="template name (plain, vicuna_v1, llama2, chatml); default: the tokenizer's")
+    p.add_argument("--image-placement", default="front", choices=("front", "keep"),
+                   help="front (LLaVA's: <image> moved to the start of its turn; default) or keep")
     p.add_argument("--list", type=nonnegative_int, default=50, help="list at most this many problems (default 50)")
     p.set_defaults(func=run_validate)
 
@@ -183,27 +185,26 @@ def run_scienceqa(args) -> int:
 def run_validate(args) -> int:
     from scitune.data.validate import validate_file
 
-    tokenizer = None
+    if (args.tokenizer is None) != (args.max_length is None):
+        raise ScituneError("--tokenizer and --max-length go together (the length check needs both)")
+    renderer = None
     if args.tokenizer:
         from transformers import AutoTokenizer
 
+        from scitune.prompting import Renderer
+
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    if (tokenizer is None) != (args.max_length is None):
-        raise ScituneError("--tokenizer and --max-length go together (the length check needs both)")
-    report = validate_file(
-        args.file,
-        args.images,
-        tokenizer,
-        args.max_length,
-        image_tokens_per_image=args.image_tokens,
-        chat_template=args.chat_template,
-    )
+        renderer = Renderer(
+            tokenizer, args.chat_template, args.max_length, args.image_placement, image_tokens=args.image_tokens
+        )
+    report = validate_file(args.file, args.images, renderer)
     if report.n_samples == 0:
         raise ScituneError(f"{args.file}: no samples to validate")
     if report.problems:
         print(report.listing(limit=args.list))
     print(report.summary_table())
     return 0 if report.ok else 1
+
 
 def run_overlap(args) -> int:
     import json

@@ -52,10 +52,11 @@ def _classifier(model_dir: str):
 
     from scitune.data.corpus.vocab import FIGURE_TYPES
     from scitune.data.instructions import FIGURE_TYPE
-    from scitune.eval.generate import EvalItem, score_options
+    from scitune.eval.engine import Engine, EvalItem
     from scitune.model import load_model
 
     model, processor = load_model(model_dir)
+    engine = Engine(model, processor)  # images are given by absolute path
 
     def classify(rows: list[dict]) -> list[tuple[str, float]]:
         out = []
@@ -64,7 +65,7 @@ def _classifier(model_dir: str):
                 path = Path(tmp) / row["file_name"]
                 path.write_bytes(row["png"])
                 item = EvalItem(row["image_id"], f"<image>\n{FIGURE_TYPE[0]}", (str(path),), tuple(FIGURE_TYPES))
-                scores = score_options(model, processor, item)
+                scores = engine.score_options(item)
                 top = max(scores)
                 weights = [math.exp(s - top) for s in scores]
                 best = scores.index(top)

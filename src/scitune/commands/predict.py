@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from scitune.cli import add_command
+from scitune.errors import ScituneError
 
 
 def register(subparsers) -> None:
@@ -21,12 +24,18 @@ def register(subparsers) -> None:
         "--batch",
         help="JSONL (or LLaVA JSON) of items: `question_id`/`id`, `prompt`/`text` or LLaVA `conversations`, optional `image`",
     )
-    parser.add_argument("--images", help="with --batch: folder the items' image paths are relative to")
+    parser.add_argument(
+        "--images", help="with --batch: folder the items' image paths are relative to (default: the batch file's folder)"
+    )
     parser.add_argument("--out", help="with --batch: predictions JSONL to write (default: print to stdout)")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per batch (default 8)")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="generation length limit (default 128)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
     parser.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, float16, auto")
+    parser.add_argument(
+        "--image-placement", default="front", choices=("front", "keep"),
+        help="front (as LLaVA trains: <image> moved to the start of its turn; default) or keep",
+    )
     parser.set_defaults(func=run)
 
 
@@ -36,57 +45,54 @@ def _with_image_placeholder(prompt: str, has_image: bool) -> str:
     return prompt
 
 
-def read_batch(path: str, image_root: str | None) -> list:
-    """EvalItems from a batch file: JSONL rows or LLaVA conversation records."""
-    from pathlib import Path
-
-    from scitune.data.sample import read_samples
-    from scitune.errors import ScituneError
-    from scitune.eval.generate import EvalItem
+def read_batch(path: str) -> list:
+    """EvalItems from a batch file: JSONL rows (`question_id`/`id`, `prompt`/`text`, `image`) or
+    LLaVA conversation records (the first human turn)."""
+    from scitune.data.sample import image_paths, read_samples
+    from scitune.eval.engine import EvalItem
 
     items = []
     for number, row in enumerate(read_samples(path), start=1):
         qid = row.get("question_id", row.get("id"))
         if "conversations" in row:
-            turns = [t.get("value") for t in row["conversations"] if t.get("from") == "human"]
-            prompt = turns[0] if turns else None
+            item = EvalItem.from_sample({**row, "id": qid})
         else:
             prompt = row.get("prompt", row.get("text"))
-        if qid is None or not isinstance(prompt, str):
-            raise ScituneError(f"{path}: item {number} needs `question_id` (or `id`) and `prompt` (or `text`)")
-        image = row.get("image")
-        if image is not None and not isinstance(image, str):
+            if not isinstance(prompt, str):
+                raise ScituneError(f"{path}: item {number} needs `prompt` (or `text`) as a string")
+            images = tuple(image_paths({"id": qid, "image": row.get("image")}))
+            item = EvalItem(str(qid), prompt, images)
+        if qid is None:
+            raise ScituneError(f"{path}: item {number} needs `question_id` (or `id`)")
+        if len(item.images) > 1:
             raise ScituneError(f"{path}: item {qid}: `image` must be one path")
-        images = ()
-        if image:
-            images = (str(Path(image_root) / image) if image_root else image,)
-        items.append(EvalItem(str(qid), _with_image_placeholder(prompt, bool(images)), images))
+        items.append(EvalItem(item.question_id, _with_image_placeholder(item.prompt, bool(item.images)), item.images))
     if not items:
         raise ScituneError(f"{path}: no items")
     return items
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import sys
-
-    from scitune.errors import ScituneError
-    from scitune.eval.generate import EvalItem, generate
+    from scitune.eval.engine import Engine, EvalItem
     from scitune.eval.predictions import write_predictions
     from scitune.model import load_model
 
     if (args.question is None) == (args.batch is None):
         raise ScituneError('give either a question ("...") or --batch FILE.jsonl')
     if args.batch:
-        items = read_batch(args.batch, args.images)
+        items = read_batch(args.batch)
+        image_root = args.images or str(Path(args.batch).resolve().parent)
     else:
-        images = (args.image,) if args.image else ()
+        images = (Path(args.image).name,) if args.image else ()
         items = [EvalItem("0", _with_image_placeholder(args.question, bool(images)), images)]
+        image_root = str(Path(args.image).parent) if args.image else None
+    if args.out:
+        from scitune.io.atomic import claim_output
+
+        claim_output(args.out, inputs=[args.batch] if args.batch else [], folder=False)
     model, processor = load_model(args.model, dtype=args.dtype, device=args.device)
-    progress = bool(args.batch) and sys.stderr.isatty()
-    texts = generate(
-        model, processor, items, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, progress=progress
-    )
+    engine = Engine(model, processor, image_root=image_root, image_placement=args.image_placement)
+    texts = engine.generate(items, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, progress=bool(args.batch))
     if not args.batch:
         print(texts[0])
         return 0

@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, hooks=()) -> int:
+    """`hooks`: called after every training step (`scitune.train.loop.StepHook`), for tests."""
     from scitune.config import load_recipe
     from scitune.train.loop import TrainingInterrupted
     from scitune.train.run import run_recipe
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"run.out={args.out}"] if args.out else [])
     recipe = load_recipe(args.recipe, overrides)
     try:
-        results = run_recipe(recipe, resume=args.resume, stages=args.stage, overwrite=args.overwrite)
+        results = run_recipe(recipe, resume=args.resume, stages=args.stage, hooks=hooks, overwrite=args.overwrite)
     except TrainingInterrupted as stop:
         print(f"scitune: interrupted; checkpoint {stop.checkpoint}; continue with --resume")
         return 130

@@ -6,6 +6,11 @@ spans to supervise; label masks come from those spans, never from re-tokenised t
 Message content is either a string (LLaVA conversation values, `<image>` inline) or a list of
 parts (`{"type": "image"}` / `{"type": "text", "text": ...}`), where an image part renders as
 `<image>` followed by a newline, as LLaVA places it.
+
+The space between a turn's "ASSISTANT:" / "[/INST]" and its answer is inside the generation block:
+the first supervised token is then the first token generated after the generation prompt, and the
+prompt's ids equal the training ids up to it (a tokenizer that splits " Three" into " " + "Three"
+would otherwise train on "Three" after a space that generation never produced).
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ PLAIN = _RENDER + (
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'system' -%}{{ render(message['content']) + '\\n' }}"
     "{%- elif message['role'] == 'user' -%}{{ 'USER: ' + render(message['content']) + '\\n' }}"
-    "{%- elif message['role'] == 'assistant' -%}{{ 'ASSISTANT: ' }}"
-    "{%- generation -%}{{ render(message['content']) + eos_token }}{%- endgeneration -%}{{ '\\n' }}"
+    "{%- elif message['role'] == 'assistant' -%}{{ 'ASSISTANT:' }}"
+    "{%- generation -%}{{ ' ' + render(message['content']) + eos_token }}{%- endgeneration -%}{{ '\\n' }}"
     "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ 'ASSISTANT:' }}{%- endif -%}"
@@ -48,8 +53,8 @@ VICUNA_V1 = _RENDER + (
     "{{ system + ' ' }}"
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'user' -%}{{ 'USER: ' + render(message['content']) + ' ' }}"
-    "{%- elif message['role'] == 'assistant' -%}{{ 'ASSISTANT: ' }}"
-    "{%- generation -%}{{ render(message['content']) + eos_token }}{%- endgeneration -%}"
+    "{%- elif message['role'] == 'assistant' -%}{{ 'ASSISTANT:' }}"
+    "{%- generation -%}{{ ' ' + render(message['content']) + eos_token }}{%- endgeneration -%}"
     "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ 'ASSISTANT:' }}{%- endif -%}"
@@ -64,8 +69,8 @@ LLAMA2 = _RENDER + (
     "{%- if loop.first and system -%}"
     "{{ bos_token + '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + render(message['content']) + ' [/INST]' }}"
     "{%- else -%}{{ bos_token + '[INST] ' + render(message['content']) + ' [/INST]' }}{%- endif -%}"
-    "{%- elif message['role'] == 'assistant' -%}{{ ' ' }}"
-    "{%- generation -%}{{ render(message['content']) + ' ' + eos_token }}{%- endgeneration -%}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{%- generation -%}{{ ' ' + render(message['content']) + ' ' + eos_token }}{%- endgeneration -%}"
     "{%- endif -%}"
     "{%- endfor -%}"
 )

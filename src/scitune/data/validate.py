@@ -83,7 +83,7 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _check_image(path_text: str, root: Path) -> tuple[str, str] | None:
+def check_image(path_text: str, root: Path) -> tuple[str, str] | None:
     """(reason, detail) for a bad image, None for a good one."""
     from PIL import Image, UnidentifiedImageError
 
@@ -169,16 +169,9 @@ def _check_placeholders(sample: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def validate_samples(
-    samples: list[Any],
-    image_root: str | Path | None,
-    tokenizer=None,
-    max_length: int | None = None,
-    image_tokens_per_image: int = 1,
-    chat_template: str | None = None,
-) -> ValidationReport:
-    """Checks every sample; with a tokenizer and max_length, also that each fits after tokenization
-    (with `image_tokens_per_image` tokens per image and `chat_template`, as training uses them)."""
+def validate_samples(samples: list[Any], image_root: str | Path | None, renderer=None) -> ValidationReport:
+    """Checks every sample; with a renderer (`scitune.prompting.Renderer`, with its max_length),
+    also that each renders for training as it would be trained on (fits, label spans match)."""
     report = ValidationReport(n_samples=len(samples))
     root = Path(image_root) if image_root is not None else None
     seen: set[str] = set()
@@ -211,47 +204,33 @@ def validate_samples(
             if root is None:
                 raise ScituneError("validating samples with images needs an image root (--images DIR)")
             if path_text not in image_results:
-                image_results[path_text] = _check_image(path_text, root)
+                image_results[path_text] = check_image(path_text, root)
             if image_results[path_text]:
                 bad_image = True
                 report.problems.append(Problem(sample_id, *image_results[path_text]))
-        if tokenizer is not None and max_length is not None and not structure and not mismatch and not bad_image:
-            problem = _check_length(sample, sample_id, tokenizer, max_length, image_tokens_per_image, chat_template)
+        if renderer is not None and not structure and not mismatch and not bad_image:
+            problem = renderer.problem(sample)
             if problem:
-                report.problems.append(problem)
+                report.problems.append(Problem(sample_id, *problem))
     return report
 
 
-def _check_length(sample, sample_id, tokenizer, max_length, image_tokens_per_image, chat_template) -> Problem | None:
-    from scitune.data.tokenize import DroppedSample, LabelMaskError, tokenize_sample
-
-    try:
-        tokenize_sample(sample, tokenizer, image_tokens_per_image, max_length, chat_template)
-    except DroppedSample as err:
-        return Problem(sample_id, "too_long", f"{err.reason}: {err.length} tokens > {err.max_length}")
-    except LabelMaskError as err:
-        return Problem(sample_id, "bad_label_mask", str(err))
-    return None
-
-
-def validate_file(
-    path: str | Path, image_root: str | Path | None, tokenizer=None, max_length: int | None = None, **options
-) -> ValidationReport:
-    return validate_samples(read_samples(path), image_root, tokenizer, max_length, **options)
+def validate_file(path: str | Path, image_root: str | Path | None, renderer=None) -> ValidationReport:
+    return validate_samples(read_samples(path), image_root, renderer)
 
 
 ON_BAD_RECORD = ("fail", "skip")
 
 
 def checked_samples(
-    samples: list[Any], image_root: str | Path | None, on_bad_record: str = "fail", **options
+    samples: list[Any], image_root: str | Path | None, on_bad_record: str = "fail", renderer=None
 ) -> tuple[list[dict[str, Any]], ValidationReport]:
     """What training runs up front: validate, then `fail` (raise, listing the bad records) or
     `skip` (drop them); returns the samples to train on and the report (its counts say what was dropped).
-    `options` are validate_samples' (tokenizer, max_length, image_tokens_per_image, chat_template)."""
+    `renderer`: as validate_samples'."""
     if on_bad_record not in ON_BAD_RECORD:
         raise ScituneError(f"on_bad_record: expected fail or skip, got {on_bad_record!r}")
-    report = validate_samples(samples, image_root, **options)
+    report = validate_samples(samples, image_root, renderer)
     return apply_policy(samples, report, on_bad_record), report
 
 

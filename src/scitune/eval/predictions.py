@@ -6,26 +6,21 @@ every line and names the file and line of the first bad one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from scitune.data.sample import iter_jsonl
 from scitune.errors import ScituneError
+from scitune.io.atomic import write_jsonl
 
 REQUIRED_KEYS = ("question_id", "text")
 
 
 def write_predictions(path: str | Path, rows: Iterable[dict]) -> int:
-    """Writes rows as JSONL (parent folders made); returns how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += 1
-    return count
+    """Writes rows as JSONL, atomically (parent folders made); returns how many were written."""
+    rows = list(rows)
+    write_jsonl(path, rows)
+    return len(rows)
 
 
 def read_predictions(path: str | Path) -> list[dict]:

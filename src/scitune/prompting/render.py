@@ -1,6 +1,7 @@
-"""Sample -> token ids and labels, with label masks taken from the chat template's token spans.
+"""THE one place a sample becomes token ids, labels and an attention mask: for training, for
+generation prompts and for option scoring alike (`Renderer`).
 
-1. The conversation is rendered by the model family's chat template (`chat_templates.py`),
+1. The conversation is rendered by the model's chat template (`scitune.data.chat_templates`),
    with one `<image>` token per image, through `tokenizer.apply_chat_template(...,
    return_assistant_tokens_mask=True)`: the `{% generation %}` blocks give the exact tokens of
    each assistant turn. Labels are those tokens; everything else is -100.
@@ -8,10 +9,19 @@
    end marker the template adds (EOS, `<|im_end|>`, ...), and there must be one span per
    assistant turn. Anything else raises `LabelMaskError` naming the sample: a mismatch is never
    trained on silently.
-3. Each `<image>` id is expanded to `image_tokens_per_image` copies at the id level (labels -100).
+3. Each `<image>` id is expanded to the processor's number of image tokens at the id level
+   (labels -100), so a prompt is the same ids whichever path renders it.
 4. Truncation to `max_length` never cuts inside an image span nor inside an assistant turn: the
    sample keeps every assistant turn that fits whole. A sample whose image span or first target
    does not fit is dropped (`DroppedSample`, with the reason), and the caller counts it.
+5. `<image>` placement: `front` (the default, as LLaVA trains: each turn's `<image>`
+   placeholders are taken out and put at its start, `<image>\\n` + text) or `keep` (where the
+   file puts them).
+
+A generation prompt is the same rendering with the final assistant turn left out and the
+template's generation prompt added; its ids equal the training ids up to the first supervised
+token (tested for every shipped template). An option's continuation for likelihood scoring is the
+supervised span that training would learn for that answer.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ IGNORE_INDEX = -100
 DROP_IMAGE = "image_does_not_fit"
 DROP_TARGET = "target_does_not_fit"
 
+IMAGE_PLACEMENTS = ("front", "keep")
+
 
 class LabelMaskError(ScituneError):
     """The supervised token spans do not decode to the assistant turns."""
@@ -41,10 +53,19 @@ class DroppedSample(ScituneError):
         self.sample_id, self.reason, self.length, self.max_length = sample_id, reason, length, max_length
 
 
-def to_messages(sample: dict[str, Any], upto_last_user: bool = False) -> list[dict[str, str]]:
+def place_images(text: str, placement: str) -> str:
+    """`front`: the turn's `<image>` placeholders moved to its start, each followed by a newline."""
+    if placement == "keep" or IMAGE_TOKEN not in text:
+        return text
+    count = text.count(IMAGE_TOKEN)
+    return (IMAGE_TOKEN + "\n") * count + text.replace(IMAGE_TOKEN, "").strip()
+
+
+def to_messages(sample: dict[str, Any], prompt_only: bool = False, placement: str = "front") -> list[dict[str, str]]:
     """LLaVA turns -> chat messages (human -> user, gpt -> assistant); checks roles and order.
 
-    `upto_last_user`: drop the final assistant turn (a generation prompt).
+    `prompt_only`: the conversation up to its last human turn (a final gpt turn, if any, is
+    left out), for a generation prompt.
     """
     sample_id = sample.get("id")
     turns = sample.get("conversations")
@@ -52,15 +73,20 @@ def to_messages(sample: dict[str, Any], upto_last_user: bool = False) -> list[di
         raise ScituneError(f"sample {sample_id!r}: no conversations")
     messages = []
     for index, turn in enumerate(turns):
-        if not isinstance(turn, dict) or turn.get("from") not in ROLES or not isinstance(turn.get("value"), str):
+        if not isinstance(turn, dict) or not isinstance(turn.get("from"), str) or turn["from"] not in ROLES:
             raise ScituneError(f"sample {sample_id!r}: turn {index} is not {{from: human|gpt|system, value: text}}")
-        messages.append({"role": ROLES[turn["from"]], "content": turn["value"]})
-    body = messages[1:] if messages[0]["role"] == "system" else messages
-    expected = ["user", "assistant"] * (len(body) // 2 + 1)
-    if not body or [m["role"] for m in body] != expected[: len(body)] or body[-1]["role"] != "assistant":
-        raise ScituneError(f"sample {sample_id!r}: turns must alternate human, gpt, ... and end with gpt")
-    if upto_last_user:
+        if not isinstance(turn.get("value"), str):
+            raise ScituneError(f"sample {sample_id!r}: turn {index} has no text value")
+        content = place_images(turn["value"], placement) if turn["from"] == "human" else turn["value"]
+        messages.append({"role": ROLES[turn["from"]], "content": content})
+    if prompt_only and messages[-1]["role"] == "assistant":
         messages = messages[:-1]
+    body = messages[1:] if messages and messages[0]["role"] == "system" else messages
+    expected = ["user", "assistant"] * (len(body) // 2 + 1)
+    last = "user" if prompt_only else "assistant"
+    if not body or [m["role"] for m in body] != expected[: len(body)] or body[-1]["role"] != last:
+        ending = "a human turn" if prompt_only else "gpt"
+        raise ScituneError(f"sample {sample_id!r}: turns must alternate human, gpt, ... and end with {ending}")
     return messages
 
 
@@ -120,32 +146,6 @@ def check_supervised_spans(sample_id: str, ids: list[int], mask: list[int], targ
     return spans
 
 
-def _render(sample: dict[str, Any], tokenizer, template: str, prompt_only: bool) -> tuple[list[int], list[int], int]:
-    """(ids, assistant mask, number of images) with one `<image>` id per image."""
-    sample_id = sample.get("id")
-    messages = to_messages(sample, upto_last_user=prompt_only)
-    n_images = len(image_paths(sample))
-    n_placeholders = sum(t["value"].count(IMAGE_TOKEN) for t in sample["conversations"])
-    if n_placeholders != n_images:
-        raise ScituneError(f"sample {sample_id!r}: {n_placeholders} {IMAGE_TOKEN} placeholder(s) for {n_images} image(s)")
-    out = tokenizer.apply_chat_template(
-        messages,
-        chat_template=template,
-        tokenize=True,
-        return_dict=True,
-        return_assistant_tokens_mask=not prompt_only,
-        add_generation_prompt=prompt_only,
-    )
-    ids = list(out["input_ids"])
-    mask = list(out["assistant_masks"]) if not prompt_only else [0] * len(ids)
-    found = ids.count(image_token_id(tokenizer))
-    if found != n_images and not prompt_only:
-        raise ScituneError(
-            f"sample {sample_id!r}: the template rendered {found} {IMAGE_TOKEN} token(s) for {n_images} image(s)"
-        )
-    return ids, mask, found
-
-
 def _expand(ids: list[int], mask: list[int], image_id: int, per_image: int):
     """Expanded ids, expanded mask, and the (start, end) of each image span."""
     out_ids, out_mask, image_spans = [], [], []
@@ -160,79 +160,167 @@ def _expand(ids: list[int], mask: list[int], image_id: int, per_image: int):
     return out_ids, out_mask, image_spans
 
 
-def tokenize_sample(
-    sample: dict[str, Any],
-    tokenizer,
-    image_tokens_per_image: int,
-    max_length: int | None = None,
-    chat_template: str | None = None,
-) -> dict[str, Any]:
-    """`{id, input_ids, labels, attention_mask, images, length, truncated}` for training.
+def image_tokens_of(processor) -> int:
+    """How many `<image>` tokens one image becomes, as the (Llava) processor expands it."""
+    image_processor = processor.image_processor
+    if getattr(image_processor, "do_center_crop", False) and getattr(image_processor, "crop_size", None):
+        height, width = image_processor.crop_size["height"], image_processor.crop_size["width"]
+    else:
+        size = image_processor.size
+        height = size.get("height") or size.get("shortest_edge")
+        width = size.get("width") or size.get("shortest_edge")
+    patch = processor.patch_size
+    count = (height // patch) * (width // patch) + (processor.num_additional_image_tokens or 0)
+    if processor.vision_feature_select_strategy == "default":
+        count -= 1
+    return count
 
-    Raises `DroppedSample` when the image span or the first target does not fit `max_length`,
-    `LabelMaskError` when the template's spans do not match the assistant text, `ScituneError`
-    for malformed samples.
+
+class Renderer:
+    """Renders LLaVA conversation samples for one processor (tokenizer + image processor).
+
+    - `train(sample)`: `{id, input_ids, labels, attention_mask, images, length, truncated}`;
+    - `prompt(sample)`: `{id, input_ids, attention_mask, images}`, the generation prompt;
+    - `options(sample, answers)`: (prompt ids, each answer's continuation ids) for likelihood.
+    `max_length` bounds every rendering (training truncates as the module docstring says; a
+    prompt that does not fit is an error naming the sample).
     """
-    sample_id = str(sample.get("id"))
-    template = resolve_template(tokenizer, chat_template)
-    ids, mask, _ = _render(sample, tokenizer, template, prompt_only=False)
-    targets = [t["value"] for t in sample["conversations"] if t["from"] == "gpt"]
-    check_supervised_spans(sample_id, ids, mask, targets, tokenizer)
-    image_id = image_token_id(tokenizer)
-    ids, mask, image_spans = _expand(ids, mask, image_id, image_tokens_per_image)
-    truncated = False
-    if max_length is not None and len(ids) > max_length:
-        if any(end > max_length for _, end in image_spans):
-            raise DroppedSample(sample_id, DROP_IMAGE, len(ids), max_length)
-        fitting = [end for _, end in _spans(mask) if end <= max_length]
-        if not fitting:
-            raise DroppedSample(sample_id, DROP_TARGET, len(ids), max_length)
-        cut = fitting[-1]
-        ids, mask, truncated = ids[:cut], mask[:cut], True
-    labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
-    return {
-        "id": sample_id,
-        "input_ids": ids,
-        "labels": labels,
-        "attention_mask": [1] * len(ids),
-        "images": image_paths(sample),
-        "length": len(ids),
-        "truncated": truncated,
-    }
 
+    def __init__(
+        self,
+        processor,
+        chat_template: str | None = None,
+        max_length: int | None = None,
+        image_placement: str = "front",
+        image_tokens: int | None = None,
+    ):
+        if image_placement not in IMAGE_PLACEMENTS:
+            raise ScituneError(f"image placement: expected one of {', '.join(IMAGE_PLACEMENTS)}, got {image_placement!r}")
+        self.processor = processor
+        self.tokenizer = processor.tokenizer if hasattr(processor, "image_processor") else processor
+        self.template = resolve_template(self.tokenizer, chat_template)
+        self.max_length = max_length
+        self.image_placement = image_placement
+        self.image_tokens = image_tokens if image_tokens is not None else image_tokens_of(processor)
+        self.image_id = image_token_id(self.tokenizer)
 
-def tokenize_prompt(
-    sample: dict[str, Any], tokenizer, image_tokens_per_image: int, chat_template: str | None = None
-) -> dict[str, Any]:
-    """The generation prompt (all turns but the last assistant one, + the template's generation
-    prompt): `{id, input_ids, attention_mask, images, target}`; `target` is the final gpt value."""
-    sample_id = str(sample.get("id"))
-    template = resolve_template(tokenizer, chat_template)
-    ids, mask, _ = _render(sample, tokenizer, template, prompt_only=True)
-    ids, _, _ = _expand(ids, mask, image_token_id(tokenizer), image_tokens_per_image)
-    return {
-        "id": sample_id,
-        "input_ids": ids,
-        "attention_mask": [1] * len(ids),
-        "images": image_paths(sample),
-        "target": sample["conversations"][-1]["value"],
-    }
+    # ------------------------------------------------------------------ the one rendering
+    def text(self, sample: dict[str, Any], prompt_only: bool = False) -> str:
+        """The chat-template text of a sample (one `<image>` per image), as `train`/`prompt` tokenize it."""
+        messages = to_messages(sample, prompt_only=prompt_only, placement=self.image_placement)
+        return self.tokenizer.apply_chat_template(
+            messages, chat_template=self.template, tokenize=False, add_generation_prompt=prompt_only
+        )
+
+    def _render(self, sample: dict[str, Any], prompt_only: bool) -> tuple[list[int], list[int]]:
+        """(ids, assistant mask) with one `<image>` id per image, images checked against placeholders."""
+        sample_id = sample.get("id")
+        messages = to_messages(sample, prompt_only=prompt_only, placement=self.image_placement)
+        n_images = len(image_paths(sample))
+        n_placeholders = sum(m["content"].count(IMAGE_TOKEN) for m in messages)
+        if n_placeholders != n_images:
+            raise ScituneError(f"sample {sample_id!r}: {n_placeholders} {IMAGE_TOKEN} placeholder(s) for {n_images} image(s)")
+        out = self.tokenizer.apply_chat_template(
+            messages,
+            chat_template=self.template,
+            tokenize=True,
+            return_dict=True,
+            return_assistant_tokens_mask=not prompt_only,
+            add_generation_prompt=prompt_only,
+        )
+        ids = list(out["input_ids"])
+        mask = list(out["assistant_masks"]) if not prompt_only else [0] * len(ids)
+        found = ids.count(self.image_id)
+        if found != n_images:
+            raise ScituneError(
+                f"sample {sample_id!r}: the template rendered {found} {IMAGE_TOKEN} token(s) for {n_images} image(s)"
+            )
+        return ids, mask
+
+    def train(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Raises `DroppedSample` when the image span or the first target does not fit
+        `max_length`, `LabelMaskError` when the template's spans do not match the assistant text,
+        `ScituneError` for malformed samples."""
+        sample_id = str(sample.get("id"))
+        ids, mask = self._render(sample, prompt_only=False)
+        targets = [t["value"] for t in sample["conversations"] if t["from"] == "gpt"]
+        check_supervised_spans(sample_id, ids, mask, targets, self.tokenizer)
+        ids, mask, image_spans = _expand(ids, mask, self.image_id, self.image_tokens)
+        truncated = False
+        max_length = self.max_length
+        if max_length is not None and len(ids) > max_length:
+            if any(end > max_length for _, end in image_spans):
+                raise DroppedSample(sample_id, DROP_IMAGE, len(ids), max_length)
+            fitting = [end for _, end in _spans(mask) if end <= max_length]
+            if not fitting:
+                raise DroppedSample(sample_id, DROP_TARGET, len(ids), max_length)
+            cut = fitting[-1]
+            ids, mask, truncated = ids[:cut], mask[:cut], True
+        labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
+        return {
+            "id": sample_id,
+            "input_ids": ids,
+            "labels": labels,
+            "attention_mask": [1] * len(ids),
+            "images": image_paths(sample),
+            "length": len(ids),
+            "truncated": truncated,
+        }
+
+    def prompt(self, sample: dict[str, Any], reserve: int = 0) -> dict[str, Any]:
+        """The generation prompt: every turn up to the last human one, then the template's
+        generation prompt. `reserve` tokens (the generation budget) must fit after it."""
+        sample_id = str(sample.get("id"))
+        ids, mask = self._render(sample, prompt_only=True)
+        ids, _, _ = _expand(ids, mask, self.image_id, self.image_tokens)
+        if self.max_length is not None and len(ids) + reserve > self.max_length:
+            raise ScituneError(
+                f"sample {sample_id!r}: the prompt is {len(ids)} tokens; with {reserve} new tokens it exceeds "
+                f"the model's {self.max_length} positions"
+            )
+        return {"id": sample_id, "input_ids": ids, "attention_mask": [1] * len(ids), "images": image_paths(sample)}
+
+    def options(self, sample: dict[str, Any], answers: list[str]) -> tuple[list[int], list[list[int]]]:
+        """The prompt's ids and, for each answer, the tokens training would supervise for it."""
+        sample_id = str(sample.get("id"))
+        prompt = self.prompt(sample)["input_ids"]
+        turns = to_messages(sample, prompt_only=True, placement="keep")  # checks the shape
+        base = sample["conversations"][: len(turns)]
+        continuations = []
+        for answer in answers:
+            item = self.train({**sample, "id": sample_id, "conversations": base + [{"from": "gpt", "value": answer}]})
+            start, end = _spans([label != IGNORE_INDEX for label in item["labels"]])[-1]
+            if item["input_ids"][:start] != prompt:
+                raise ScituneError(
+                    f"sample {sample_id!r}: the chat template renders the prompt differently with an answer; cannot score options"
+                )
+            continuations.append(item["input_ids"][start:end])
+        return prompt, continuations
+
+    # ------------------------------------------------------------------ checks and counting
+    def problem(self, sample: dict[str, Any]) -> tuple[str, str] | None:
+        """(reason, detail) when the sample cannot be trained on at this max_length (for
+        `scitune.data.validate`), None when it can."""
+        try:
+            self.train(sample)
+        except DroppedSample as err:
+            return "too_long", f"{err.reason}: {err.length} tokens > {err.max_length}"
+        except LabelMaskError as err:
+            return "bad_label_mask", str(err)
+        return None
 
 
 class SampleTokenizer:
-    """Tokenizes samples for training and counts the dropped ones by reason (`.dropped`)."""
+    """Renders samples for training and counts the dropped ones by reason (`.dropped`)."""
 
-    def __init__(self, tokenizer, image_tokens_per_image: int, max_length: int | None = None, chat_template: str | None = None):
-        self.tokenizer = tokenizer
-        self.image_tokens_per_image = image_tokens_per_image
-        self.max_length = max_length
-        self.chat_template = chat_template
+    def __init__(self, renderer: Renderer):
+        self.renderer = renderer
         self.dropped: Counter[str] = Counter()
         self.truncated = 0
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            item = tokenize_sample(sample, self.tokenizer, self.image_tokens_per_image, self.max_length, self.chat_template)
+            item = self.renderer.train(sample)
         except DroppedSample as dropped:
             self.dropped[dropped.reason] += 1
             return None

@@ -1,23 +1,34 @@
-"""One stage of training: data up front, the optimizer loop, checkpoints, resume, logging.
+"""One stage of training as a runner with one method per phase (as torchtune's recipes are):
+`setup_model`, `load_data`, `setup_optimizer`, `restore`, `train_step`, `save_checkpoint`,
+`export`; `run` calls them in that order.
 
 Each optimizer step sees one global batch (see scitune.train.schedule); the loss is the mean
 over the global batch's supervised tokens, logged as such. A run directory per stage holds
 `metrics.jsonl`, `checkpoints/step-*/` (the last `keep_last`), `final/` (a standard HF Llava
 directory; for LoRA also `adapter/`), `projector.safetensors` and `done.json`.
+
+Signals: SIGINT (Ctrl-C) and SIGTERM are noted and acted on between optimizer steps, so the
+checkpoint written then holds the weights, optimizer and step counter of one consistent state.
+A second Ctrl-C stops at once without a checkpoint. Hooks (`StepHook`) are called after each
+step: tests use them to slow or stop a run at a chosen moment.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
-import os
+import signal
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from scitune.config import Recipe, StageRun
 from scitune.errors import ScituneError
@@ -25,7 +36,10 @@ from scitune.train import schedule
 from scitune.train.features import FeatureCache, TrainingModule
 from scitune.train.flops import part_sizes, step_flops
 from scitune.train.log import MetricsLog
-from scitune.train.state import list_checkpoints, load_state, prune, save_rank_rng, save_state
+from scitune.train.state import latest_good_checkpoint, list_checkpoints, load_state, prune, save_rank_rng, save_state
+
+# Called after every optimizer step with (runner, step reached).
+StepHook = Callable[["StageRunner", int], None]
 
 
 class TrainingDiverged(ScituneError):
@@ -35,7 +49,7 @@ class TrainingDiverged(ScituneError):
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C: a checkpoint was saved; `--resume` continues from it."""
+    """Ctrl-C or SIGTERM: a checkpoint was saved; `--resume` continues from it."""
 
     def __init__(self, checkpoint: Path | None):
         super().__init__(str(checkpoint))
@@ -55,16 +69,11 @@ class StageResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _echo(accelerator, *args) -> None:
-    if accelerator.is_main_process:
-        print(*args, flush=True)
-
-
-def load_stage_samples(run: StageRun, tokenizer, image_tokens: int, echo=print):
-    """Reads, validates and tokenizes a stage's data; returns (items, dropped counts, bad skipped)."""
+def load_stage_samples(run: StageRun, renderer, echo=print):
+    """Reads, validates and renders a stage's data; returns (items, dropped counts, bad skipped)."""
     from scitune.data.sample import read_samples
-    from scitune.data.tokenize import SampleTokenizer
     from scitune.data.validate import checked_samples
+    from scitune.prompting import SampleTokenizer
 
     data = run.data
     if not data.train:
@@ -77,9 +86,8 @@ def load_stage_samples(run: StageRun, tokenizer, image_tokens: int, echo=print):
     if not report.ok:
         echo(report.summary_table())
     skipped = len(samples) - len(kept)
-    samples = kept
-    tokenize = SampleTokenizer(tokenizer, image_tokens, data.max_length)
-    items = tokenize.tokenize_all(samples)
+    tokenize = SampleTokenizer(renderer)
+    items = tokenize.tokenize_all(kept)
     if not items:
         raise ScituneError(f"{data.train}: no usable samples (dropped: {dict(tokenize.dropped)})")
     return items, dict(tokenize.dropped), skipped
@@ -116,182 +124,332 @@ def _shards_parameters(accelerator) -> bool:
     return False
 
 
-def run_stage(recipe: Recipe, index: int, out_root: Path, accelerator, resume: bool, texts: list[str] | None) -> StageResult:
-    from tqdm.auto import tqdm
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file (the data file a checkpoint was trained on)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
-    from scitune.data.collate import ImageLoader, TrainCollator, model_inputs
-    from scitune.model import apply_stage, image_tokens_per_image, save_model
-    from scitune.model.checkpoint import merge_lora, save_projector
-    from scitune.model.stages import format_parameter_table, parameter_table
 
-    run = recipe.stages[index]
-    name = run.stage.name
-    stage_dir = out_root / name
-    done_file = stage_dir / "done.json"
-    if resume and done_file.is_file():
-        _echo(accelerator, f"[{name}] already finished ({done_file}); skipping")
-        done = json.loads(done_file.read_text())
-        return StageResult(name, stage_dir, done["steps"], done["samples"], done["dropped"], done["bad_records_skipped"], 0.0, done.get("final_loss"))
-    start_time = time.time()
-    model, processor = build_stage_model(recipe, index, out_root, texts)
-    model = apply_stage(model, run.stage)
-    if run.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    _echo(accelerator, f"[{name}] parameters\n{format_parameter_table(parameter_table(model))}")
+class StopRequests:
+    """SIGINT / SIGTERM noted as a request to stop after the current step (main thread only);
+    a second SIGINT raises KeyboardInterrupt at once."""
 
-    llava = model.get_base_model() if hasattr(model, "get_base_model") else model
-    image_tokens = image_tokens_per_image(llava.config)
-    items, dropped, skipped = load_stage_samples(run, processor.tokenizer, image_tokens, echo=lambda *a: _echo(accelerator, *a))
-    if dropped:
-        _echo(accelerator, f"[{name}] dropped at max_length {run.data.max_length}: {dropped}")
-    world, rank = accelerator.num_processes, accelerator.process_index
-    try:
-        plan = schedule.make_plan(len(items), run.batch_size, run.grad_accum, world, run.epochs, run.max_steps)
-    except ValueError as err:
-        raise ScituneError(f"[{name}] {err}") from None
-    lengths = [item["length"] for item in items]
-    targets = [supervised_tokens(item) for item in items]
+    def __init__(self):
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
 
-    images = ImageLoader(processor.image_processor, run.data.images or ".", pad_to_square=run.data.pad_to_square)
-    use_cache = run.feature_cache
-    if use_cache and _shards_parameters(accelerator):
-        # the cache runs the vision tower outside the wrapped forward, which a sharded tower
-        # (FSDP, DeepSpeed ZeRO-3) does not allow
-        _echo(accelerator, f"[{name}] feature_cache off: the vision tower is sharded ({accelerator.distributed_type})")
-        use_cache = False
-    cache = FeatureCache() if use_cache else None
-    collate = TrainCollator(processor.tokenizer.pad_token_id, None if cache else images)
+    def _note(self, signum, frame) -> None:
+        if self.signal_name is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
 
-    device = accelerator.device
-    model.to(device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=run.lr, weight_decay=run.weight_decay)
-    module = TrainingModule(model)
-    module, optimizer = accelerator.prepare(module, optimizer)
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._note)
+        return self
 
-    checkpoints = stage_dir / "checkpoints"
-    start_step = 0
-    if resume and list_checkpoints(checkpoints):
-        latest = list_checkpoints(checkpoints)[-1]
-        state = load_state(latest, model, optimizer, rank=rank)
-        start_step = state["step"]
-        _echo(accelerator, f"[{name}] resumed from {latest} (step {start_step}/{plan.total_steps})")
-    elif accelerator.is_main_process:
-        stage_dir.mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(stage_dir / "metrics.jsonl", resume_step=start_step if resume else None, tensorboard=recipe.run.tensorboard) if accelerator.is_main_process else None
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
-    sizes = part_sizes(model)
-    vision = llava.config.vision_config
-    patches_per_image = (vision.image_size // vision.patch_size) ** 2 + 1
-    group = plan.global_batch if run.data.group_by_length else 0
-    orders: dict[int, Any] = {}
 
-    def save(step: int) -> Path:
+class StageRunner:
+    """Runs stage `index` of `recipe` into `out_root/<stage name>/`."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        index: int,
+        out_root: Path,
+        accelerator,
+        resume: bool = False,
+        texts: list[str] | None = None,
+        hooks: Sequence[StepHook] = (),
+    ):
+        self.recipe, self.index, self.accelerator, self.resume, self.texts = recipe, index, accelerator, resume, texts
+        self.hooks = list(hooks)
+        self.run_config = recipe.stages[index]
+        self.name = self.run_config.stage.name
+        self.stage_dir = out_root / self.name
+        self.out_root = out_root
+        self.checkpoints = self.stage_dir / "checkpoints"
+        self.world, self.rank = accelerator.num_processes, accelerator.process_index
+        self.start_step = 0
+        self.last_loss: float | None = None
+
+    def echo(self, *args) -> None:
+        if self.accelerator.is_main_process:
+            print(*args, flush=True)
+
+    # ------------------------------------------------------------------ setup
+    def setup_model(self) -> None:
+        from scitune.model import apply_stage
+        from scitune.model.stages import format_parameter_table, parameter_table
+        from scitune.prompting import set_pad_to_square
+
+        run = self.run_config
+        model, processor = build_stage_model(self.recipe, self.index, self.out_root, self.texts)
+        # Image preprocessing is the processor's: padding set here is saved with the model.
+        set_pad_to_square(processor, run.data.pad_to_square)
+        model = apply_stage(model, run.stage)
+        if run.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.echo(f"[{self.name}] parameters\n{format_parameter_table(parameter_table(model))}")
+        self.model, self.processor = model, processor
+        self.llava = model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    def load_data(self) -> None:
+        from scitune.prompting import ImageLoader, PaddingCollator, Renderer
+
+        run = self.run_config
+        renderer = Renderer(
+            self.processor, max_length=run.data.max_length, image_placement=run.data.image_placement
+        )
+        self.items, self.dropped, self.skipped = load_stage_samples(run, renderer, echo=self.echo)
+        if self.dropped:
+            self.echo(f"[{self.name}] dropped at max_length {run.data.max_length}: {self.dropped}")
+        try:
+            self.plan = schedule.make_plan(len(self.items), run.batch_size, run.grad_accum, self.world, run.epochs, run.max_steps)
+        except ValueError as err:
+            raise ScituneError(f"[{self.name}] {err}") from None
+        self.lengths = [item["length"] for item in self.items]
+        self.targets = [supervised_tokens(item) for item in self.items]
+        self.images = ImageLoader(self.processor.image_processor, run.data.images or ".")
+        use_cache = run.feature_cache
+        if use_cache and _shards_parameters(self.accelerator):
+            # the cache runs the vision tower outside the wrapped forward, which a sharded tower
+            # (FSDP, DeepSpeed ZeRO-3) does not allow
+            self.echo(f"[{self.name}] feature_cache off: the vision tower is sharded ({self.accelerator.distributed_type})")
+            use_cache = False
+        self.cache = FeatureCache() if use_cache else None
+        self.collate = PaddingCollator(self.processor.tokenizer.pad_token_id, None if self.cache else self.images)
+
+    def setup_optimizer(self) -> None:
+        run = self.run_config
+        self.device = self.accelerator.device
+        self.model.to(self.device)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(self.trainable, lr=run.lr, weight_decay=run.weight_decay)
+        self.module, self.optimizer = self.accelerator.prepare(TrainingModule(self.model), optimizer)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint must agree on to be continued: the schedule, the data, the model's shape."""
+        run = self.run_config
+        shapes = hashlib.sha256(
+            json.dumps([[n, list(p.shape)] for n, p in self.model.named_parameters() if p.requires_grad]).encode()
+        ).hexdigest()
+        return {
+            "global_batch": self.plan.global_batch, "total_steps": self.plan.total_steps, "lr": run.lr,
+            "scheduler": run.scheduler, "warmup_ratio": run.warmup_ratio, "data_sha256": file_digest(run.data.train),
+            "samples": len(self.items), "trainable_shapes_sha256": shapes,
+        }
+
+    def restore(self) -> None:
+        """With --resume: the latest good checkpoint (a corrupt or incomplete one is skipped with a
+        message), after checking that it was made by this same configuration."""
+        self.start_step = 0
+        if not self.resume:
+            return
+        found = latest_good_checkpoint(self.checkpoints, echo=self.echo)
+        if found is None:
+            return
+        expected = self._fingerprint
+        saved = json.loads((found / "state.json").read_text()).get("fingerprint", {})
+        changed = [f"{k} ({saved.get(k)!r} -> {v!r})" for k, v in expected.items() if k in saved and saved[k] != v]
+        if changed:
+            raise ScituneError(
+                f"[{self.name}] cannot resume from {found}: changed since the checkpoint: " + ", ".join(changed)
+                + " (train into a new --out, or start again with --overwrite)"
+            )
+        state = load_state(found, self.model, self.optimizer, rank=self.rank)
+        self.start_step = state["step"]
+        self.echo(f"[{self.name}] resumed from {found} (step {self.start_step}/{self.plan.total_steps})")
+
+    def open_log(self) -> MetricsLog | None:
+        if not self.accelerator.is_main_process:
+            return None
+        self.stage_dir.mkdir(parents=True, exist_ok=True)
+        return MetricsLog(
+            self.stage_dir / "metrics.jsonl",
+            resume_step=self.start_step if self.resume else None,
+            tensorboard=self.recipe.run.tensorboard,
+        )
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self, step: int) -> dict[str, Any]:
+        """One optimizer step (all micro-batches of global batch `step`); returns its log record."""
+        run, plan, accelerator = self.run_config, self.plan, self.accelerator
+        tick = time.perf_counter()
+        epoch, in_epoch = divmod(step, plan.steps_per_epoch)
+        if epoch not in self._orders:
+            self._orders.clear()
+            group = plan.global_batch if run.data.group_by_length else 0
+            self._orders[epoch] = schedule.epoch_order(len(self.items), self.recipe.run.seed, epoch, self.lengths, group)
+        indices = schedule.step_indices(plan, self._orders[epoch], in_epoch)
+        global_targets = sum(self.targets[i] for i in indices)
+        lr = schedule.lr_at(step, plan.total_steps, run.lr, run.warmup_ratio, run.scheduler)
+        for group_ in self.optimizer.param_groups:
+            group_["lr"] = lr
+        micro = schedule.micro_batches(indices, run.grad_accum, self.world, self.rank)
+        local_loss = torch.zeros((), device=self.device)
+        for k, part in enumerate(micro):
+            batch = self._batch([self.items[i] for i in part])
+            sync = contextlib.nullcontext() if k == len(micro) - 1 else accelerator.no_sync(self.module)
+            with sync:
+                loss = self.module(batch, num_items_in_batch=global_targets)
+                accelerator.backward(loss * self.world)
+            local_loss += loss.detach().float()
+        step_loss = float(accelerator.reduce(local_loss, reduction="sum"))
+        grad_norm = accelerator.clip_grad_norm_(self.trainable, run.max_grad_norm or float("inf"))
+        grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
+        if not math.isfinite(step_loss) or (run.max_grad_norm and not math.isfinite(grad_norm)):
+            kept = list_checkpoints(self.checkpoints)
+            where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written yet"
+            raise TrainingDiverged(
+                f"[{self.name}] loss {step_loss} / gradient norm {grad_norm} at step {step + 1}: training stopped; {where}"
+            )
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        seconds = time.perf_counter() - tick
+        tokens = sum(self.lengths[i] for i in indices)
+        n_images = sum(len(self.items[i]["images"]) for i in indices)
+        flops = step_flops(self._sizes, tokens, n_images * self._patches_per_image)
+        return {
+            "step": step + 1, "epoch": round((step + 1) / plan.steps_per_epoch, 4), "loss": step_loss, "lr": lr,
+            "grad_norm": grad_norm, "tokens": tokens, "samples": len(indices), "seconds": round(seconds, 4),
+            "tokens_per_s": tokens / seconds, "samples_per_s": len(indices) / seconds,
+            "mfu": flops / seconds / (self.recipe.run.peak_flops * self.world),
+        }
+
+    def _batch(self, batch_items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        from scitune.prompting import model_inputs
+
+        batch = model_inputs(self.collate(batch_items))
+        if self.cache is not None:
+            paths = [p for item in batch_items for p in item["images"]]
+            if paths:
+                with self.accelerator.autocast():
+                    batch["vision_features"] = self.cache.features(self.llava, paths, self.images)
+        return {key: value.to(self.device) for key, value in batch.items()}
+
+    # ------------------------------------------------------------------ saving
+    def save_checkpoint(self, step: int) -> Path:
+        accelerator = self.accelerator
         accelerator.wait_for_everyone()
-        extra = {"stage": name, "total_steps": plan.total_steps, "global_batch": plan.global_batch, "world_size": world}
-        target = save_state(checkpoints, accelerator.unwrap_model(module).model, optimizer, step, extra, rank=rank, is_main=accelerator.is_main_process)
+        extra = {
+            "stage": self.name, "total_steps": self.plan.total_steps, "global_batch": self.plan.global_batch,
+            "world_size": self.world, "fingerprint": self._fingerprint,
+        }
+        target = save_state(
+            self.checkpoints, accelerator.unwrap_model(self.module).model, self.optimizer, step, extra,
+            rank=self.rank, is_main=accelerator.is_main_process,
+        )
         accelerator.wait_for_everyone()
         if not accelerator.is_main_process:
-            save_rank_rng(target, rank)
+            save_rank_rng(target, self.rank)
         if accelerator.is_main_process:
-            prune(checkpoints, recipe.run.keep_last)
+            prune(self.checkpoints, self.recipe.run.keep_last)
         accelerator.wait_for_everyone()
         return target
 
-    # Test hook: slows each step so that tests can kill or interrupt a run mid-way.
-    step_delay = float(os.environ.get("SCITUNE_TEST_STEP_DELAY", "0") or 0)
-    bar = tqdm(total=plan.total_steps, initial=start_step, desc=name, disable=not accelerator.is_main_process, dynamic_ncols=True)
-    last_loss = None
-    step = start_step
-    rng_at_step_start = torch.get_rng_state()  # defined even if Ctrl-C lands before the first step
-    try:
-        while step < plan.total_steps:
-            rng_at_step_start = torch.get_rng_state()
-            tick = time.perf_counter()
-            epoch, in_epoch = divmod(step, plan.steps_per_epoch)
-            if epoch not in orders:
-                orders.clear()
-                orders[epoch] = schedule.epoch_order(len(items), recipe.run.seed, epoch, lengths, group)
-            indices = schedule.step_indices(plan, orders[epoch], in_epoch)
-            global_targets = sum(targets[i] for i in indices)
-            lr = schedule.lr_at(step, plan.total_steps, run.lr, run.warmup_ratio, run.scheduler)
-            for group_ in optimizer.param_groups:
-                group_["lr"] = lr
-            micro = schedule.micro_batches(indices, run.grad_accum, world, rank)
-            local_loss = torch.zeros((), device=device)
-            for k, part in enumerate(micro):
-                batch_items = [items[i] for i in part]
-                batch = model_inputs(collate(batch_items))
-                if cache is not None:
-                    paths = [p for item in batch_items for p in item["images"]]
-                    if paths:
-                        with accelerator.autocast():
-                            batch["vision_features"] = cache.features(llava, paths, images)
-                batch = {key: value.to(device) for key, value in batch.items()}
-                sync = contextlib.nullcontext() if k == len(micro) - 1 else accelerator.no_sync(module)
-                with sync:
-                    loss = module(batch, num_items_in_batch=global_targets)
-                    accelerator.backward(loss * world)
-                local_loss += loss.detach().float()
-            step_loss = float(accelerator.reduce(local_loss, reduction="sum"))
-            grad_norm = accelerator.clip_grad_norm_(trainable, run.max_grad_norm or float("inf"))
-            grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
-            if not math.isfinite(step_loss) or (run.max_grad_norm and not math.isfinite(grad_norm)):
-                kept = list_checkpoints(checkpoints)
-                where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written yet"
-                raise TrainingDiverged(
-                    f"[{name}] loss {step_loss} / gradient norm {grad_norm} at step {step + 1}: training stopped; {where}"
-                )
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if step_delay:
-                time.sleep(step_delay)
-            step += 1
-            last_loss = step_loss
-            seconds = time.perf_counter() - tick
-            tokens = sum(lengths[i] for i in indices)
-            n_images = sum(len(items[i]["images"]) for i in indices)
-            flops = step_flops(sizes, tokens, n_images * patches_per_image)
-            record = {
-                "step": step, "epoch": round(step / plan.steps_per_epoch, 4), "loss": step_loss, "lr": lr,
-                "grad_norm": grad_norm, "tokens": tokens, "samples": len(indices), "seconds": round(seconds, 4),
-                "tokens_per_s": tokens / seconds, "samples_per_s": len(indices) / seconds,
-                "mfu": flops / seconds / (recipe.run.peak_flops * world),
-            }
-            if log is not None and (step % recipe.run.log_every == 0 or step == plan.total_steps):
-                log.write(record)
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
-            bar.update(1)
-            if recipe.run.save_every and step % recipe.run.save_every == 0 and step < plan.total_steps:
-                save(step)
-    except KeyboardInterrupt:
-        bar.close()
-        torch.set_rng_state(rng_at_step_start)
-        optimizer.zero_grad(set_to_none=True)
-        target = save(step) if step > start_step or not list_checkpoints(checkpoints) else list_checkpoints(checkpoints)[-1]
-        raise TrainingInterrupted(target) from None
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
+    def export(self, step: int, seconds: float) -> StageResult:
+        """projector.safetensors, adapter/ (LoRA), final/ (standard HF Llava) and done.json."""
+        from scitune.io.atomic import write_json
+        from scitune.model import save_model
+        from scitune.model.checkpoint import merge_lora, save_projector
 
-    save(step)
-    accelerator.wait_for_everyone()
-    final_model = accelerator.unwrap_model(module).model
-    if accelerator.is_main_process:
-        save_projector(final_model, stage_dir / "projector.safetensors")
-        if run.stage.lora:
-            save_model(final_model, processor, stage_dir / "adapter")
-            final_model = merge_lora(final_model)
-        save_model(final_model, processor, stage_dir / "final")
-    result = StageResult(
-        name, stage_dir, step, len(items), dropped, skipped, time.time() - start_time, last_loss,
-        extra={"feature_cache": {"entries": len(cache), "hits": cache.hits, "misses": cache.misses} if cache else None},
-    )
-    if accelerator.is_main_process:
-        done_file.write_text(json.dumps({
-            "steps": step, "samples": len(items), "dropped": dropped, "bad_records_skipped": skipped,
-            "final_loss": last_loss, "seconds": round(result.seconds, 2),
-        }, indent=2))
-    accelerator.wait_for_everyone()
-    return result
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        final_model = accelerator.unwrap_model(self.module).model
+        if accelerator.is_main_process:
+            save_projector(final_model, self.stage_dir / "projector.safetensors")
+            if self.run_config.stage.lora:
+                save_model(final_model, self.processor, self.stage_dir / "adapter")
+                final_model = merge_lora(final_model)
+            save_model(final_model, self.processor, self.stage_dir / "final")
+        cache = self.cache
+        result = StageResult(
+            self.name, self.stage_dir, step, len(self.items), self.dropped, self.skipped, seconds, self.last_loss,
+            extra={"feature_cache": {"entries": len(cache), "hits": cache.hits, "misses": cache.misses} if cache else None},
+        )
+        if accelerator.is_main_process:
+            write_json(self.stage_dir / "done.json", {
+                "steps": step, "samples": len(self.items), "dropped": self.dropped,
+                "bad_records_skipped": self.skipped, "final_loss": self.last_loss, "seconds": round(seconds, 2),
+            })
+        accelerator.wait_for_everyone()
+        return result
+
+    # ------------------------------------------------------------------ the whole stage
+    def finished(self) -> StageResult | None:
+        done_file = self.stage_dir / "done.json"
+        if not (self.resume and done_file.is_file()):
+            return None
+        self.echo(f"[{self.name}] already finished ({done_file}); skipping")
+        done = json.loads(done_file.read_text())
+        return StageResult(
+            self.name, self.stage_dir, done["steps"], done["samples"], done["dropped"], done["bad_records_skipped"],
+            0.0, done.get("final_loss"),
+        )
+
+    def run(self) -> StageResult:
+        done = self.finished()
+        if done is not None:
+            return done
+        start_time = time.time()
+        self.setup_model()
+        self.load_data()
+        self.setup_optimizer()
+        self._fingerprint = self.fingerprint()
+        self.restore()
+        vision = self.llava.config.vision_config
+        self._patches_per_image = (vision.image_size // vision.patch_size) ** 2 + 1
+        self._sizes = part_sizes(self.model)
+        self._orders: dict[int, Any] = {}
+        log = self.open_log()
+        plan = self.plan
+        bar = tqdm(
+            total=plan.total_steps, initial=self.start_step, desc=self.name, dynamic_ncols=True,
+            disable=True if not self.accelerator.is_main_process else None,  # None: only on a terminal
+        )
+        step = self.start_step
+        try:
+            with StopRequests() as stop:
+                try:
+                    while step < plan.total_steps:
+                        record = self.train_step(step)
+                        step += 1
+                        self.last_loss = record["loss"]
+                        if log is not None and (step % self.recipe.run.log_every == 0 or step == plan.total_steps):
+                            log.write(record)
+                        bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
+                        bar.update(1)
+                        for hook in self.hooks:
+                            hook(self, step)
+                        if stop.signal_name is not None:
+                            break
+                        if self.recipe.run.save_every and step % self.recipe.run.save_every == 0 and step < plan.total_steps:
+                            self.save_checkpoint(step)
+                except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep what is on disk
+                    kept = list_checkpoints(self.checkpoints)
+                    raise TrainingInterrupted(kept[-1] if kept else None) from None
+                if stop.signal_name is not None:
+                    # the step counter and the weights are of the same, completed step
+                    target = self.save_checkpoint(step) if step > self.start_step or not list_checkpoints(self.checkpoints) else list_checkpoints(self.checkpoints)[-1]
+                    raise TrainingInterrupted(target)
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+        self.save_checkpoint(step)
+        return self.export(step, time.time() - start_time)
+
+
+def run_stage(
+    recipe: Recipe, index: int, out_root: Path, accelerator, resume: bool, texts: list[str] | None, hooks: Sequence[StepHook] = ()
+) -> StageResult:
+    return StageRunner(recipe, index, out_root, accelerator, resume, texts, hooks).run()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from scitune.config import Recipe
 from scitune.train.rundir import check_inputs, check_run_dir, prepare_run_dir, selected_stages
-from scitune.train.loop import StageResult, run_stage
+from scitune.train.loop import StageResult, StepHook, run_stage
 
 
 def make_accelerator(recipe: Recipe):
@@ -50,10 +51,11 @@ def write_resolved(recipe: Recipe, out: Path) -> None:
 
 
 def run_recipe(
-    recipe: Recipe, resume: bool = False, stages: list[str] | None = None, overwrite: bool = False
+    recipe: Recipe, resume: bool = False, stages: list[str] | None = None, hooks: Sequence[StepHook] = (),
+    overwrite: bool = False,
 ) -> list[StageResult]:
-    """Runs the recipe's stages (or those named in `stages`). The run folder policy
-    (`scitune.train.rundir`) is checked before anything is written."""
+    """Runs the recipe's stages (or those named in `stages`); `hooks` are called after every step.
+    The run folder policy (`scitune.train.rundir`) is checked before anything is written."""
     names = selected_stages(recipe, stages)
     check_inputs(recipe, names)
     check_run_dir(recipe, resume, overwrite, names)
@@ -67,5 +69,5 @@ def run_recipe(
     for index, stage in enumerate(recipe.stages):
         if stages and stage.stage.name not in stages:
             continue
-        results.append(run_stage(recipe, index, out, accelerator, resume, texts))
+        results.append(run_stage(recipe, index, out, accelerator, resume, texts, hooks))
     return results

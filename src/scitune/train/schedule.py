@@ -9,6 +9,7 @@ count, any split of the same global batch gives the same update (up to float rou
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,12 +39,36 @@ def make_plan(num_samples: int, batch_size: int, grad_accum: int, world_size: in
     return Plan(num_samples, global_batch, steps_per_epoch, total)
 
 
+class LengthGroupedSampler:
+    """Indices in batches of similar length: shuffled with `seed` (and the epoch), split into
+    mega-batches of `batch_size * mega` items, each sorted by length (longest first)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, mega: int = 50):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.mega = mega
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        order = list(range(len(self.lengths)))
+        random.Random(f"{self.seed}:{self.epoch}").shuffle(order)
+        size = self.batch_size * self.mega
+        for start in range(0, len(order), size):
+            chunk = sorted(order[start : start + size], key=lambda i: -self.lengths[i])
+            yield from chunk
+
+
 def epoch_order(num_samples: int, seed: int, epoch: int, lengths: list[int] | None = None, group_size: int = 0) -> np.ndarray:
     """A seeded permutation; with `lengths` and `group_size`, samples of similar length share
-    global batches (scitune.data.collate.LengthGroupedSampler's order)."""
+    global batches (LengthGroupedSampler's order)."""
     if lengths is not None and group_size > 1:
-        from scitune.data.collate import LengthGroupedSampler
-
         sampler = LengthGroupedSampler(lengths, group_size, seed=seed)
         sampler.set_epoch(epoch)
         return np.fromiter(iter(sampler), dtype=np.int64, count=num_samples)

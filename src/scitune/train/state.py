@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from scitune.model.checkpoint import write_dir_atomically
+from scitune.io.atomic import write_dir_atomically
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -68,7 +68,7 @@ def save_state(directory: Path, model, optimizer, step: int, extra: dict[str, An
         return target
 
     def write(tmp: Path) -> None:
-        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        save_file(trainable_state(model), str(tmp / "trainable.safetensors"), metadata={"step": str(step)})
         tensors, other = _optimizer_split(optimizer)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         (tmp / "optimizer.json").write_text(json.dumps(other))
@@ -85,8 +85,44 @@ def save_rank_rng(checkpoint: Path, rank: int) -> None:
 
 
 def list_checkpoints(directory: Path) -> list[Path]:
-    found = [p for p in directory.glob("step-*") if p.is_dir() and STEP_DIR.match(p.name) and (p / "state.json").is_file()]
+    found = [p for p in directory.glob("step-*") if p.is_dir() and STEP_DIR.match(p.name)]
     return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))
+
+
+CHECKPOINT_FILES = ("trainable.safetensors", "optimizer.safetensors", "optimizer.json", "state.json")
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (incomplete, unreadable, or a step in state.json
+    that is not the one in its name and weights), or None when it is good."""
+    from safetensors import safe_open
+
+    missing = [name for name in CHECKPOINT_FILES if not (checkpoint / name).is_file()]
+    if missing:
+        return "incomplete (no " + ", ".join(missing) + ")"
+    try:
+        state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+        json.loads((checkpoint / "optimizer.json").read_text(encoding="utf-8"))
+        with safe_open(str(checkpoint / "trainable.safetensors"), "pt") as weights:
+            saved_step = (weights.metadata() or {}).get("step")
+        with safe_open(str(checkpoint / "optimizer.safetensors"), "pt"):
+            pass
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        return f"unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    named = int(STEP_DIR.match(checkpoint.name).group(1))
+    if not isinstance(state, dict) or state.get("step") != named or (saved_step is not None and int(saved_step) != named):
+        return f"its step does not match: name {named}, state.json {state.get('step') if isinstance(state, dict) else None}, weights {saved_step}"
+    return None
+
+
+def latest_good_checkpoint(directory: Path, echo=print) -> Path | None:
+    """The newest checkpoint that passes `checkpoint_problem`; each newer bad one is reported and skipped."""
+    for checkpoint in reversed(list_checkpoints(directory)):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint
+        echo(f"skipping checkpoint {checkpoint}: {problem}")
+    return None
 
 
 def prune(directory: Path, keep_last: int) -> None:

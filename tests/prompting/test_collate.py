@@ -2,17 +2,19 @@ import pytest
 import torch
 from PIL import Image
 
-from scitune.data.collate import (
-    GenerationCollator,
-    ImageLoader,
-    LengthGroupedSampler,
-    TrainCollator,
-    load_image,
-    model_inputs,
-)
 from scitune.data.sample import make_sample
-from scitune.data.tokenize import IGNORE_INDEX, SampleTokenizer, tokenize_prompt
 from scitune.errors import ScituneError
+from scitune.prompting import (
+    IGNORE_INDEX,
+    ImageLoader,
+    PaddingCollator,
+    Renderer,
+    SampleTokenizer,
+    model_inputs,
+    open_image,
+    set_pad_to_square,
+)
+from scitune.train.schedule import LengthGroupedSampler
 
 
 def wide_figure(path):
@@ -24,21 +26,29 @@ def wide_figure(path):
     return path
 
 
-def test_load_image_rgb_and_pad_to_square(tmp_path):
+def test_open_image_rgb_and_checked(tmp_path):
     Image.new("L", (10, 4), 128).save(tmp_path / "gray.png")
-    image = load_image(tmp_path / "gray.png")
+    image = open_image("gray.png", tmp_path)
     assert image.mode == "RGB" and image.size == (10, 4)
-    square = load_image(tmp_path / "gray.png", pad_to_square=True, background=(1, 2, 3))
-    assert square.size == (10, 10) and square.getpixel((0, 0)) == (1, 2, 3) and square.getpixel((5, 5)) == (128, 128, 128)
-    with pytest.raises(ScituneError, match="cannot read image"):
-        (tmp_path / "bad.png").write_text("no")
-        load_image(tmp_path / "bad.png")
+    (tmp_path / "bad.png").write_text("no")
+    with pytest.raises(ScituneError, match="bad.png: image unreadable"):
+        open_image("bad.png", tmp_path)
+    with pytest.raises(ScituneError, match="escapes root"):
+        open_image("../gray.png", tmp_path / "sub")
 
 
 def test_pad_to_square_keeps_the_sides_of_wide_figures(tmp_path, image_processor):
     wide_figure(tmp_path / "wide.png")
-    cropped = ImageLoader(image_processor, tmp_path)(["wide.png"])
-    padded = ImageLoader(image_processor, tmp_path, pad_to_square=True)(["wide.png"])
+
+    class Processor:  # what set_pad_to_square changes: the processor's image processor
+        pass
+
+    processor = Processor()
+    processor.image_processor = image_processor
+    cropped = ImageLoader(processor.image_processor, tmp_path)(["wide.png"])
+    set_pad_to_square(processor, True)
+    assert processor.image_processor.do_pad and processor.image_processor is not image_processor
+    padded = ImageLoader(processor.image_processor, tmp_path)(["wide.png"])
     assert cropped.shape == padded.shape == (1, 3, 64, 64)
     # red channel minus blue channel along the middle row: the crop shows only blue
     redness = lambda pixels: (pixels[0, 0, 32] - pixels[0, 2, 32])  # noqa: E731
@@ -46,6 +56,8 @@ def test_pad_to_square_keeps_the_sides_of_wide_figures(tmp_path, image_processor
     assert redness(padded)[:4].min() > 0 and redness(padded)[-4:].min() > 0
     # the padding has the processor's mean colour, which normalises to ~0
     assert padded[0, :, 0, 32].abs().max() < 0.05
+    set_pad_to_square(processor, False)
+    assert torch.equal(ImageLoader(processor.image_processor, tmp_path)(["wide.png"]), cropped)
 
 
 def items_for(tokenizer, tmp_path, per_image=4):
@@ -55,12 +67,12 @@ def items_for(tokenizer, tmp_path, per_image=4):
         make_sample("text", "Which is bigger, 2 or 3?", "3"),
         make_sample("img2", "<image>\nDescribe it at length please.", "A long answer with several words.", "a.png"),
     ]
-    return samples, SampleTokenizer(tokenizer, per_image, chat_template="plain").tokenize_all(samples)
+    return samples, SampleTokenizer(Renderer(tokenizer, "plain", image_tokens=per_image)).tokenize_all(samples)
 
 
 def test_train_collator_right_pads(tiny_tokenizer, image_processor, tmp_path):
     samples, items = items_for(tiny_tokenizer, tmp_path)
-    collate = TrainCollator(tiny_tokenizer.pad_token_id, ImageLoader(image_processor, tmp_path))
+    collate = PaddingCollator(tiny_tokenizer.pad_token_id, ImageLoader(image_processor, tmp_path))
     batch = collate(items)
     lengths = [i["length"] for i in items]
     assert batch["input_ids"].shape == (3, max(lengths))
@@ -74,20 +86,22 @@ def test_train_collator_right_pads(tiny_tokenizer, image_processor, tmp_path):
     assert batch["ids"] == ["img", "text", "img2"]
 
 
-def test_generation_collator_left_pads(tiny_tokenizer, image_processor, tmp_path):
+def test_prompt_collator_left_pads(tiny_tokenizer, image_processor, tmp_path):
     samples, _ = items_for(tiny_tokenizer, tmp_path)
-    prompts = [tokenize_prompt(s, tiny_tokenizer, 4, chat_template="plain") for s in samples]
-    batch = GenerationCollator(tiny_tokenizer.pad_token_id, ImageLoader(image_processor, tmp_path))(prompts)
+    prompts = [Renderer(tiny_tokenizer, "plain", image_tokens=4).prompt(s) for s in samples]
+    batch = PaddingCollator(tiny_tokenizer.pad_token_id, ImageLoader(image_processor, tmp_path), side="left")(prompts)
     width = max(len(p["input_ids"]) for p in prompts)
     for row, prompt in enumerate(prompts):
         n = len(prompt["input_ids"])
         assert batch["input_ids"][row, width - n :].tolist() == prompt["input_ids"]
         assert batch["attention_mask"][row].tolist() == [0] * (width - n) + [1] * n
-    assert batch["targets"] == ["Graph Plot", "3", "A long answer with several words."]
+        # positions start at 0 on each row's first real token
+        assert batch["position_ids"][row, width - n :].tolist() == list(range(n))
+    assert "labels" not in batch
     # text-only batches carry no pixel_values
-    assert "pixel_values" not in GenerationCollator(tiny_tokenizer.pad_token_id)([prompts[1]])
+    assert "pixel_values" not in PaddingCollator(tiny_tokenizer.pad_token_id, side="left")([prompts[1]])
     with pytest.raises(ScituneError, match="no image processor"):
-        GenerationCollator(tiny_tokenizer.pad_token_id)(prompts[:1])
+        PaddingCollator(tiny_tokenizer.pad_token_id, side="left")(prompts[:1])
 
 
 def test_length_grouped_sampler():
@@ -113,7 +127,9 @@ def test_dataloader_with_tiny_model(tmp_path):
     per_image = (vision.image_size // vision.patch_size) ** 2
     wide_figure(tmp_path / "fig.png")
     sample = make_sample("fig", "<image>\nWhat type of figure is this?", "Bar Chart", "fig.png")
-    tokenize = SampleTokenizer(processor.tokenizer, per_image)  # the processor's own template
+    renderer = Renderer(processor)  # the processor's own template and image token count
+    assert renderer.image_tokens == per_image
+    tokenize = SampleTokenizer(renderer)
     items = tokenize.tokenize_all([sample, make_sample("t", "Name a unit of energy.", "Joule")])
     text = processor.tokenizer.apply_chat_template(
         [{"role": "user", "content": "<image>\nWhat type of figure is this?"}, {"role": "assistant", "content": "Bar Chart"}],
@@ -123,7 +139,7 @@ def test_dataloader_with_tiny_model(tmp_path):
     assert items[0]["input_ids"] == expected["input_ids"][0].tolist()
 
     loader = torch.utils.data.DataLoader(
-        items, batch_size=2, collate_fn=TrainCollator(processor.tokenizer.pad_token_id, ImageLoader(processor.image_processor, tmp_path))
+        items, batch_size=2, collate_fn=PaddingCollator(processor.tokenizer.pad_token_id, ImageLoader(processor.image_processor, tmp_path))
     )
     batch = next(iter(loader))
     with torch.no_grad():

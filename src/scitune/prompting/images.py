@@ -1,0 +1,72 @@
+"""Images -> pixel values, through the processor's own image processor.
+
+Preprocessing lives in the saved processor, so every path (training, `scitune eval`,
+`scitune predict`, serving, plain `transformers`) sees what training saw. Padding a figure to a
+square with the processor's mean colour (LLaVA-1.5's `image_aspect_ratio: pad`) is the
+processor's `do_pad` (transformers' `LlavaImageProcessor`), stored in its
+`preprocessor_config.json`; `set_pad_to_square` turns it on or off for a training run.
+
+Every image is opened through the same checks as `scitune data validate` (path inside the image
+root, readable, not truncated, not a decompression bomb), and the error names the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scitune.data.validate import check_image
+from scitune.errors import ScituneError
+
+# What a Llava image processor keeps of another image processor's settings.
+_CARRIED = (
+    "size", "crop_size", "do_resize", "do_center_crop", "do_rescale", "rescale_factor", "do_normalize",
+    "image_mean", "image_std", "resample", "do_convert_rgb",
+)
+
+
+def set_pad_to_square(processor, pad: bool) -> None:
+    """Makes `processor.image_processor` pad to a square (or not), as a Llava image processor
+    whose settings are otherwise the current one's (so nothing else about the pixels changes)."""
+    from transformers import LlavaImageProcessorPil
+
+    current = processor.image_processor
+    if isinstance(current, LlavaImageProcessorPil):
+        current.do_pad = bool(pad)
+        return
+    if not pad:
+        return
+    settings = {key: getattr(current, key) for key in _CARRIED if getattr(current, key, None) is not None}
+    processor.image_processor = LlavaImageProcessorPil(**settings, do_pad=True)
+
+
+def open_image(path: str | Path, root: str | Path | None = None):
+    """The image as RGB, after `scitune data validate`'s checks (inside `root` when given)."""
+    from PIL import Image
+
+    path = Path(path)
+    if root is not None:
+        relative, base = str(path), Path(root)
+    else:
+        relative, base = path.name, path.parent
+    problem = check_image(relative, base)
+    if problem is not None:
+        reason, detail = problem
+        raise ScituneError(f"image {path}: {reason.replace('_', ' ')} ({detail})")
+    try:
+        with Image.open(base / relative) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise ScituneError(f"image {path}: cannot read ({err})") from None
+
+
+class ImageLoader:
+    """Opens images (paths relative to `image_root`, or as given when it is None) and runs the
+    processor's image processor on them."""
+
+    def __init__(self, image_processor, image_root: str | Path | None = None):
+        self.image_processor = image_processor
+        self.image_root = Path(image_root) if image_root is not None else None
+
+    def __call__(self, paths: list[str]):
+        images = [open_image(p, self.image_root) for p in paths]
+        return self.image_processor(images=images, return_tensors="pt")["pixel_values"]
