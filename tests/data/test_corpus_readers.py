@@ -5,14 +5,14 @@ import pytest
 
 from scitune.data.scicap import build_instructions, read_scicap
 from scitune.data.scienceqa import build_scienceqa_samples, read_problems
+from scitune.data.corpus.build import build_corpus
 from scitune.data.validate import validate_samples
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    build = pytest.importorskip("scitune.data.corpus.build")
     out = tmp_path_factory.mktemp("corpus")
-    build.build_corpus(out, figures=8, seed=3, image_size=64, workers=1)
+    build_corpus(out, figures=8, seed=3, image_size=64, workers=1)
     return out
 
 
