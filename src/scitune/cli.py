@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from scitune import __version__, threads
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scitune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     parser.add_argument("--verbose", action="store_true", help="say what was chosen (threads, wait policy)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (they show only on a terminal anyway)")
     parser.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -85,15 +87,39 @@ positive_int = bounded_int(1)
 nonnegative_int = bounded_int(0)
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parses `argv`; `key=value` overrides are accepted anywhere on the line for commands that
+    take them (`scitune train R --stage instruct align.lr=1e-3`), as argparse alone cannot
+    intermix a variable-length positional with options under subcommands."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        overrides = [e for e in extra if "=" in e and not e.startswith("-")]
+        if hasattr(args, "overrides") and overrides == extra:
+            args.overrides = list(args.overrides or []) + overrides
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def quiet_progress(quiet: bool) -> None:
+    """--quiet: no progress bars (ours read SCITUNE_QUIET); off the terminal, none from the
+    Hugging Face libraries either (they read HF_HUB_DISABLE_PROGRESS_BARS when first imported)."""
+    if quiet:
+        os.environ["SCITUNE_QUIET"] = "1"
+    if quiet or not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         # before any command module imports torch: OpenMP reads these variables once, when torch loads
         plan = threads.configure(args.threads)
+        quiet_progress(args.quiet)
         if getattr(args, "verbose", False):
             print(f"scitune: {plan.describe()}", file=sys.stderr)
         return int(args.func(args) or 0)

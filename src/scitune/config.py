@@ -303,7 +303,7 @@ class RunConfig:
     # machine in fp32 (3.3e11: 3.27e11 with both threads, 1.68e11 with one), measured by
     # benchmarks/peak_flops.py; set your accelerator's (e.g. 989e12 for an H100's dense bf16).
     peak_flops: float = field(default=3.3e11, metadata=gt(0))
-    tensorboard: bool = True  # also write TensorBoard events when tensorboard is installed
+    tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard extra)
 
     def __post_init__(self) -> None:
         check_fields(self, "run")

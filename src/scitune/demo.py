@@ -141,9 +141,9 @@ def corpus_texts(corpus: Path, seed: int, choice_orders: int = 1) -> list[str]:
 
 
 def _bar(total: int, desc: str):
-    from tqdm.auto import tqdm
+    from scitune.progress import progress_bar
 
-    bar = tqdm(total=total, desc=desc, dynamic_ncols=True)
+    bar = progress_bar(total=total, desc=desc)
 
     def on_step(step: int, loss: float) -> None:
         bar.set_postfix(loss=f"{loss:.3f}", refresh=False)

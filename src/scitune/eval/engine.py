@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from scitune.data.sample import image_paths
 from scitune.errors import ScituneError
+from scitune.progress import progress_bar
 from scitune.prompting import ImageLoader, PaddingCollator, Renderer
 
 
@@ -133,7 +133,7 @@ class Engine:
         order = sorted(range(len(items)), key=lambda i: (-len(items[i].images), -len(prompts[i]["input_ids"]), i))
         texts: list[str | None] = [None] * len(items)
         self.model.eval()
-        bar = tqdm(total=len(items), desc="generate", unit="item", disable=None if progress else True)
+        bar = progress_bar(total=len(items), desc="generate", unit="item", enabled=progress)
         for chunk in _chunks(order, batch_size):
             batch = self.collate([prompts[i] for i in chunk])
             inputs = self._inputs(batch)
@@ -181,7 +181,7 @@ class Engine:
 
     def choose(self, items: Sequence[EvalItem], progress: bool = False) -> list[tuple[int, list[float]]]:
         """(chosen option index, every option's score) for each item."""
-        bar = tqdm(items, desc="likelihood", unit="item", disable=None if progress else True)
+        bar = progress_bar(items, desc="likelihood", unit="item", enabled=progress)
         out = []
         for item in bar:
             scores = self.score_options(item)

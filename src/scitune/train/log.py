@@ -1,10 +1,26 @@
-"""The metrics log: one JSON line per optimizer step (and TensorBoard events when installed)."""
+"""The metrics log: one JSON line per optimizer step (and TensorBoard events with `run.tensorboard`)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
+
+from scitune.errors import ScituneError
+
+
+def require_tensorboard() -> None:
+    """`run.tensorboard: true` without TensorBoard installed is an error, not a silent no-op."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ScituneError("run.tensorboard: true needs TensorBoard: pip install 'scitune[tensorboard]'")
+
+
+def tensorboard_writer(folder: Path):
+    require_tensorboard()
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(folder))
 
 
 class MetricsLog:
@@ -20,12 +36,7 @@ class MetricsLog:
         self._file = path.open("a", encoding="utf-8")
         self._tb = None
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(path.parent / "tensorboard"))
-            except ImportError:
-                self._tb = None
+            self._tb = tensorboard_writer(path.parent / "tensorboard")
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from scitune.config import Recipe
 from scitune.train.rundir import check_inputs, check_run_dir, prepare_run_dir, selected_stages
+from scitune.train.log import require_tensorboard
 from scitune.train.loop import StageResult, StepHook, run_stage
 
 
@@ -58,6 +59,8 @@ def run_recipe(
     The run folder policy (`scitune.train.rundir`) is checked before anything is written."""
     names = selected_stages(recipe, stages)
     check_inputs(recipe, names)
+    if recipe.run.tensorboard:
+        require_tensorboard()
     check_run_dir(recipe, resume, overwrite, names)
     accelerator = make_accelerator(recipe)
     out = Path(recipe.run.out)
