@@ -254,6 +254,9 @@ class DataConfig:
     # "keep": where the file puts it
     image_placement: str = field(default="front", metadata=one_of("front", "keep"))
     group_by_length: bool = False
+    # pack each micro-batch's samples (with their image tokens) into few rows: position ids restart
+    # per sample, attention stays inside it (scitune.prompting.packing); same loss, less padding
+    packing: bool = False
     on_bad_record: str = field(default="fail", metadata=one_of(*ON_BAD_RECORD))  # "fail": list the bad records and stop; "skip": drop and count them
 
 

@@ -28,9 +28,14 @@ class TrainingModule(nn.Module):
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
 
     def forward(self, batch: dict, num_items_in_batch: int) -> torch.Tensor:
+        # A packed batch (scitune.prompting.packing) brings position ids and a 4-D mask, or no mask
+        # (flash attention, one flat row); no KV cache is built while training.
         common = dict(
-            attention_mask=batch["attention_mask"], labels=batch["labels"], num_items_in_batch=num_items_in_batch
+            attention_mask=batch.get("attention_mask"), labels=batch["labels"], num_items_in_batch=num_items_in_batch,
+            use_cache=False,
         )
+        if "position_ids" in batch:
+            common["position_ids"] = batch["position_ids"]
         if "vision_features" not in batch:
             if "pixel_values" in batch:
                 return self.model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"], **common).loss

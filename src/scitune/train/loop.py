@@ -227,6 +227,11 @@ class StageRunner:
             use_cache = False
         self.cache = FeatureCache() if use_cache else None
         self.collate = PaddingCollator(self.processor.tokenizer.pad_token_id, None if self.cache else self.images)
+        if run.data.packing:
+            from scitune.prompting.packing import PackingCollator, attention_layout
+
+            layout = attention_layout(self.llava.config.text_config._attn_implementation)
+            self.collate = PackingCollator(self.processor.tokenizer.pad_token_id, None if self.cache else self.images, layout)
 
     def setup_optimizer(self) -> None:
         run = self.run_config
@@ -328,9 +333,11 @@ class StageRunner:
     def _batch(self, batch_items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         from scitune.prompting import model_inputs
 
-        batch = model_inputs(self.collate(batch_items))
+        collated = self.collate(batch_items)
+        batch = model_inputs(collated)
         if self.cache is not None:
-            paths = [p for item in batch_items for p in item["images"]]
+            # a packed batch lists its images in packed order
+            paths = collated.get("image_paths", [p for item in batch_items for p in item["images"]])
             if paths:
                 with self.accelerator.autocast():
                     batch["vision_features"] = self.cache.features(self.llava, paths, self.images)

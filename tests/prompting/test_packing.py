@@ -1,0 +1,208 @@
+"""Packed multimodal batches: the same samples give the same loss and gradients packed as
+unpacked (plain and LoRA, every attention layout), and a packed training run equals an unpacked
+one and resumes exactly."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scitune.config import LoraConfig, ModelConfig, StageConfig, load_recipe
+from scitune.prompting import IGNORE_INDEX, ImageLoader, PaddingCollator, Renderer, model_inputs
+from scitune.prompting.packing import PackingCollator, attention_layout, first_fit, padded_tokens
+from scitune.train.features import TrainingModule
+from scitune.train.log import read_metrics
+from scitune.train.loop import supervised_tokens
+from scitune.train.run import run_recipe
+from tests.train.data import write_dataset, write_recipe
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("packing"), n=16, text_only=4)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from scitune.model import build_model
+
+    return build_model(ModelConfig(preset="tiny", vocab_size=400))
+
+
+def _items(processor, dataset, n=10):
+    import json
+
+    train, _ = dataset
+    samples = json.loads(train.read_text())
+    rng = random.Random(0)
+    # vary the lengths (multi-turn, long answers) so rows hold different numbers of samples
+    for k, sample in enumerate(samples):
+        if k % 3 == 0:
+            sample["conversations"][1]["value"] += " because " + " and ".join(["the bars rise"] * rng.randint(1, 6))
+        if k % 4 == 1:
+            sample["conversations"] += [{"from": "human", "value": "Why?"}, {"from": "gpt", "value": "It shows data."}]
+    renderer = Renderer(processor, max_length=256)
+    chosen = samples[:8] + samples[16:18]  # 8 with images, 2 text-only
+    return [renderer.train(s) for s in chosen[:n]]
+
+
+# ------------------------------------------------------------------------------- the packing itself
+
+
+def test_first_fit_keeps_rows_within_capacity_and_uses_every_item():
+    rng = random.Random(1)
+    lengths = [rng.randint(1, 50) for _ in range(40)]
+    rows = first_fit(lengths, 60)
+    assert sorted(i for row in rows for i in row) == list(range(40))
+    assert all(sum(lengths[i] for i in row) <= 60 for row in rows)
+    # first-fit decreasing is within 11/9 OPT + 1 rows; OPT >= total / capacity
+    assert len(rows) <= 11 / 9 * (sum(lengths) / 60) + 2
+    assert first_fit(lengths, 60) == rows  # a pure function of the lengths
+    with pytest.raises(Exception, match="exceeds"):
+        first_fit([10, 70], 60)
+
+
+def test_collator_restarts_positions_masks_seams_and_orders_images(tiny, dataset):
+    _, processor = tiny
+    items = _items(processor, dataset)
+    images = ImageLoader(processor.image_processor, dataset[1])
+    batch = PackingCollator(processor.tokenizer.pad_token_id, images, layout="bool")(items)
+    rows, ids = batch["rows"], batch["input_ids"]
+    assert len(rows) < len(items)  # something was packed
+    assert batch["ids"] == [items[i]["id"] for row in rows for i in row]
+    assert batch["image_paths"] == [p for row in rows for i in row for p in items[i]["images"]]
+    assert batch["pixel_values"].shape[0] == len(batch["image_paths"])
+    mask = batch["attention_mask"]
+    for r, row in enumerate(rows):
+        at = 0
+        for i in row:
+            n = items[i]["length"]
+            assert ids[r, at : at + n].tolist() == items[i]["input_ids"]
+            assert batch["position_ids"][r, at : at + n].tolist() == list(range(n))
+            assert batch["labels"][r, at].item() == IGNORE_INDEX
+            assert batch["labels"][r, at + 1 : at + n].tolist() == items[i]["labels"][1:]
+            # a token sees its own sample's earlier tokens and nothing else
+            block = mask[r, 0, at : at + n]
+            assert block[:, at : at + n].equal(torch.ones(n, n, dtype=torch.bool).tril())
+            assert not block[:, :at].any() and not block[:, at + n :].any()
+            at += n
+        assert (batch["labels"][r, at:] == IGNORE_INDEX).all()
+    # the supervised-token count (the loss normaliser) is unchanged by packing
+    assert int((batch["labels"][:, 1:] != IGNORE_INDEX).sum()) == sum(supervised_tokens(i) for i in items)
+
+
+def test_padding_fraction_counts():
+    lengths = [10, 2, 3, 5]
+    assert padded_tokens(lengths, [[0, 1, 2, 3]], packing=False) == (20, 40)
+    assert padded_tokens(lengths, [[0, 1, 2, 3]], packing=True) == (20, 20)  # rows [10], [5, 3, 2]
+
+
+def test_unknown_attention_implementation_is_refused():
+    assert attention_layout("sdpa") == "bool" and attention_layout("flash_attention_2") == "flat"
+    with pytest.raises(Exception, match="not supported with packing"):
+        attention_layout("flex_attention")
+
+
+# ------------------------------------------------------------------------------- packed == unpacked
+
+
+def _loss_and_grads(model, batch, normaliser):
+    model.zero_grad(set_to_none=True)
+    loss = TrainingModule(model)(batch, num_items_in_batch=normaliser)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad and p.grad is not None}
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+@pytest.mark.parametrize("layout", ["bool", "float", "flat"])
+def test_packed_loss_and_gradients_equal_unpacked(tiny, dataset, lora, layout):
+    import copy
+
+    from scitune.model import apply_stage
+
+    model, processor = tiny
+    model = copy.deepcopy(model)
+    model = apply_stage(model, StageConfig(name="instruct", lora=lora, lora_config=LoraConfig(r=4, dropout=0.0)))
+    if lora:  # adapters start at zero (B = 0); give them weight so their gradients are not trivial
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.02)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.set_attn_implementation({"bool": "sdpa", "float": "eager", "flat": "sdpa"}[layout])
+    model.train()
+    items = _items(processor, dataset)
+    images = ImageLoader(processor.image_processor, dataset[1])
+    normaliser = sum(supervised_tokens(i) for i in items)
+    plain = model_inputs(PaddingCollator(processor.tokenizer.pad_token_id, images)(items))
+    packed = model_inputs(PackingCollator(processor.tokenizer.pad_token_id, images, layout=layout)(items))
+    assert packed["input_ids"].numel() < plain["input_ids"].numel()
+    loss_a, grads_a = _loss_and_grads(model, plain, normaliser)
+    loss_b, grads_b = _loss_and_grads(model, packed, normaliser)
+    assert grads_a.keys() == grads_b.keys() and len(grads_a) > 4
+    assert abs(float(loss_a) - float(loss_b)) <= 1e-5
+    for name in grads_a:
+        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=0, atol=1e-5, msg=name)
+    # and a batch packed wrongly (no seam masking) would differ: the test can fail
+    leaky = dict(packed)
+    leaky["position_ids"] = torch.arange(packed["input_ids"].shape[1]).expand_as(packed["input_ids"])
+    leaky.pop("attention_mask", None)
+    loss_c, _ = _loss_and_grads(model, leaky, normaliser)
+    assert abs(float(loss_c) - float(loss_a)) > 1e-4
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def _losses(run, stage="instruct"):
+    return [r["loss"] for r in read_metrics(run / stage / "metrics.jsonl")]
+
+
+def _recipe(tmp_path, dataset, name, **instruct):
+    settings = {"data": {"train": str(dataset[0]), "images": str(dataset[1]), "max_length": 64, **instruct.pop("data", {})},
+                "init_from": None, "epochs": 2, "batch_size": 4, "grad_accum": 2, **instruct}
+    path = write_recipe(tmp_path / f"{name}.yaml", *dataset, tmp_path / name, with_instruct=True, instruct=settings)
+    recipe = load_recipe(str(path))
+    recipe.stages = recipe.stages[1:]  # the instruct stage alone
+    return recipe
+
+
+def test_packed_training_equals_unpacked_and_resumes_exactly(tmp_path, dataset):
+    plain = _recipe(tmp_path, dataset, "plain")
+    packed = _recipe(tmp_path, dataset, "packed", data={"packing": True}, feature_cache=True)
+    seen = []
+    run_recipe(plain)
+    run_recipe(packed, hooks=[lambda runner, step: seen.append(type(runner.collate))])
+    assert seen and set(seen) == {PackingCollator}
+    la, lb = _losses(tmp_path / "plain"), _losses(tmp_path / "packed")
+    assert len(la) == 6 and la == pytest.approx(lb, abs=1e-5)
+    wa = load_file(str(tmp_path / "plain" / "instruct" / "final" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "packed" / "instruct" / "final" / "model.safetensors"))
+    for key in wa:
+        torch.testing.assert_close(wb[key], wa[key], rtol=0, atol=1e-5, msg=key)
+
+    # stopped after step 3 (the checkpoint on disk is step 2), then resumed: the same run exactly
+    stopped = _recipe(tmp_path, dataset, "stopped", data={"packing": True}, feature_cache=True)
+    stopped.run.save_every = 2
+
+    def stop(runner, step):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Exception, match="step-0000002"):
+        run_recipe(stopped, hooks=[stop])
+    run_recipe(stopped, resume=True)
+    wc = load_file(str(tmp_path / "stopped" / "instruct" / "final" / "model.safetensors"))
+    assert all(torch.equal(wb[k], wc[k]) for k in wb)
+    assert _losses(tmp_path / "stopped") == _losses(tmp_path / "packed")
