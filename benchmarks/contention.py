@@ -3,6 +3,7 @@ when other programs keep the CPU busy, with scitune's thread defaults and with t
 
     python benchmarks/contention.py [--busy 0,1,2] [--steps 12] [--items 24] [--repeats 1]
                                     [--timeout 300] [--keep DIR] [--json benchmarks/results/contention.json]
+    python benchmarks/contention.py --demo     (`scitune demo --quick` alone, then beside 1 busy process)
 
 Each measurement is one `python -m scitune ...` command in a fresh process (so each gets its
 own environment, read when torch loads): "ours" with scitune's defaults (scitune.threads:
@@ -130,6 +131,34 @@ def fmt_ratio(value: float | None, base: float | None, timeout: float) -> str:
     return f"{value / base:.1f}x"
 
 
+def demo(args) -> int:
+    """`scitune demo --quick` with our defaults, alone and then beside one busy process."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{cpus} usable CPUs; load average at start: {load_average()}", flush=True)
+    walls = {}
+    with tempfile.TemporaryDirectory(prefix="scitune-contention-demo-") as tmp:
+        workdir = Path(args.keep) if args.keep else Path(tmp)
+        for busy in (0, 1):
+            before = load_average()
+            processes = start_busy(busy)
+            try:
+                wall, _ = scitune(["demo", "--quick", "--out", str(workdir / f"demo-{busy}")], env_for("ours"),
+                                  timeout=max(args.timeout, 1800))
+            finally:
+                stop_busy(processes)
+            walls[busy] = wall
+            print(f"demo --quick beside {busy} busy: {fmt_seconds(wall, max(args.timeout, 1800))}s "
+                  f"(load average before / after: {before} / {load_average()})", flush=True)
+    ratio = walls[1] / walls[0] if walls[0] and walls[1] else None
+    verdict = "n/a" if ratio is None else f"{ratio:.2f}x: {'met' if ratio <= 2 else 'NOT met'}"
+    print(f"goal (demo --quick beside 1 busy process within 2x its time alone): {verdict}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"benchmark": "contention-demo", "cpus": cpus,
+                                           "wall_seconds": {str(k): v for k, v in walls.items()}}, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--busy", default="0,1,2", help="busy processes per case, comma-separated (0 first)")
@@ -140,7 +169,11 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=300, help="seconds before a run is stopped")
     parser.add_argument("--keep", help="work in this folder and keep it")
     parser.add_argument("--json", default=str(HERE / "results" / "contention.json"))
+    parser.add_argument("--demo", action="store_true", help="instead: `scitune demo --quick` (our defaults) alone "
+                        "and beside one busy process; goal: at most 2x")
     args = parser.parse_args(argv)
+    if args.demo:
+        return demo(args)
     try:
         cases = [int(b) for b in args.busy.split(",") if b.strip()]
     except ValueError:

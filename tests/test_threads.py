@@ -42,6 +42,11 @@ def test_threads_option_wins_over_everything():
     assert plan.env["OMP_NUM_THREADS"] == "2" and plan.env["MKL_NUM_THREADS"] == "2"
 
 
+def test_a_distributed_launch_splits_the_cores():
+    assert threads.decide(environ={"LOCAL_WORLD_SIZE": "4"}, cpus=8).threads == 2
+    assert threads.decide(environ={"LOCAL_WORLD_SIZE": "4"}, cpus=2).threads == 1
+
+
 def test_off_leaves_torch_defaults():
     plan = threads.decide(environ={"SCITUNE_THREADS": "off"}, cpus=8)
     assert plan.threads is None and plan.wait_policy is None and plan.env == {}
@@ -112,6 +117,23 @@ def test_configure_writes_the_environment_once(monkeypatch):
     # a second call (main() run twice in one process) does not take our own values for the user's
     again = threads.configure(environ=environ)
     assert again.threads_from != "OMP_NUM_THREADS (yours)"
+
+
+def test_a_program_that_loaded_torch_keeps_its_threads(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(threads, "_written", {})
+    monkeypatch.setattr(threads, "_plan", None)
+    before = torch.get_num_threads()
+    environ: dict[str, str] = {}
+    try:
+        plan = threads.configure(environ=environ)
+        assert environ == {} and plan.threads == before and torch.get_num_threads() == before
+        assert plan.wait_policy is None and "already loaded" in plan.describe()
+        plan = threads.configure(threads=1, environ=environ)  # an explicit --threads still applies
+        assert plan.threads == 1 and torch.get_num_threads() == 1 and environ == {}
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_the_cli_loads_no_torch_before_deciding():

@@ -10,7 +10,8 @@ module imports torch, sets:
 
 - `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep at once) unless the variable is already set;
 - the thread count from the CPUs this process may use: the physical cores among
-  `os.sched_getaffinity(0)`, no more than a cgroup CPU quota allows. `--threads N` wins over
+  `os.sched_getaffinity(0)`, no more than a cgroup CPU quota allows, split between the processes
+  of a distributed launch (`LOCAL_WORLD_SIZE`). `--threads N` wins over
   everything; otherwise `OMP_NUM_THREADS` (or `MKL_NUM_THREADS`), when set, wins over our count.
   The count goes to `OMP_NUM_THREADS`, `MKL_NUM_THREADS` and `OPENBLAS_NUM_THREADS` (numpy).
 
@@ -168,6 +169,9 @@ def decide(threads: int | None = None, environ: Mapping[str, str] | None = None,
         count, source = None, f"{SWITCH}=off"
     else:
         count, source = cpus, "the CPU cores this process may use"
+        local = environ.get("LOCAL_WORLD_SIZE", "").strip()  # torchrun / accelerate: processes on this machine
+        if local.isdigit() and int(local) > 1:
+            count, source = max(1, cpus // int(local)), f"the CPU cores this process may use, shared by {local} processes"
         env.update({var: str(count) for var in COUNT_VARS if not environ.get(var, "").strip()})
 
     if environ.get(WAIT_VAR, "").strip():
@@ -205,7 +209,8 @@ def configure(threads: int | None = None, environ: MutableMapping[str, str] | No
             note = f"torch was already loaded by the calling program: its {torch.get_num_threads()} threads left as they are"
         plan = ThreadPlan(plan.threads if threads is not None else torch.get_num_threads(),
                           plan.threads_from if threads is not None else "the calling program",
-                          plan.wait_policy, plan.wait_policy_from, plan.cpus, {}, note)
+                          environ.get(WAIT_VAR, "").strip() or None, "as the calling program started",
+                          plan.cpus, {}, note)
     for var, value in plan.env.items():
         environ[var] = value
         _written[var] = value

@@ -36,7 +36,11 @@ from scitune.train import schedule
 from scitune.train.features import FeatureCache, TrainingModule
 from scitune.train.flops import part_sizes, step_flops
 from scitune.train.log import MetricsLog
-from scitune.train.state import latest_good_checkpoint, list_checkpoints, load_state, prune, save_rank_rng, save_state
+from scitune.train import distributed
+from scitune.train.state import (
+    begin_checkpoint, finish_checkpoint, latest_good_checkpoint, list_checkpoints, load_rank_rng, prune, read_state,
+    save_rank_rng,
+)
 
 # Called after every optimizer step with (runner, step reached).
 StepHook = Callable[["StageRunner", int], None]
@@ -220,7 +224,7 @@ class StageRunner:
         self.targets = [supervised_tokens(item) for item in self.items]
         self.images = ImageLoader(self.processor.image_processor, run.data.images or ".")
         use_cache = run.feature_cache
-        if use_cache and _shards_parameters(self.accelerator):
+        if use_cache and (_shards_parameters(self.accelerator) or self.recipe.run.sharding == "fsdp2"):
             # the cache runs the vision tower outside the wrapped forward, which a sharded tower
             # (FSDP, DeepSpeed ZeRO-3) does not allow
             self.echo(f"[{self.name}] feature_cache off: the vision tower is sharded ({self.accelerator.distributed_type})")
@@ -238,23 +242,54 @@ class StageRunner:
         self.device = self.accelerator.device
         self.model.to(self.device)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(self.trainable, lr=run.lr, weight_decay=run.weight_decay)
-        self.module, self.optimizer = self.accelerator.prepare(TrainingModule(self.model), optimizer)
+        groups = self.param_groups()
+        optimizer = torch.optim.AdamW(
+            [{"params": g["params"], "lr": g["base_lr"]} for g in groups], lr=run.lr, weight_decay=run.weight_decay
+        )
+        self.group_base_lrs = [g["base_lr"] for g in groups]
+        if len(groups) > 1:
+            self.echo(f"[{self.name}] learning rates: " + ", ".join(f"{g['name']} {g['base_lr']:g}" for g in groups))
+        if self.self_sharded:
+            self.module, self.optimizer = module, optimizer
+        else:
+            self.module, self.optimizer = self.accelerator.prepare(module, optimizer)
+        self.sharded = self.self_sharded or _shards_parameters(self.accelerator)
+        self.deepspeed = self.accelerator.distributed_type == "DEEPSPEED"
 
     def fingerprint(self) -> dict[str, Any]:
         """What a checkpoint must agree on to be continued: the schedule, the data, the model's shape."""
         run = self.run_config
-        shapes = hashlib.sha256(
-            json.dumps([[n, list(p.shape)] for n, p in self.model.named_parameters() if p.requires_grad]).encode()
-        ).hexdigest()
+        shapes = hashlib.sha256(json.dumps(self.trainable_shapes).encode()).hexdigest()
         return {
             "global_batch": self.plan.global_batch, "total_steps": self.plan.total_steps, "lr": run.lr,
             "scheduler": run.scheduler, "warmup_ratio": run.warmup_ratio, "data_sha256": file_digest(run.data.train),
             "samples": len(self.items), "trainable_shapes_sha256": shapes,
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups, each with its peak `base_lr`: the projector's
+        (`projector_lr`) and the vision tower's (`vision_lr`) apart when set; one group otherwise."""
+        run = self.run_config
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        special = {"projector": run.projector_lr, "vision": run.vision_lr}
+        parts: dict[str, list[torch.nn.Parameter]] = {"rest": [], "projector": [], "vision": []}
+        for name, param in named:
+            part = "projector" if "multi_modal_projector" in name else "vision" if "vision_tower" in name else "rest"
+            parts[part if special.get(part) is not None else "rest"].append(param)
+        groups = [{"params": parts["rest"], "base_lr": run.lr, "name": "rest"}]
+        groups += [{"params": parts[k], "base_lr": special[k], "name": k} for k in ("projector", "vision") if parts[k]]
+        return [g for g in groups if g["params"]]
+
         }
 
     def restore(self) -> None:
         """With --resume: the latest good checkpoint (a corrupt or incomplete one is skipped with a
+        self.self_sharded = self.recipe.run.sharding == "fsdp2"
+        # the shapes as built (a sharded parameter's local view differs by process and wrapper)
+        self.trainable_shapes = [[n, list(p.shape)] for n, p in self.model.named_parameters() if p.requires_grad]
+        module = TrainingModule(self.model)
+        if self.self_sharded:
+            if self.world > 1 and not torch.distributed.is_initialized():
+                raise ScituneError(f"[{self.name}] run.sharding fsdp2: no process group (start with torchrun or accelerate launch)")
+            distributed.apply_fsdp2(module, mixed_precision=self.accelerator.mixed_precision)
         message), after checking that it was made by this same configuration."""
         self.start_step = 0
         if not self.resume:
@@ -269,9 +304,14 @@ class StageRunner:
             raise ScituneError(
                 f"[{self.name}] cannot resume from {found}: changed since the checkpoint: " + ", ".join(changed)
                 + " (train into a new --out, or start again with --overwrite)"
+            "projector_lr": run.projector_lr, "vision_lr": run.vision_lr,
             )
-        state = load_state(found, self.model, self.optimizer, rank=self.rank)
-        self.start_step = state["step"]
+        if self.deepspeed:  # DeepSpeed's engine holds the partitioned optimizer: its own format
+            self.module.load_checkpoint(str(found / "deepspeed"), tag="state", load_lr_scheduler_states=False)
+        else:
+            distributed.load_training_state(found, self.module, self.optimizer)
+        load_rank_rng(found, self.rank)
+        self.start_step = read_state(found)["step"]
         self.echo(f"[{self.name}] resumed from {found} (step {self.start_step}/{self.plan.total_steps})")
 
     def open_log(self) -> MetricsLog | None:
@@ -297,20 +337,30 @@ class StageRunner:
         indices = schedule.step_indices(plan, self._orders[epoch], in_epoch)
         global_targets = sum(self.targets[i] for i in indices)
         lr = schedule.lr_at(step, plan.total_steps, run.lr, run.warmup_ratio, run.scheduler)
-        for group_ in self.optimizer.param_groups:
-            group_["lr"] = lr
+        for group_, base_lr in zip(self.optimizer.param_groups, self.group_base_lrs):
+            group_["lr"] = schedule.lr_at(step, plan.total_steps, base_lr, run.warmup_ratio, run.scheduler)
         micro = schedule.micro_batches(indices, run.grad_accum, self.world, self.rank)
         local_loss = torch.zeros((), device=self.device)
         for k, part in enumerate(micro):
             batch = self._batch([self.items[i] for i in part])
-            sync = contextlib.nullcontext() if k == len(micro) - 1 else accelerator.no_sync(self.module)
-            with sync:
-                loss = self.module(batch, num_items_in_batch=global_targets)
-                accelerator.backward(loss * self.world)
+            if self.self_sharded:
+                # FSDP2: gradients are reduce-scattered only on the last micro-batch
+                self.module.set_requires_gradient_sync(k == len(micro) - 1)
+                with accelerator.autocast():
+                    loss = self.module(batch, num_items_in_batch=global_targets)
+                (loss * self.world).backward()
+            else:
+                sync = contextlib.nullcontext() if k == len(micro) - 1 else accelerator.no_sync(self.module)
+                with sync:
+                    loss = self.module(batch, num_items_in_batch=global_targets)
+                    accelerator.backward(loss * self.world)
             local_loss += loss.detach().float()
         step_loss = float(accelerator.reduce(local_loss, reduction="sum"))
-        grad_norm = accelerator.clip_grad_norm_(self.trainable, run.max_grad_norm or float("inf"))
-        grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
+        if self.self_sharded:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, run.max_grad_norm or float("inf"))
+        else:
+            grad_norm = accelerator.clip_grad_norm_(self.trainable, run.max_grad_norm or float("inf"))
+        grad_norm = distributed.grad_norm_value(grad_norm)
         if not math.isfinite(step_loss) or (run.max_grad_norm and not math.isfinite(grad_norm)):
             kept = list_checkpoints(self.checkpoints)
             where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written yet"
@@ -351,14 +401,20 @@ class StageRunner:
             "stage": self.name, "total_steps": self.plan.total_steps, "global_batch": self.plan.global_batch,
             "world_size": self.world, "fingerprint": self._fingerprint,
         }
-        target = save_state(
-            self.checkpoints, accelerator.unwrap_model(self.module).model, self.optimizer, step, extra,
-            rank=self.rank, is_main=accelerator.is_main_process,
-        )
+        full = self.recipe.run.checkpoint_format == "full"
+        extra["layout"] = "deepspeed" if self.deepspeed else self.recipe.run.checkpoint_format
+        is_main = accelerator.is_main_process
+        partial = begin_checkpoint(self.checkpoints, step, is_main)
         accelerator.wait_for_everyone()
-        if not accelerator.is_main_process:
-            save_rank_rng(target, self.rank)
-        if accelerator.is_main_process:
+        if self.deepspeed:
+            self.module.save_checkpoint(str(partial / "deepspeed"), tag="state")
+        else:
+            distributed.save_training_state(partial, self.module, self.optimizer, full=full, is_main=is_main)
+        save_rank_rng(partial, self.rank)
+        accelerator.wait_for_everyone()
+        target = self.checkpoints / f"step-{step:07d}"
+        if is_main:
+            finish_checkpoint(partial, step, extra)
             prune(self.checkpoints, self.recipe.run.keep_last)
         accelerator.wait_for_everyone()
         return target
@@ -371,7 +427,10 @@ class StageRunner:
 
         accelerator = self.accelerator
         accelerator.wait_for_everyone()
-        final_model = accelerator.unwrap_model(self.module).model
+        if self.sharded:
+            final_model = self.gathered_model()
+        else:
+            final_model = accelerator.unwrap_model(self.module).model
         if accelerator.is_main_process:
             save_projector(final_model, self.stage_dir / "projector.safetensors")
             if self.run_config.stage.lora:
@@ -412,6 +471,33 @@ class StageRunner:
         self.load_data()
         self.setup_optimizer()
         self._fingerprint = self.fingerprint()
+    def gathered_model(self):
+        """Sharded runs: the trained weights gathered whole onto the main process and loaded into
+        a plain copy of the stage's model built there (None on the other processes). Collective."""
+        if self.deepspeed:  # ZeRO-3 gathers its 16-bit weights (zero3_save_16bit_model)
+            state = self.accelerator.get_state_dict(self.module)
+        else:
+            state = distributed.full_trainable_state(self.module)
+        if not self.accelerator.is_main_process:
+            return None
+        from scitune.model import apply_stage
+        from scitune.prompting import set_pad_to_square
+
+        run = self.run_config
+        model, processor = build_stage_model(self.recipe, self.index, self.out_root, self.texts)
+        set_pad_to_square(processor, run.data.pad_to_square)
+        model = apply_stage(model, run.stage)
+        params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        trained = {distributed.clean_name(k).removeprefix("model."): v for k, v in state.items()}
+        trained = {k: v for k, v in trained.items() if k in params}
+        if set(trained) != set(params):
+            missing = sorted(set(params) - set(trained))
+            raise ScituneError(f"[{self.name}] export: the gathered weights lack {len(missing)} trained parameter(s), e.g. {missing[:3]}")
+        with torch.no_grad():
+            for name, value in trained.items():
+                params[name].copy_(value)
+        return model
+
         self.restore()
         vision = self.llava.config.vision_config
         self._patches_per_image = (vision.image_size // vision.patch_size) ** 2 + 1
