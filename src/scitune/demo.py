@@ -27,7 +27,6 @@ from typing import Any, Callable
 
 from scitune.errors import ScituneError
 
-FIGURE_TYPES = ("Bar Chart", "Equation", "Graph Plot", "Node Diagram", "Scatterplot")
 
 
 @dataclass(frozen=True)
@@ -229,6 +228,7 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
     """Scores one trained model on the test split; writes predictions and metrics under `out`."""
     from scitune.data.sample import read_samples
     from scitune.data.scienceqa import read_problems
+    from scitune.data.corpus.vocab import FIGURE_TYPES
     from scitune.eval.chance import p_value_above_chance
     from scitune.eval.engine import Engine
     from scitune.eval.predictions import write_predictions
@@ -256,7 +256,7 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
         chances.append(1.0 / len(problem["choices"]))
         kinds[problem["skill"]].append((row["correct"], chances[-1]))
 
-    ft_task = FigureTypeTask(read_samples(files["test_figure_type"]), labels=list(FIGURE_TYPES))
+    ft_task = FigureTypeTask(read_samples(files["test_figure_type"]), labels=sorted(FIGURE_TYPES))
     ft_rows = predict(engine, ft_task.items("generate"), "generate", batch_size=16, max_new_tokens=8, progress=True)
     figure_type = ft_task.score(ft_rows)
     write_confusion(figure_type, out)

@@ -18,6 +18,8 @@ from scitune.errors import ScituneError
 from scitune.io import atomic, read
 
 IMAGE_TOKEN = "<image>"
+# The letters that name multiple-choice options, in order (A for the first option, ...).
+OPTION_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # LLaVA's roles -> chat-template roles.
 ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 

@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from scitune.data import instructions
-from scitune.data.sample import make_sample
+from scitune.data.sample import OPTION_LETTERS, make_sample
 from scitune.errors import ScituneError
 from scitune.io.read import read_json
 
 TASKS = ("describe", "figure-type", "figure-type-choice", "caption")
-CHOICE_LETTERS = "ABCD"
+CHOICES = 4  # options of a figure-type-choice question
 FIELDS = ("caption", "type", "ocr", "paragraph", "mention")
 DEFAULT_FIELDS = ("caption", "type", "ocr", "mention")
 
@@ -242,10 +242,10 @@ def _figure_type_choices(records: list[dict[str, Any]], seed: int) -> list[dict[
         sample_id = f"{record['id']}-figure-type-choice"
         rng = random.Random(f"{seed}:{sample_id}")
         answer = record["figure_type"]
-        others = rng.sample([t for t in types if t != answer], min(len(CHOICE_LETTERS), len(types)) - 1)
+        others = rng.sample([t for t in types if t != answer], min(CHOICES, len(types)) - 1)
         choices = others + [answer]
         rng.shuffle(choices)
         question = instructions.choose(instructions.FIGURE_TYPE[:2], seed, sample_id)
-        lines = [question] + [f"{CHOICE_LETTERS[i]}. {c}" for i, c in enumerate(choices)]
-        samples.append(make_sample(sample_id, "<image>\n" + "\n".join(lines), CHOICE_LETTERS[choices.index(answer)], record["image"]))
+        lines = [question] + [f"{OPTION_LETTERS[i]}. {c}" for i, c in enumerate(choices)]
+        samples.append(make_sample(sample_id, "<image>\n" + "\n".join(lines), OPTION_LETTERS[choices.index(answer)], record["image"]))
     return samples

@@ -35,7 +35,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from scitune.data.sample import make_sample
+from scitune.data.sample import OPTION_LETTERS, make_sample
 from scitune.errors import ScituneError
 from scitune.io.images import write_image
 from scitune.io.read import check_file, read_json
@@ -46,7 +46,7 @@ LLAVA15_FORMAT = "CQM-A"
 FORMATS = (LLAVA15_FORMAT,) + tuple(
     f"{i}-{o}" for i in INPUT_FORMATS for o in OUTPUT_FORMATS if f"{i}-{o}" != LLAVA15_FORMAT
 )
-OPTION_LETTERS = "ABCDE"
+MAX_OPTIONS = 5  # ScienceQA problems have 2 to 5 options
 
 # Split names: the original release says "val", the parquet release "validation".
 _ORIGINAL_SPLIT = {"validation": "val"}
@@ -132,8 +132,8 @@ def _check_problem(pid: str, problem: Any, where: Path | str) -> None:
     if missing:
         raise ScituneError(f"{where}: problem {pid}: missing field(s) {', '.join(missing)}")
     choices = problem["choices"]
-    if not isinstance(choices, list) or not 2 <= len(choices) <= len(OPTION_LETTERS):
-        raise ScituneError(f"{where}: problem {pid}: choices must be a list of 2 to {len(OPTION_LETTERS)} options")
+    if not isinstance(choices, list) or not 2 <= len(choices) <= MAX_OPTIONS:
+        raise ScituneError(f"{where}: problem {pid}: choices must be a list of 2 to {MAX_OPTIONS} options")
     if not isinstance(problem["answer"], int) or not 0 <= problem["answer"] < len(choices):
         raise ScituneError(f"{where}: problem {pid}: answer {problem['answer']!r} is not an index into its choices")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from scitune.config import ON_BAD_RECORD
 from scitune.data.sample import IMAGE_TOKEN, ROLES, read_samples
 from scitune.errors import ScituneError
 
@@ -219,7 +220,6 @@ def validate_file(path: str | Path, image_root: str | Path | None, renderer=None
     return validate_samples(read_samples(path), image_root, renderer)
 
 
-ON_BAD_RECORD = ("fail", "skip")
 
 
 def checked_samples(

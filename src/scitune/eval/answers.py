@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import re
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+from scitune.data.sample import OPTION_LETTERS
+
+LETTERS = OPTION_LETTERS
 
 _BARE = re.compile(r"^\s*[\(\[]?\s*([A-Z])\s*[\)\]]?\s*[.:]?\s*$")
 _OPTION_FIRST = re.compile(r"^\s*([A-Z])\.\s")
