@@ -254,9 +254,15 @@ class DataConfig:
     # "keep": where the file puts it
     image_placement: str = field(default="front", metadata=one_of("front", "keep"))
     group_by_length: bool = False
+    # LLaVA's modality-length grouping: samples with images and text-only samples fill separate
+    # global batches, each of similar lengths (implies length grouping)
+    group_by_modality: bool = False
     # pack each micro-batch's samples (with their image tokens) into few rows: position ids restart
     # per sample, attention stays inside it (scitune.prompting.packing); same loss, less padding
     packing: bool = False
+    # DataLoader worker processes that render samples and decode images (0: in the training process);
+    # also the processes of the one-off validation/indexing pass
+    num_workers: int = field(default=0, metadata=ge(0, 64))
     on_bad_record: str = field(default="fail", metadata=one_of(*ON_BAD_RECORD))  # "fail": list the bad records and stop; "skip": drop and count them
 
 
@@ -273,6 +279,10 @@ class StageRun:
     batch_size: int = field(default=8, metadata=ge(1, MAX_BATCH))  # per process and micro-step
     grad_accum: int = field(default=1, metadata=ge(1, MAX_BATCH))
     lr: float = field(default=2e-3, metadata=gt(0))
+    # peak learning rates of the projector and the vision tower (LLaVA-1.5's mm_projector_lr);
+    # null: `lr`. They follow the same warmup and decay.
+    projector_lr: float | None = field(default=None, metadata=gt(0))
+    vision_lr: float | None = field(default=None, metadata=gt(0))
     weight_decay: float = field(default=0.0, metadata=ge(0))
     warmup_ratio: float = field(default=0.03, metadata=half_open(0, 1))
     scheduler: str = "cosine"
@@ -293,6 +303,8 @@ class StageRun:
             raise ScituneError(f"{self.stage.name}.init_from: {self.init_from!r}; expected projector, model or null")
         if self.feature_cache and self.stage.trainable.vision_tower:
             raise ScituneError(f"{self.stage.name}.feature_cache needs a frozen vision tower (tune_vision is on)")
+        if self.vision_lr is not None and not self.stage.trainable.vision_tower:
+            raise ScituneError(f"{self.stage.name}.vision_lr: the vision tower is frozen in this stage (set stage.tune_vision: true)")
 
 
 @dataclass
@@ -307,6 +319,13 @@ class RunConfig:
     # benchmarks/peak_flops.py; set your accelerator's (e.g. 989e12 for an H100's dense bf16).
     peak_flops: float = field(default=3.3e11, metadata=gt(0))
     tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard extra)
+    # "sharded": every process writes its own shard of the trainable weights and optimizer
+    # (torch.distributed.checkpoint, safetensors); "full": gathered onto the main process, one file
+    checkpoint_format: str = field(default="sharded", metadata=one_of("sharded", "full"))
+    # "auto": as the launcher says (one process, DDP, accelerate's FSDP or DeepSpeed plugin);
+    # "fsdp2": scitune shards the model itself with torch's fully_shard (each decoder layer and
+    # the whole model), on GPUs (NCCL) or CPUs (gloo), without accelerate's FSDP plugin
+    sharding: str = field(default="auto", metadata=one_of("auto", "fsdp2"))
 
     def __post_init__(self) -> None:
         check_fields(self, "run")

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from scitune.config import Recipe, StageRun
 from scitune.errors import ScituneError
+from scitune.progress import progress_bar
 from scitune.train import schedule
 from scitune.train.features import FeatureCache, TrainingModule
 from scitune.train.flops import part_sizes, step_flops
@@ -199,12 +199,30 @@ class StageRunner:
         model, processor = build_stage_model(self.recipe, self.index, self.out_root, self.texts)
         # Image preprocessing is the processor's: padding set here is saved with the model.
         set_pad_to_square(processor, run.data.pad_to_square)
+        if run.stage.lora:
+            self.lora_base = self.save_lora_base(model, processor)
         model = apply_stage(model, run.stage)
         if run.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.echo(f"[{self.name}] parameters\n{format_parameter_table(parameter_table(model))}")
         self.model, self.processor = model, processor
         self.llava = model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    def save_lora_base(self, model, processor) -> Path:
+        """The folder a LoRA adapter applies to: the stage's starting model. It is the recipe's
+        checkpoint or the previous stage's final model when the stage starts from one unchanged;
+        otherwise (a composed base, a fresh projector) it is saved once as `<stage>/base/`."""
+        from scitune.model import save_model
+
+        run = self.run_config
+        if run.init_from == "model":
+            return self.out_root / self.recipe.stages[self.index - 1].stage.name / "final"
+        if self.recipe.model.checkpoint and run.init_from is None:
+            return Path(self.recipe.model.checkpoint)
+        base = self.stage_dir / "base"
+        if self.accelerator.is_main_process and not (self.resume and base.is_dir()):
+            save_model(model, processor, base)
+        return base
 
     def load_data(self) -> None:
         from scitune.prompting import ImageLoader, PaddingCollator, Renderer
@@ -237,10 +255,32 @@ class StageRunner:
             layout = attention_layout(self.llava.config.text_config._attn_implementation)
             self.collate = PackingCollator(self.processor.tokenizer.pad_token_id, None if self.cache else self.images, layout)
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups, each with its peak `base_lr`: the projector's
+        (`projector_lr`) and the vision tower's (`vision_lr`) apart when set; one group otherwise."""
+        run = self.run_config
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        special = {"projector": run.projector_lr, "vision": run.vision_lr}
+        parts: dict[str, list[torch.nn.Parameter]] = {"rest": [], "projector": [], "vision": []}
+        for name, param in named:
+            part = "projector" if "multi_modal_projector" in name else "vision" if "vision_tower" in name else "rest"
+            parts[part if special.get(part) is not None else "rest"].append(param)
+        groups = [{"params": parts["rest"], "base_lr": run.lr, "name": "rest"}]
+        groups += [{"params": parts[k], "base_lr": special[k], "name": k} for k in ("projector", "vision") if parts[k]]
+        return [g for g in groups if g["params"]]
+
     def setup_optimizer(self) -> None:
         run = self.run_config
         self.device = self.accelerator.device
         self.model.to(self.device)
+        self.self_sharded = self.recipe.run.sharding == "fsdp2"
+        # the shapes as built (a sharded parameter's local view differs by process and wrapper)
+        self.trainable_shapes = [[n, list(p.shape)] for n, p in self.model.named_parameters() if p.requires_grad]
+        module = TrainingModule(self.model)
+        if self.self_sharded:
+            if self.world > 1 and not torch.distributed.is_initialized():
+                raise ScituneError(f"[{self.name}] run.sharding fsdp2: no process group (start with torchrun or accelerate launch)")
+            distributed.apply_fsdp2(module, mixed_precision=self.accelerator.mixed_precision)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         groups = self.param_groups()
         optimizer = torch.optim.AdamW(
@@ -264,32 +304,11 @@ class StageRunner:
             "global_batch": self.plan.global_batch, "total_steps": self.plan.total_steps, "lr": run.lr,
             "scheduler": run.scheduler, "warmup_ratio": run.warmup_ratio, "data_sha256": file_digest(run.data.train),
             "samples": len(self.items), "trainable_shapes_sha256": shapes,
-    def param_groups(self) -> list[dict[str, Any]]:
-        """The optimizer's parameter groups, each with its peak `base_lr`: the projector's
-        (`projector_lr`) and the vision tower's (`vision_lr`) apart when set; one group otherwise."""
-        run = self.run_config
-        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        special = {"projector": run.projector_lr, "vision": run.vision_lr}
-        parts: dict[str, list[torch.nn.Parameter]] = {"rest": [], "projector": [], "vision": []}
-        for name, param in named:
-            part = "projector" if "multi_modal_projector" in name else "vision" if "vision_tower" in name else "rest"
-            parts[part if special.get(part) is not None else "rest"].append(param)
-        groups = [{"params": parts["rest"], "base_lr": run.lr, "name": "rest"}]
-        groups += [{"params": parts[k], "base_lr": special[k], "name": k} for k in ("projector", "vision") if parts[k]]
-        return [g for g in groups if g["params"]]
-
+            "projector_lr": run.projector_lr, "vision_lr": run.vision_lr,
         }
 
     def restore(self) -> None:
         """With --resume: the latest good checkpoint (a corrupt or incomplete one is skipped with a
-        self.self_sharded = self.recipe.run.sharding == "fsdp2"
-        # the shapes as built (a sharded parameter's local view differs by process and wrapper)
-        self.trainable_shapes = [[n, list(p.shape)] for n, p in self.model.named_parameters() if p.requires_grad]
-        module = TrainingModule(self.model)
-        if self.self_sharded:
-            if self.world > 1 and not torch.distributed.is_initialized():
-                raise ScituneError(f"[{self.name}] run.sharding fsdp2: no process group (start with torchrun or accelerate launch)")
-            distributed.apply_fsdp2(module, mixed_precision=self.accelerator.mixed_precision)
         message), after checking that it was made by this same configuration."""
         self.start_step = 0
         if not self.resume:
@@ -304,7 +323,6 @@ class StageRunner:
             raise ScituneError(
                 f"[{self.name}] cannot resume from {found}: changed since the checkpoint: " + ", ".join(changed)
                 + " (train into a new --out, or start again with --overwrite)"
-            "projector_lr": run.projector_lr, "vision_lr": run.vision_lr,
             )
         if self.deepspeed:  # DeepSpeed's engine holds the partitioned optimizer: its own format
             self.module.load_checkpoint(str(found / "deepspeed"), tag="state", load_lr_scheduler_states=False)
@@ -434,6 +452,9 @@ class StageRunner:
         if accelerator.is_main_process:
             save_projector(final_model, self.stage_dir / "projector.safetensors")
             if self.run_config.stage.lora:
+                # the adapter names its base, so AutoPeftModel / PeftModel.from_pretrained can load it
+                for config in final_model.peft_config.values():
+                    config.base_model_name_or_path = str(self.lora_base.resolve())
                 save_model(final_model, self.processor, self.stage_dir / "adapter")
                 final_model = merge_lora(final_model)
             save_model(final_model, self.processor, self.stage_dir / "final")
@@ -450,27 +471,6 @@ class StageRunner:
         accelerator.wait_for_everyone()
         return result
 
-    # ------------------------------------------------------------------ the whole stage
-    def finished(self) -> StageResult | None:
-        done_file = self.stage_dir / "done.json"
-        if not (self.resume and done_file.is_file()):
-            return None
-        self.echo(f"[{self.name}] already finished ({done_file}); skipping")
-        done = json.loads(done_file.read_text())
-        return StageResult(
-            self.name, self.stage_dir, done["steps"], done["samples"], done["dropped"], done["bad_records_skipped"],
-            0.0, done.get("final_loss"),
-        )
-
-    def run(self) -> StageResult:
-        done = self.finished()
-        if done is not None:
-            return done
-        start_time = time.time()
-        self.setup_model()
-        self.load_data()
-        self.setup_optimizer()
-        self._fingerprint = self.fingerprint()
     def gathered_model(self):
         """Sharded runs: the trained weights gathered whole onto the main process and loaded into
         a plain copy of the stage's model built there (None on the other processes). Collective."""
@@ -498,6 +498,27 @@ class StageRunner:
                 params[name].copy_(value)
         return model
 
+    # ------------------------------------------------------------------ the whole stage
+    def finished(self) -> StageResult | None:
+        done_file = self.stage_dir / "done.json"
+        if not (self.resume and done_file.is_file()):
+            return None
+        self.echo(f"[{self.name}] already finished ({done_file}); skipping")
+        done = json.loads(done_file.read_text())
+        return StageResult(
+            self.name, self.stage_dir, done["steps"], done["samples"], done["dropped"], done["bad_records_skipped"],
+            0.0, done.get("final_loss"),
+        )
+
+    def run(self) -> StageResult:
+        done = self.finished()
+        if done is not None:
+            return done
+        start_time = time.time()
+        self.setup_model()
+        self.load_data()
+        self.setup_optimizer()
+        self._fingerprint = self.fingerprint()
         self.restore()
         vision = self.llava.config.vision_config
         self._patches_per_image = (vision.image_size // vision.patch_size) ** 2 + 1
@@ -505,9 +526,8 @@ class StageRunner:
         self._orders: dict[int, Any] = {}
         log = self.open_log()
         plan = self.plan
-        bar = tqdm(
-            total=plan.total_steps, initial=self.start_step, desc=self.name, dynamic_ncols=True,
-            disable=True if not self.accelerator.is_main_process else None,  # None: only on a terminal
+        bar = progress_bar(
+            total=plan.total_steps, initial=self.start_step, desc=self.name, enabled=self.accelerator.is_main_process
         )
         step = self.start_step
         try:
