@@ -42,6 +42,8 @@ class DemoSize:
     caption_tokens: int = 48
 
 
+DEMO_KIND = "demo"  # the marker kind of a demo's output folder
+
 SIZES = {
     "full": DemoSize(figures=1000, image_size=128, lm_steps=250, vision_steps=400, align_epochs=3, instruct_epochs=4),
     "quick": DemoSize(figures=400, image_size=128, lm_steps=100, vision_steps=150, align_epochs=2, instruct_epochs=3),
@@ -293,17 +295,34 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
 # ---- the pipeline --------------------------------------------------------------------------------
 
 
-def run_demo(out: str | Path, preset: str = "tiny", quick: bool = False, seed: int = 0, echo: Callable[[str], None] = print) -> dict[str, Any]:
+def claim_demo_folder(out: Path, overwrite: bool = False) -> Path:
+    """A new or empty folder, or an earlier demo's (re-running the demo redoes it there); any
+    other non-empty folder only with `overwrite`."""
+    from scitune.io.atomic import MARKER, claim_output, read_marker, write_marker
+
+    claim_output(out, overwrite=overwrite, marker=MARKER)
+    marker = read_marker(out) if out.is_dir() else None
+    if marker is not None and marker.get("kind") != DEMO_KIND and not overwrite:
+        raise ScituneError(f"--out {out}: holds a scitune {marker.get('kind')!r} folder, not a demo; choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, DEMO_KIND)
+    return out
+
+
+def run_demo(
+    out: str | Path, preset: str = "tiny", quick: bool = False, seed: int = 0, echo: Callable[[str], None] = print,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     from scitune.data.corpus import build_corpus
     from scitune.eval.report import write_report
     from scitune.train.log import read_metrics
+    from scitune.io.atomic import write_json
     from scitune.train.run import run_recipe
 
     if preset not in ("tiny", "smollm2-135m"):
         raise ScituneError(f"demo preset {preset!r}: expected tiny or smollm2-135m")
     size = SIZES["quick" if quick else "full"]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_demo_folder(Path(out), overwrite)
     timer = Timer({})
     start = time.perf_counter()
     corpus = out / "corpus"
@@ -313,9 +332,9 @@ def run_demo(out: str | Path, preset: str = "tiny", quick: bool = False, seed: i
     texts = corpus_texts(corpus, seed, size.choice_orders)
     base, base_losses = timer.run("3/7 base model", lambda: prepare_base(preset, texts, corpus, out / "base", size, seed, echo), echo)
     timer.run("4/7 stage 1 (align) + stage 2 (instruct)",
-              lambda: run_recipe(stage_recipe(base, corpus, files, out / "scitune", size, seed, with_align=True)), echo)
+              lambda: run_recipe(stage_recipe(base, corpus, files, out / "scitune", size, seed, with_align=True), overwrite=True), echo)
     timer.run("5/7 ablation: stage 2 without stage 1",
-              lambda: run_recipe(stage_recipe(base, corpus, files, out / "no-align", size, seed, with_align=False)), echo)
+              lambda: run_recipe(stage_recipe(base, corpus, files, out / "no-align", size, seed, with_align=False), overwrite=True), echo)
     results = {}
     for name, run_dir in (("with_align", out / "scitune"), ("without_align", out / "no-align")):
         results[name] = timer.run(f"6/7 evaluate ({name.replace('_', ' ')})",
@@ -330,11 +349,11 @@ def run_demo(out: str | Path, preset: str = "tiny", quick: bool = False, seed: i
         "timings_s": timer.timings,
         "counts": {name: sum(1 for _ in json.loads(Path(path).read_text())) for name, path in files.items()},
     }
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "metrics.json", summary)
     timer.run("7/7 report", lambda: write_report(out / "report.html", summary, results, curves), echo)
     timer.timings["total"] = round(time.perf_counter() - start, 1)
     summary["timings_s"] = timer.timings
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "metrics.json", summary)
     return summary
 
 

@@ -94,3 +94,15 @@ def test_predictions_joined_to_references(tmp_path):
     missing.write_text(json.dumps({"a": "A plot"}))
     with pytest.raises(ScituneError, match="no reference for 1"):
         pair_predictions(preds, missing)
+
+
+def test_missing_predictions_and_empty_references_are_errors(tmp_path):
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text('{"question_id": "a", "text": "a plot"}\n')
+    references = tmp_path / "r.json"
+    references.write_text('{"a": "a bar chart", "b": "a line plot"}')
+    with pytest.raises(ScituneError, match="no prediction for 1 of 2 references"):
+        pair_predictions(predictions, references)
+    references.write_text('{"a": "  "}')
+    with pytest.raises(ScituneError, match="only empty references"):
+        pair_predictions(predictions, references)

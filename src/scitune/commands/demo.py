@@ -17,6 +17,9 @@ def register(subparsers) -> None:
     parser.add_argument("--preset", default="tiny", choices=("tiny", "smollm2-135m"))
     parser.add_argument("--quick", action="store_true", help="the same path at reduced size (about 2.5 minutes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty folder that is not an earlier demo's"
+    )
     parser.set_defaults(func=run)
 
 
@@ -25,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from scitune.demo import run_demo, summary_table
 
-    summary = run_demo(args.out, preset=args.preset, quick=args.quick, seed=args.seed)
+    summary = run_demo(args.out, preset=args.preset, quick=args.quick, seed=args.seed, overwrite=args.overwrite)
     print()
     print(summary_table(summary))
     print(f"\nreport: {Path(args.out) / 'report.html'}\nmetrics: {Path(args.out) / 'metrics.json'}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scitune.cli import add_command
+from scitune.cli import add_command, positive_int
 from scitune.errors import ScituneError
 
 
@@ -117,9 +117,9 @@ def _model_options(parser: argparse.ArgumentParser, modes: bool) -> None:
         group.add_argument(
             "--mode", default="generate", help="generate, likelihood, or both as generate,likelihood (default generate)"
         )
-    group.add_argument("--batch-size", type=int, default=8, help="prompts per generation batch (default 8)")
-    group.add_argument("--max-new-tokens", type=int, default=64, help="generation length limit (default 64)")
-    group.add_argument("--limit", type=int, help="only the first N items (a quick look)")
+    group.add_argument("--batch-size", type=positive_int, default=8, help="prompts per generation batch (default 8)")
+    group.add_argument("--max-new-tokens", type=positive_int, default=64, help="generation length limit (default 64)")
+    group.add_argument("--limit", type=positive_int, help="only the first N items (a quick look)")
     group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     group.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, float16, auto")
     group.add_argument(

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from scitune.cli import add_command
+from scitune.cli import add_command, positive_int
 from scitune.errors import ScituneError
 
 
@@ -28,8 +28,8 @@ def register(subparsers) -> None:
         "--images", help="with --batch: folder the items' image paths are relative to (default: the batch file's folder)"
     )
     parser.add_argument("--out", help="with --batch: predictions JSONL to write (default: print to stdout)")
-    parser.add_argument("--batch-size", type=int, default=8, help="prompts per batch (default 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="generation length limit (default 128)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="prompts per batch (default 8)")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=128, help="generation length limit (default 128)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
     parser.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, float16, auto")
     parser.add_argument(

@@ -54,6 +54,9 @@ class CaptionPairs:
             raise ScituneError("captions: ids, hypotheses and references differ in number")
         if not self.ids:
             raise ScituneError("captions: nothing to score")
+        empty = [i for i, refs in zip(self.ids, self.references) if not any(r.strip() for r in refs)]
+        if empty:
+            raise ScituneError(f"captions: {len(empty)} item(s) have only empty references (first: {', '.join(map(str, empty[:5]))})")
 
 
 @dataclass
@@ -140,6 +143,12 @@ def pair_predictions(predictions_path: str | Path, references_path: str | Path) 
     if missing:
         raise ScituneError(
             f"{references_path}: no reference for {len(missing)} predictions (first: {', '.join(missing[:5])})"
+        )
+    unanswered = sorted(set(references) - {str(p["question_id"]) for p in predictions})
+    if unanswered:
+        raise ScituneError(
+            f"{predictions_path}: no prediction for {len(unanswered)} of {len(references)} references "
+            f"(first: {', '.join(unanswered[:5])}); scoring a subset would overstate the result"
         )
     ids = [str(p["question_id"]) for p in predictions]
     return CaptionPairs(ids, [p["text"] for p in predictions], [references[i] for i in ids])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from scitune.errors import ScituneError
+from scitune.io.atomic import write_text
 
 
 def require_tensorboard() -> None:
@@ -28,11 +29,11 @@ class MetricsLog:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is None:
-            path.write_text("")
+            write_text(path, "")
         elif path.exists():
             # a killed run may have logged steps after its last checkpoint: those are redone
             kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
-            path.write_text("".join(line + "\n" for line in kept))
+            write_text(path, "".join(line + "\n" for line in kept))
         self._file = path.open("a", encoding="utf-8")
         self._tb = None
         if tensorboard:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,14 +40,6 @@ def tokenizer_texts(recipe: Recipe) -> list[str] | None:
                 if isinstance(turn, dict) and isinstance(turn.get("value"), str):
                     texts.append(turn["value"])
     return texts
-
-
-def write_resolved(recipe: Recipe, out: Path) -> None:
-    import yaml
-
-    from scitune.io.atomic import write_text
-
-    write_text(out / "config.yaml", yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False))
 
 
 def run_recipe(
