@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "scitune.commands.eval",
     "scitune.commands.predict",
     "scitune.commands.ingest",
+    "scitune.commands.serve",
 )
 
 

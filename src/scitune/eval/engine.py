@@ -83,7 +83,11 @@ def choose_option(scores: Sequence[float]) -> int:
 class Engine:
     """A model and its processor, with the renderer, image loader and collator they imply."""
 
-    def __init__(self, model, processor, image_root: str | Path | None = None, image_placement: str = "front"):
+    def __init__(
+        self, model, processor, image_root: str | Path | None = None, image_placement: str = "front", image_loader=None
+    ):
+        """`image_loader`: an `ImageLoader` to read item images with instead of files under
+        `image_root` (serving passes one that holds the requests' decoded images)."""
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -91,7 +95,7 @@ class Engine:
             raise ScituneError("the checkpoint's tokenizer has no pad token; batched generation needs one")
         config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
         self.renderer = Renderer(processor, max_length=max_positions(config), image_placement=image_placement)
-        self.images = ImageLoader(processor.image_processor, image_root)
+        self.images = image_loader if image_loader is not None else ImageLoader(processor.image_processor, image_root)
         self.collate = PaddingCollator(self.tokenizer.pad_token_id, self.images, side="left")
         self.stop_ids = self._stop_token_ids()
 
@@ -159,6 +163,44 @@ class Engine:
             bar.update(len(chunk))
         bar.close()
         return texts  # type: ignore[return-value]
+
+    def generate_batch(
+        self,
+        prompts: Sequence[dict],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stopping_criteria=None,
+    ) -> torch.Tensor:
+        """The new token ids of prompts rendered by `self.renderer.prompt` (their images read by
+        `self.images`), run as one left-padded batch: one row per prompt, padded after its end.
+
+        Temperature 0 decodes greedily with `generate`'s settings (the same tokens). Above 0 it
+        samples with `temperature` and nucleus `top_p` (no top-k) from torch's global generator,
+        which the caller seeds. `stopping_criteria` (a transformers `StoppingCriteriaList`) can end
+        rows early; serving uses it for per-request lengths, stop strings and cancellation."""
+        if max_new_tokens < 1:
+            raise ScituneError(f"max new tokens must be at least 1, got {max_new_tokens}")
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ScituneError(f"sampling: temperature must be >= 0 and top_p in (0, 1], got {temperature}, {top_p}")
+        if temperature == 0:
+            sampling = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        else:
+            sampling = {"do_sample": True, "temperature": float(temperature), "top_p": float(top_p), "top_k": 0}
+        batch = self.collate(list(prompts))
+        inputs = self._inputs(batch)
+        self.model.eval()
+        with torch.inference_mode():
+            output = self.model.generate(
+                **inputs,
+                **sampling,
+                num_beams=1,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.stop_ids,
+                stopping_criteria=stopping_criteria,
+            )
+        return output[:, batch["input_ids"].shape[1] :]
 
     def score_options(self, item: EvalItem) -> list[float]:
         """Summed log-probability of each option's continuation after the prompt (see `choose`)."""

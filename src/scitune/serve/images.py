@@ -1,0 +1,155 @@
+"""Request images -> pixel values, within the server's limits.
+
+An image arrives as an `image_url` whose url is a `data:` URL (base64 PNG, JPEG, WebP or GIF)
+or, only when the server was started with `--image-root`, a path under that root (relative, or
+absolute / `file://` inside it; links that lead out of it are refused). Remote http(s) URLs are
+never fetched. Before any pixel is decoded: the base64 length and the byte count are bounded, the
+decoder is limited to the allowed formats, and width x height is checked against
+`max_image_pixels` from the header alone (a decompression bomb is refused without being
+expanded); truncated or corrupt files are refused when decoded. The same checks as
+`scitune data validate` (`scitune.data.validate.check_image`), with the server's own bounds.
+
+Pixel values come from the checkpoint's own image processor, one image at a time (what
+`scitune.prompting.ImageLoader` computes for a list, as each image is processed alone), and are
+handed to the model thread through `RequestImages`, an `ImageLoader` that looks them up by key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import struct
+import warnings
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import torch
+
+from scitune.errors import ScituneError
+from scitune.io import read
+from scitune.prompting import ImageLoader
+from scitune.serve.errors import ApiError
+from scitune.serve.limits import ServeLimits
+
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
+MIME_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif"}
+
+
+def data_url_bytes(url: str, limits: ServeLimits, where: str) -> bytes:
+    """The bytes of a base64 `data:` URL, refused before decoding when they would be too many."""
+    header, comma, payload = url.partition(",")
+    params = [p.strip().lower() for p in header[len("data:") :].split(";")]
+    if not comma or "base64" not in params[1:]:
+        raise ApiError(400, f"{where}: a data: URL must be base64 (data:image/png;base64,...)", "invalid_image_url", where)
+    if params[0] and params[0] not in MIME_TYPES:
+        raise ApiError(400, f"{where}: media type {params[0]!r} is not an image type we read (PNG, JPEG, WebP, GIF)",
+                       "invalid_image", where)
+    # at most 4 characters per 3 bytes (plus padding and line breaks some encoders add)
+    if len(payload) > (limits.max_image_bytes + 2) // 3 * 4 * 1.05 + 64:
+        raise ApiError(413, f"{where}: image is over the limit of {limits.max_image_bytes} bytes", "image_too_large", where)
+    compact = "".join(unquote(payload).split()) if ("%" in payload or any(c.isspace() for c in payload)) else payload
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"{where}: the data: URL is not valid base64", "invalid_base64", where) from None
+
+
+def root_path(url: str, image_root: Path | None, where: str) -> Path:
+    """The file a path (or file:// URL) names, which must lie inside `image_root`."""
+    if image_root is None:
+        raise ApiError(400, f"{where}: send the image as a data: URL (file paths need a server started with --image-root)",
+                       "invalid_image_url", where)
+    text = unquote(urlsplit(url).path) if url.startswith("file:") else url
+    if not text or "\x00" in text:
+        raise ApiError(400, f"{where}: empty or invalid image path", "invalid_image_url", where)
+    root = image_root.resolve()
+    candidate = Path(text) if Path(text).is_absolute() else root / text
+    try:
+        resolved = candidate.resolve()
+        resolved.relative_to(root)
+    except (ValueError, OSError, RuntimeError):
+        raise ApiError(400, f"{where}: image path {text!r} is outside the server's image root", "image_outside_root", where) from None
+    if not resolved.is_file():
+        raise ApiError(400, f"{where}: image {text!r} not found under the image root", "image_not_found", where)
+    return resolved
+
+
+def image_bytes(url: str, limits: ServeLimits, image_root: Path | None, where: str) -> bytes:
+    """The bytes of the image an `image_url` names."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url[:12] else ""
+    if scheme == "data":
+        return data_url_bytes(url, limits, where)
+    if scheme in ("http", "https", "ftp"):
+        raise ApiError(400, f"{where}: remote image URLs are not fetched; send the image as a data: URL",
+                       "invalid_image_url", where)
+    if scheme not in ("", "file") and not Path(url).is_absolute():
+        raise ApiError(400, f"{where}: unsupported image URL scheme {scheme!r}; send a data: URL", "invalid_image_url", where)
+    path = root_path(url, image_root, where)
+    size = path.stat().st_size
+    if size > limits.max_image_bytes:
+        raise ApiError(413, f"{where}: image is {size} bytes, over the limit of {limits.max_image_bytes}", "image_too_large", where)
+    try:
+        return read.read_bytes(path, max_bytes=limits.max_image_bytes, what="image")
+    except ScituneError as err:
+        raise ApiError(400, f"{where}: {err}", "image_unreadable", where) from None
+
+
+def decode_image(data: bytes, limits: ServeLimits, where: str):
+    """An RGB PIL image from bytes, within the byte and pixel limits."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > limits.max_image_bytes:
+        raise ApiError(413, f"{where}: image is {len(data)} bytes, over the limit of {limits.max_image_bytes}",
+                       "image_too_large", where)
+    if not data:
+        raise ApiError(400, f"{where}: the image is empty", "invalid_image", where)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+                width, height = image.size
+                if width * height > limits.max_image_pixels:
+                    raise ApiError(413, f"{where}: image is {width}x{height} pixels, over the limit of "
+                                        f"{limits.max_image_pixels} (decompression bomb guard)", "image_too_large", where)
+                if width == 0 or height == 0:
+                    raise ApiError(400, f"{where}: image is {width}x{height}", "invalid_image", where)
+                image.load()
+                return image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ApiError(413, f"{where}: image is over the pixel limit (decompression bomb guard)", "image_too_large", where) from None
+    except UnidentifiedImageError:
+        raise ApiError(400, f"{where}: not an image we read (PNG, JPEG, WebP, GIF)", "invalid_image", where) from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as err:
+        detail = " ".join(str(err).split())[:200]
+        raise ApiError(400, f"{where}: unreadable image ({detail})", "invalid_image", where) from None
+
+
+def pixel_values(image, image_processor) -> torch.Tensor:
+    """The processor's pixel values for one image (shape 1 x C x H x W)."""
+    return image_processor(images=[image], return_tensors="pt")["pixel_values"]
+
+
+class RequestImages(ImageLoader):
+    """An `ImageLoader` over pixel values the requests brought, looked up by key. Only the model
+    thread holds and reads them (`hold` before a batch, `release` after it)."""
+
+    def __init__(self, image_processor):
+        super().__init__(image_processor, None)
+        self._pixels: dict[str, torch.Tensor] = {}
+
+    def hold(self, pixels: dict[str, torch.Tensor]) -> None:
+        self._pixels.update(pixels)
+
+    def release(self, keys) -> None:
+        for key in keys:
+            self._pixels.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._pixels)
+
+    def __call__(self, keys: list[str]) -> torch.Tensor:
+        try:
+            return torch.cat([self._pixels[key] for key in keys])
+        except KeyError as err:
+            raise ScituneError(f"request image {err.args[0]!r} is not held") from None
