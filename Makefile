@@ -27,6 +27,7 @@ test: venv
 	$(PY) -m pytest -q
 
 bench: venv
+	$(PIP) install -q -e ".[bench]"
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 clean:
