@@ -7,8 +7,9 @@ and on ScienceQA QCM-LEPA from the built-in corpus.
 Samples are rendered by the tiny preset's renderer (a vocabulary trained on the corpus text, as
 the demo does; 16 image tokens per image) at the demo recipe's instruct `max_length` (384), and
 batched in the order the training loop takes them (`scitune.train.schedule.epoch_order`, seed 0,
-epoch 0). The padding fraction is 1 - real tokens / tokens in the model's input. Packed rows are
-as wide as the batch's longest sample (the default) or `max_length`.
+epoch 0). The padding fraction is 1 - real tokens / tokens in the model's input. "packed" is
+what training does (the row width between the batch's longest sample and `max_length` with the
+fewest input tokens); the two other columns fix the width at the longest sample or `max_length`.
 """
 
 from __future__ import annotations
@@ -63,15 +64,17 @@ def main(argv=None) -> int:
             batches = [order[i : i + args.batch] for i in range(0, len(order), args.batch)]
             row = {"data": name, "samples": len(lengths), "dropped": dict(tokenize.dropped), "batch": args.batch,
                    "mean_length": sum(lengths) / len(lengths), "max_length_seen": max(lengths)}
-            for label, packing, width in (("padded", False, None), ("packed", True, None), ("packed_max_length", True, MAX_LENGTH)):
-                real, total = padded_tokens(lengths, batches, packing, width)
+            for label, packing, limit, width in (("padded", False, None, None), ("packed_longest", True, None, None),
+                                                 ("packed", True, MAX_LENGTH, None), ("packed_max_length", True, None, MAX_LENGTH)):
+                real, total = padded_tokens(lengths, batches, packing, limit, width)
                 row[label] = {"padding_fraction": 1 - real / total, "input_tokens": total, "real_tokens": real}
             row["seconds"] = round(time.perf_counter() - start, 1)
             rows.append(row)
-    print(f"{'data':55s} {'samples':>7s} {'mean len':>8s} {'padded':>7s} {'packed':>7s} {'packed to max_length':>20s}")
+    print(f"{'data':55s} {'samples':>7s} {'mean len':>8s} {'padded':>7s} {'packed':>7s} {'rows=longest':>12s} {'rows=max_length':>15s}")
     for row in rows:
         print(f"{row['data']:55s} {row['samples']:7d} {row['mean_length']:8.1f} {row['padded']['padding_fraction']:7.1%}"
-              f" {row['packed']['padding_fraction']:7.1%} {row['packed_max_length']['padding_fraction']:20.1%}")
+              f" {row['packed']['padding_fraction']:7.1%} {row['packed_longest']['padding_fraction']:12.1%}"
+              f" {row['packed_max_length']['padding_fraction']:15.1%}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"argv": [f"--figures={args.figures}", f"--batch={args.batch}"], "rows": rows}, indent=1))

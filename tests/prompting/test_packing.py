@@ -105,7 +105,9 @@ def test_collator_restarts_positions_masks_seams_and_orders_images(tiny, dataset
 def test_padding_fraction_counts():
     lengths = [10, 2, 3, 5]
     assert padded_tokens(lengths, [[0, 1, 2, 3]], packing=False) == (20, 40)
-    assert padded_tokens(lengths, [[0, 1, 2, 3]], packing=True) == (20, 20)  # rows [10], [5, 3, 2]
+    assert padded_tokens(lengths, [[0, 1, 2, 3]], packing=True, row_length=10) == (20, 20)  # rows [10], [5, 3, 2]
+    assert padded_tokens([6, 6, 5, 5], [[0, 1, 2, 3]], packing=True) == (22, 24)  # at the longest: 4 rows x 6
+    assert padded_tokens([6, 6, 5, 5], [[0, 1, 2, 3]], packing=True, limit=12) == (22, 22)  # 2 rows x 11
 
 
 def test_unknown_attention_implementation_is_refused():
@@ -146,7 +148,7 @@ def test_packed_loss_and_gradients_equal_unpacked(tiny, dataset, lora, layout):
     images = ImageLoader(processor.image_processor, dataset[1])
     normaliser = sum(supervised_tokens(i) for i in items)
     plain = model_inputs(PaddingCollator(processor.tokenizer.pad_token_id, images)(items))
-    packed = model_inputs(PackingCollator(processor.tokenizer.pad_token_id, images, layout=layout)(items))
+    packed = model_inputs(PackingCollator(processor.tokenizer.pad_token_id, images, layout=layout, limit=256)(items))
     assert packed["input_ids"].numel() < plain["input_ids"].numel()
     loss_a, grads_a = _loss_and_grads(model, plain, normaliser)
     loss_b, grads_b = _loss_and_grads(model, packed, normaliser)

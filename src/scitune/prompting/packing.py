@@ -18,10 +18,9 @@ The same samples give the same loss and gradients packed or not (tested within 1
 supervised-token count of the micro-batch does not change, so the global-batch loss
 normalisation stays exact.
 
-Row length: by default the longest item of the micro-batch, which is as wide as the padded batch
-would be. With a dense block-diagonal mask, attention costs rows x width^2 whatever the mask
-hides, so wider rows trade fewer rows for more masked-out attention; this width never costs
-more attention than padding did and removes most of the padded rows. `row_length` sets it
+Row length: by default the width between the micro-batch's longest item and `limit` (the
+recipe's `max_length`) whose first-fit packing has the fewest input tokens (rows x width; the
+narrowest on ties), so a batch is never wider than it needs to be. `row_length` fixes it instead
 (at least the longest item).
 """
 
@@ -80,7 +79,26 @@ def block_causal_mask(segments: torch.Tensor) -> torch.Tensor:
     return (same & causal).unsqueeze(1)
 
 
-def padded_tokens(lengths: Sequence[int], batches: Sequence[Sequence[int]], packing: bool, row_length: int | None = None) -> tuple[int, int]:
+def pack(lengths: Sequence[int], limit: int | None = None, row_length: int | None = None, candidates: int = 16) -> list[list[int]]:
+    """Rows for one micro-batch: first-fit at `row_length`, or at the width in [longest, limit]
+    (`candidates` evenly spaced widths) with the fewest input tokens, the narrowest on ties."""
+    longest = max(lengths)
+    if row_length is not None:
+        return first_fit(lengths, max(row_length, longest))
+    top = max(longest, limit or longest)
+    widths = sorted({longest + (top - longest) * k // max(1, candidates - 1) for k in range(candidates)})
+    best: tuple[int, list[list[int]]] | None = None
+    for width in widths:
+        rows = first_fit(lengths, width)
+        used = max(sum(lengths[i] for i in row) for row in rows)  # the batch is as wide as its fullest row
+        if best is None or len(rows) * used < best[0]:
+            best = (len(rows) * used, rows)
+    return best[1]
+
+
+def padded_tokens(
+    lengths: Sequence[int], batches: Sequence[Sequence[int]], packing: bool, limit: int | None = None, row_length: int | None = None
+) -> tuple[int, int]:
     """(real tokens, tokens in the model's input) over `batches` (lists of item indices), padded
     to each batch's longest item, or packed as `PackingCollator` packs them."""
     real = total = 0
@@ -88,8 +106,8 @@ def padded_tokens(lengths: Sequence[int], batches: Sequence[Sequence[int]], pack
         sizes = [lengths[i] for i in batch]
         real += sum(sizes)
         if packing:
-            width = row_length or max(sizes)
-            total += len(first_fit(sizes, width)) * width
+            rows = pack(sizes, limit, row_length)
+            total += len(rows) * max(sum(sizes[i] for i in row) for row in rows)
         else:
             total += len(sizes) * max(sizes)
     return real, total
@@ -99,8 +117,8 @@ class PackingCollator:
     """Rendered training items (`Renderer.train`) -> one packed batch:
     `{input_ids, labels, position_ids, attention_mask?, pixel_values?, ids, image_paths, rows}`.
 
-    `layout`: "bool" / "float" (4-D masks, rows of `row_length`) or "flat" (one row, no mask);
-    see `attention_layout`. `ids` and `image_paths` are in packed order; `rows` lists the item
+    `layout`: "bool" / "float" (4-D masks; rows as `pack` cuts them, at most `limit` wide unless an
+    item is longer) or "flat" (one row, no mask); see `attention_layout`. `ids` and `image_paths` are in packed order; `rows` lists the item
     indices of each row.
     """
 
@@ -111,6 +129,7 @@ class PackingCollator:
         layout: str = "bool",
         row_length: int | None = None,
         mask_dtype: torch.dtype = torch.float32,
+        limit: int | None = None,
     ):
         if pad_token_id is None:
             raise ScituneError("the tokenizer has no pad token")
@@ -123,13 +142,13 @@ class PackingCollator:
         self.layout = layout
         self.row_length = row_length
         self.mask_dtype = mask_dtype
+        self.limit = limit
 
     def rows(self, items: list[dict[str, Any]]) -> list[list[int]]:
         lengths = [len(item["input_ids"]) for item in items]
         if self.layout == "flat":
             return [list(range(len(items)))]
-        capacity = max(lengths) if self.row_length is None else max(self.row_length, max(lengths))
-        return first_fit(lengths, capacity)
+        return pack(lengths, self.limit, self.row_length)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         if not items:

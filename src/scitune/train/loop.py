@@ -253,7 +253,9 @@ class StageRunner:
             from scitune.prompting.packing import PackingCollator, attention_layout
 
             layout = attention_layout(self.llava.config.text_config._attn_implementation)
-            self.collate = PackingCollator(self.processor.tokenizer.pad_token_id, None if self.cache else self.images, layout)
+            self.collate = PackingCollator(
+                self.processor.tokenizer.pad_token_id, None if self.cache else self.images, layout, limit=run.data.max_length
+            )
 
     def param_groups(self) -> list[dict[str, Any]]:
         """The optimizer's parameter groups, each with its peak `base_lr`: the projector's
