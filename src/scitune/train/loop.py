@@ -137,6 +137,16 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+class _Batches:
+    """A DataLoader batch sampler over a generator of index lists (computed as they are needed)."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __iter__(self):
+        return self.make()
+
+
 class StopRequests:
     """SIGINT / SIGTERM noted as a request to stop after the current step (main thread only);
     a second SIGINT raises KeyboardInterrupt at once."""
@@ -231,15 +241,13 @@ class StageRunner:
         renderer = Renderer(
             self.processor, max_length=run.data.max_length, image_placement=run.data.image_placement
         )
-        self.items, self.dropped, self.skipped = load_stage_samples(run, renderer, echo=self.echo)
+        self.load_index(renderer)
         if self.dropped:
             self.echo(f"[{self.name}] dropped at max_length {run.data.max_length}: {self.dropped}")
         try:
             self.plan = schedule.make_plan(len(self.items), run.batch_size, run.grad_accum, self.world, run.epochs, run.max_steps)
         except ValueError as err:
             raise ScituneError(f"[{self.name}] {err}") from None
-        self.lengths = [item["length"] for item in self.items]
-        self.targets = [supervised_tokens(item) for item in self.items]
         self.images = ImageLoader(self.processor.image_processor, run.data.images or ".")
         use_cache = run.feature_cache
         if use_cache and (_shards_parameters(self.accelerator) or self.recipe.run.sharding == "fsdp2"):
@@ -256,6 +264,72 @@ class StageRunner:
             self.collate = PackingCollator(
                 self.processor.tokenizer.pad_token_id, None if self.cache else self.images, layout, limit=run.data.max_length
             )
+
+    def load_index(self, renderer) -> None:
+        """The data as an index (scitune.train.dataset): built, validated and cached once by the
+        main process (in `data.num_workers` processes), read from the cache by the others;
+        samples are read and rendered when a batch needs them."""
+        from scitune.train.dataset import IndexedSamples, apply_bad_record_policy, build_index, load_index, report_of
+
+        data = self.run_config.data
+        if not data.train:
+            raise ScituneError(f"{self.name}.data.train: no training file given")
+        self.data_sha256 = file_digest(data.train)
+        if self.accelerator.is_main_process:
+            index, _ = build_index(data.train, self.data_sha256, data.images or None, renderer, data.num_workers, echo=self.echo)
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            index = load_index(data.train, self.data_sha256, data.images or None, renderer)
+        if index.problems:
+            self.echo(report_of(index).summary_table())
+        apply_bad_record_policy(data.train, index, data.on_bad_record)
+        if not len(index.offsets):
+            raise ScituneError(f"{data.train}: no usable samples (dropped: {index.dropped})")
+        self.items = IndexedSamples(data.train, index, renderer)
+        self.dropped, self.skipped = index.dropped, index.bad
+        self.lengths, self.targets, self.n_images = index.lengths, index.targets, index.n_images
+
+    def step_indices(self, step: int):
+        """The sample indices of optimizer step `step` (all processes)."""
+        run, plan = self.run_config, self.plan
+        epoch, in_epoch = divmod(step, plan.steps_per_epoch)
+        if epoch not in self._orders:
+            while len(self._orders) > 1:  # the sampler may run an epoch ahead of the step
+                self._orders.pop(min(self._orders))
+            if run.data.group_by_modality:
+                from scitune.train.dataset import modality_grouped_order
+
+                self._orders[epoch] = modality_grouped_order(
+                    self.lengths, self.n_images > 0, plan.global_batch, self.recipe.run.seed, epoch
+                )
+            else:
+                group = plan.global_batch if run.data.group_by_length else 0
+                self._orders[epoch] = schedule.epoch_order(len(self.items), self.recipe.run.seed, epoch, self.lengths, group)
+        return schedule.step_indices(plan, self._orders[epoch], in_epoch)
+
+    def micro_batch_loader(self, start: int):
+        """This process's collated micro-batches from step `start` on, rendered and collated (images
+        decoded) in `data.num_workers` DataLoader workers."""
+        from scitune.train.dataset import BatchCollate
+
+        run = self.run_config
+
+        def parts():
+            for step in range(start, self.plan.total_steps):
+                for part in schedule.micro_batches(self.step_indices(step), run.grad_accum, self.world, self.rank):
+                    yield part.tolist()
+
+        workers = run.data.num_workers
+        return iter(torch.utils.data.DataLoader(
+            self.items, batch_sampler=_Batches(parts), collate_fn=BatchCollate(self.collate),
+            num_workers=workers, prefetch_factor=2 if workers else None, persistent_workers=False,
+        ))
+
+    def micro_batches(self, step: int) -> list[dict[str, Any]]:
+        if getattr(self, "_loader_step", None) != step:
+            self._loader = self.micro_batch_loader(step)
+        self._loader_step = step + 1
+        return [next(self._loader) for _ in range(self.run_config.grad_accum)]
 
     def param_groups(self) -> list[dict[str, Any]]:
         """The optimizer's parameter groups, each with its peak `base_lr`: the projector's
@@ -304,7 +378,7 @@ class StageRunner:
         shapes = hashlib.sha256(json.dumps(self.trainable_shapes).encode()).hexdigest()
         return {
             "global_batch": self.plan.global_batch, "total_steps": self.plan.total_steps, "lr": run.lr,
-            "scheduler": run.scheduler, "warmup_ratio": run.warmup_ratio, "data_sha256": file_digest(run.data.train),
+            "scheduler": run.scheduler, "warmup_ratio": run.warmup_ratio, "data_sha256": self.data_sha256,
             "samples": len(self.items), "trainable_shapes_sha256": shapes,
             "projector_lr": run.projector_lr, "vision_lr": run.vision_lr,
         }
@@ -349,20 +423,15 @@ class StageRunner:
         """One optimizer step (all micro-batches of global batch `step`); returns its log record."""
         run, plan, accelerator = self.run_config, self.plan, self.accelerator
         tick = time.perf_counter()
-        epoch, in_epoch = divmod(step, plan.steps_per_epoch)
-        if epoch not in self._orders:
-            self._orders.clear()
-            group = plan.global_batch if run.data.group_by_length else 0
-            self._orders[epoch] = schedule.epoch_order(len(self.items), self.recipe.run.seed, epoch, self.lengths, group)
-        indices = schedule.step_indices(plan, self._orders[epoch], in_epoch)
-        global_targets = sum(self.targets[i] for i in indices)
+        indices = self.step_indices(step)
+        global_targets = int(self.targets[indices].sum())
         lr = schedule.lr_at(step, plan.total_steps, run.lr, run.warmup_ratio, run.scheduler)
         for group_, base_lr in zip(self.optimizer.param_groups, self.group_base_lrs):
             group_["lr"] = schedule.lr_at(step, plan.total_steps, base_lr, run.warmup_ratio, run.scheduler)
         micro = schedule.micro_batches(indices, run.grad_accum, self.world, self.rank)
         local_loss = torch.zeros((), device=self.device)
-        for k, part in enumerate(micro):
-            batch = self._batch([self.items[i] for i in part])
+        for k, collated in enumerate(self.micro_batches(step)):
+            batch = self._batch(collated)
             if self.self_sharded:
                 # FSDP2: gradients are reduce-scattered only on the last micro-batch
                 self.module.set_requires_gradient_sync(k == len(micro) - 1)
@@ -390,8 +459,8 @@ class StageRunner:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         seconds = time.perf_counter() - tick
-        tokens = sum(self.lengths[i] for i in indices)
-        n_images = sum(len(self.items[i]["images"]) for i in indices)
+        tokens = int(self.lengths[indices].sum())
+        n_images = int(self.n_images[indices].sum())
         flops = step_flops(self._sizes, tokens, n_images * self._patches_per_image)
         return {
             "step": step + 1, "epoch": round((step + 1) / plan.steps_per_epoch, 4), "loss": step_loss, "lr": lr,
@@ -400,14 +469,13 @@ class StageRunner:
             "mfu": flops / seconds / (self.recipe.run.peak_flops * self.world),
         }
 
-    def _batch(self, batch_items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def _batch(self, collated: dict[str, Any]) -> dict[str, torch.Tensor]:
         from scitune.prompting import model_inputs
 
-        collated = self.collate(batch_items)
         batch = model_inputs(collated)
         if self.cache is not None:
-            # a packed batch lists its images in packed order
-            paths = collated.get("image_paths", [p for item in batch_items for p in item["images"]])
+            # a packed batch lists its images in packed order (BatchCollate adds them otherwise)
+            paths = collated["image_paths"]
             if paths:
                 with self.accelerator.autocast():
                     batch["vision_features"] = self.cache.features(self.llava, paths, self.images)
