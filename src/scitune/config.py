@@ -18,6 +18,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from scitune.errors import ScituneError
@@ -372,7 +373,6 @@ def _stage_where(stage: Any, index: int) -> str:
 def load_recipe(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Reads a YAML recipe and applies `key=value` overrides (dotted keys; a stage is addressed
     by its name, e.g. `align.lr=1e-3`, `model.preset=tiny`, `run.out=runs/x`)."""
-    from pathlib import Path
 
     from scitune.io.read import read_yaml
 

@@ -7,6 +7,8 @@ Both are shown as one line (`scitune: error: <message>`) with no traceback (unle
 The message names the input (record, file, option) and the reason.
 """
 
+import errno
+
 
 class ScituneError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
@@ -27,7 +29,6 @@ _INPUT_ERRNOS = {"ENOENT", "ENOTDIR", "EISDIR", "EACCES", "EPERM", "ENAMETOOLONG
 
 def describe_failure(err: BaseException) -> tuple[str, int]:
     """One line and an exit code for any exception that reaches the command line."""
-    import errno
 
     if isinstance(err, (ScituneError, RunFailed)):
         return _one_line(str(err)), err.exit_code

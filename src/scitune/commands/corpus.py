@@ -4,6 +4,7 @@ ScienceQA layouts, plus the figures' data and a manifest)."""
 from __future__ import annotations
 
 import argparse
+import time
 
 from scitune.cli import add_command
 
@@ -38,7 +39,6 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run(args) -> int:
-    import time
 
     from scitune.data.corpus import build_corpus
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from scitune.cli import HelpFormatter, add_command, nonnegative_int, positive_int
@@ -207,7 +208,6 @@ def run_validate(args) -> int:
 
 
 def run_overlap(args) -> int:
-    import json
 
     from scitune.data.ingest.overlap import find_overlaps, listing, load_items
 

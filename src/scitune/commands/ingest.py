@@ -4,6 +4,9 @@ the SciCap challenge layout that `scitune data scicap` reads."""
 from __future__ import annotations
 
 import argparse
+import math
+import tempfile
+from pathlib import Path
 
 from scitune.cli import add_command
 from scitune.errors import ScituneError
@@ -46,9 +49,6 @@ def _ratios(value: str) -> tuple[float, float, float]:
 def _classifier(model_dir: str):
     """figure rows -> (most likely SciCap type, its probability) from the model's likelihood of
     each type name as the answer to the figure-type question."""
-    import math
-    import tempfile
-    from pathlib import Path
 
     from scitune.data.corpus.vocab import FIGURE_TYPES
     from scitune.data.instructions import FIGURE_TYPE

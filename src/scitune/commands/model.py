@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from scitune.cli import add_command
 
@@ -50,7 +51,6 @@ def register(subparsers) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from scitune.config import ModelConfig
     from scitune.errors import ScituneError

