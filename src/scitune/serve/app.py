@@ -46,8 +46,12 @@ log = logging.getLogger("scitune.serve")
 
 
 class BodyLimit:
-    """ASGI middleware: reads a request body whole, up to `max_bytes` (413 beyond, from the
-    Content-Length header when there is one, else while reading), then hands it on."""
+    """ASGI middleware: reads a request body whole, up to `max_bytes`, then hands it on. A body
+    over the limit is answered 413 (from its Content-Length header when it has one, else once the
+    limit is passed); the rest of it is read and dropped first, up to `DRAIN_BYTES`, so that the
+    client, still sending, reads the answer instead of a reset connection."""
+
+    DRAIN_BYTES = 64 * 1024**2
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -57,12 +61,15 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
+        too_large = f"the request body is over the limit of {self.max_bytes} bytes"
         if declared is not None:
             try:
                 size = int(declared)
             except ValueError:
                 return await _send_error(send, 400, "Content-Length is not a number", "invalid_content_length")
             if size > self.max_bytes:
+                if size <= self.DRAIN_BYTES:
+                    await _drain(receive, self.DRAIN_BYTES)
                 return await _send_error(send, 413, f"the request body is {size} bytes, over the limit of {self.max_bytes}",
                                          "body_too_large")
         chunks, size = [], 0
@@ -73,8 +80,9 @@ class BodyLimit:
             body = message.get("body", b"")
             size += len(body)
             if size > self.max_bytes:
-                return await _send_error(send, 413, f"the request body is over the limit of {self.max_bytes} bytes",
-                                         "body_too_large")
+                if message.get("more_body", False):
+                    await _drain(receive, self.DRAIN_BYTES)
+                return await _send_error(send, 413, too_large, "body_too_large")
             chunks.append(body)
             if not message.get("more_body", False):
                 break
@@ -88,6 +96,17 @@ class BodyLimit:
             return await receive()
 
         return await self.app(scope, replay, send)
+
+
+async def _drain(receive, budget: int) -> None:
+    """Reads and drops the rest of a request body, up to `budget` bytes."""
+    while budget > 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _send_error(send, status: int, message: str, code: str) -> None:

@@ -87,15 +87,16 @@ class RowDecoder:
 
     def _settled(self, text: str) -> str:
         """The part of `text` no later token can change."""
-        text = text.rstrip()
-        while text.endswith(REPLACEMENT):
-            text = text[:-1]
-        for s in self.stop:  # hold back a suffix that could start a stop string
-            for k in range(min(len(s) - 1, len(text)), 0, -1):
-                if s.startswith(text[-k:]):
-                    text = text[:-k]
-                    break
-        return text
+        while True:
+            before = text
+            text = text.rstrip().rstrip(REPLACEMENT)
+            for s in self.stop:  # hold back a suffix that could start a stop string
+                for k in range(min(len(s) - 1, len(text)), 0, -1):
+                    if s.startswith(text[-k:]):
+                        text = text[:-k]
+                        break
+            if text == before:
+                return text
 
     def _send(self, settled: str) -> None:
         if len(settled) > len(self.emitted) and settled.startswith(self.emitted):

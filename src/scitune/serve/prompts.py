@@ -128,6 +128,9 @@ def prepare_chat(slot: ModelSlot, request: ChatRequest, limits: ServeLimits, ima
                     pieces.append(IMAGE_TOKEN)
         texts += [p for p in pieces if p != IMAGE_TOKEN]
         turns.append({"from": ROLE_OF[message.role], "value": "\n".join(pieces)})
+    if request.messages[-1].role != "user":
+        raise ApiError(400, f"messages: the last message must be the user's (got {request.messages[-1].role})",
+                       "invalid_messages", "messages")
     _check_text(texts, limits)
     if len(urls) > limits.max_images:
         raise ApiError(413, f"the request has {len(urls)} images, over the limit of {limits.max_images}", "too_many_images", "messages")
