@@ -89,6 +89,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
 
     from scitune.eval.engine import Engine
+    from scitune.eval.runner import predict
 
     if args.model:
         from scitune.model import load_model
@@ -104,10 +105,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         items, source = questions(args.items, Path(tmp))
         engine = Engine(model, processor)  # items carry absolute image paths
-        engine.generate(items[:2], batch_size=2, max_new_tokens=2)  # warm-up
-        one, t_one = timed(lambda: engine.generate(items, 1, args.max_new_tokens))
-        many, t_many = timed(lambda: engine.generate(items, args.batch_size, args.max_new_tokens))
-        picks, t_like = timed(lambda: engine.choose(items))
+        predict(engine, items[:2], "generate", batch_size=2, max_new_tokens=2)  # warm-up
+        one, t_one = timed(lambda: [r["text"] for r in predict(engine, items, "generate", 1, args.max_new_tokens)])
+        many, t_many = timed(lambda: [r["text"] for r in predict(engine, items, "generate", args.batch_size, args.max_new_tokens)])
+        picks, t_like = timed(lambda: predict(engine, items, "likelihood"))
 
     n = len(items)
     rows = [

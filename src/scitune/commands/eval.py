@@ -97,15 +97,18 @@ def register(subparsers) -> None:
         "scitune eval mathvista --problems testmini.json --predictions output.json --out runs/eval-mathvista",
     )
     mv.add_argument("--problems", required=True, help="MathVista problems, e.g. testmini.json (pid -> record)")
-    mv.add_argument(
-        "--predictions", required=True, help="the authors' output .json (with `extraction`) or our predictions .jsonl"
+    msource = mv.add_mutually_exclusive_group(required=True)
+    msource.add_argument(
+        "--predictions", help="the authors' output .json (with `extraction`) or our predictions .jsonl"
     )
+    msource.add_argument("--model", help="checkpoint directory to run on the problems (--images: their image folder)")
     mv.add_argument(
         "--extraction",
         default="auto",
         choices=("auto", "rules"),
         help="auto: a record's stored `extraction` where it has one, rules otherwise; rules: always from the text",
     )
+    _model_options(mv, modes=False)
     mv.add_argument("--out", help="folder for metrics.json (the authors' scores layout) and scored.jsonl")
     mv.set_defaults(func=run_mathvista)
 
@@ -251,7 +254,11 @@ def run_captions(args: argparse.Namespace) -> int:
 def run_mathvista(args: argparse.Namespace) -> int:
     from scitune.eval import mathvista
     from scitune.eval.tables import format_table
+    from scitune.eval.tasks import MathVistaTask
 
+    if args.model:
+        _run(MathVistaTask.from_file(args.problems, args.limit), args, ["generate"])
+        return 0
     result = mathvista.score_files(args.problems, args.predictions, extraction=args.extraction)
     scores = result.metrics()
     rows = [("overall", scores["average"])]

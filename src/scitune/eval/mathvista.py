@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +51,8 @@ from pathlib import Path
 
 from scitune.errors import ScituneError
 from scitune.eval.answers import LETTERS, parse_answer
+from scitune.io.atomic import write_json, write_jsonl
+from scitune.io.read import read_json, read_text
 
 QUESTION_TYPES = ("multi_choice", "free_form")
 ANSWER_TYPES = ("text", "integer", "float", "list")
@@ -142,25 +143,11 @@ class MathVistaResult:
 
 
 def _read_text(path: Path, what: str) -> str:
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise ScituneError(f"{path}: cannot read {what} ({err.strerror})") from None
-    if size > MAX_FILE_BYTES:
-        raise ScituneError(f"{path}: {what} file is {size} bytes, more than the {MAX_FILE_BYTES} allowed")
-    try:
-        return path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise ScituneError(f"{path}: cannot read {what} ({err.strerror})") from None
-    except UnicodeDecodeError as err:
-        raise ScituneError(f"{path}: {what} is not UTF-8 text (bad byte at offset {err.start})") from None
+    return read_text(path, MAX_FILE_BYTES, what)
 
 
 def _read_json(path: Path, what: str):
-    try:
-        return json.loads(_read_text(path, what))
-    except json.JSONDecodeError as err:
-        raise ScituneError(f"{path}: {what} is not valid JSON ({err.msg} at line {err.lineno})") from None
+    return read_json(path, MAX_FILE_BYTES, what)
 
 
 def _records(data, path: Path, what: str) -> list[tuple[str, dict]]:
@@ -561,21 +548,10 @@ def score_files(problems_path: str | Path, predictions_path: str | Path, extract
 # ----------------------------------------------------------------------------- writing
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_results(result: MathVistaResult, out_dir: str | Path) -> Path:
     """metrics.json (the authors' scores layout) and scored.jsonl (one line per problem: the
     extraction, the normalised prediction, the answer, true_false), each written atomically."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(out / "metrics.json", json.dumps(result.metrics(), indent=2, ensure_ascii=False) + "\n")
-    lines = "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in result.items)
-    _write_atomically(out / "scored.jsonl", lines)
+    write_json(out / "metrics.json", result.metrics())
+    write_jsonl(out / "scored.jsonl", (item.to_json() for item in result.items))
     return out / "metrics.json"

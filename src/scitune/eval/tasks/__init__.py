@@ -4,6 +4,7 @@ outputs -> rows, rows -> metrics. Their prompt settings and columns are data on 
 
 from scitune.eval.tasks.captions import CaptionTask
 from scitune.eval.tasks.figure_type import FigureTypeTask
+from scitune.eval.tasks.mathvista import MathVistaTask
 from scitune.eval.tasks.scienceqa import ScienceQATask
 
-__all__ = ["CaptionTask", "FigureTypeTask", "ScienceQATask"]
+__all__ = ["CaptionTask", "FigureTypeTask", "MathVistaTask", "ScienceQATask"]
