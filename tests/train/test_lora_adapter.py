@@ -3,7 +3,7 @@
 import json
 
 import torch
-from peft import PeftModel
+from peft import AutoPeftModel, PeftModel
 from safetensors.torch import load_file
 from transformers import LlavaForConditionalGeneration
 
@@ -30,5 +30,8 @@ def test_adapter_records_its_base_and_loads_with_peft(tmp_path):
     key = "model.language_model.layers.0.self_attn.q_proj.weight"
     saved = next(k for k in final if k.endswith("layers.0.self_attn.q_proj.weight"))
     torch.testing.assert_close(merged[key], final[saved], atol=1e-5, rtol=0)
+    auto = AutoPeftModel.from_pretrained(str(stage / "adapter"))  # the base found from the adapter alone
+    assert isinstance(auto.get_base_model(), LlavaForConditionalGeneration)
+    torch.testing.assert_close(auto.merge_and_unload().state_dict()[key], final[saved], atol=1e-5, rtol=0)
     base_weights = load_file(str(stage / "base" / "model.safetensors"))
     assert not torch.allclose(base_weights[saved], final[saved])  # the adapter changed the weights
