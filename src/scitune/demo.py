@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -355,6 +356,14 @@ def run_demo(
     summary["timings_s"] = timer.timings
     write_json(out / "metrics.json", summary)
     return summary
+
+
+def serve_command(out: str | Path) -> str:
+    """The `scitune serve` command for the demo's two models, side by side on the page: stage 2
+    with stage 1 (`scitune`) and without it (`no-align`), the paper's ablation."""
+    out = Path(out)
+    return (f"scitune serve --model scitune={shlex.quote(str(out / 'scitune' / 'instruct' / 'final'))} "
+            f"--model no-align={shlex.quote(str(out / 'no-align' / 'instruct' / 'final'))}")
 
 
 def summary_table(summary: dict[str, Any]) -> str:

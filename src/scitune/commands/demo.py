@@ -26,10 +26,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from scitune.demo import run_demo, summary_table
+    from scitune.demo import run_demo, serve_command, summary_table
 
     summary = run_demo(args.out, preset=args.preset, quick=args.quick, seed=args.seed, overwrite=args.overwrite)
     print()
     print(summary_table(summary))
     print(f"\nreport: {Path(args.out) / 'report.html'}\nmetrics: {Path(args.out) / 'metrics.json'}")
+    print(f"\nask the models about a figure (API and page at http://127.0.0.1:8000/):\n  {serve_command(args.out)}")
     return 0
