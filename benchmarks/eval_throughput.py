@@ -108,13 +108,13 @@ def main(argv=None) -> int:
         predict(engine, items[:2], "generate", batch_size=2, max_new_tokens=2)  # warm-up
         one, t_one = timed(lambda: [r["text"] for r in predict(engine, items, "generate", 1, args.max_new_tokens)])
         many, t_many = timed(lambda: [r["text"] for r in predict(engine, items, "generate", args.batch_size, args.max_new_tokens)])
-        picks, t_like = timed(lambda: predict(engine, items, "likelihood"))
+        picks, t_like = timed(lambda: predict(engine, items, "likelihood", args.batch_size))
 
     n = len(items)
     rows = [
         ("generate, batch 1", t_one, n / t_one),
         (f"generate, batch {args.batch_size}", t_many, n / t_many),
-        ("likelihood (1 forward / question)", t_like, n / t_like),
+        (f"likelihood (shared prefix, batch {args.batch_size})", t_like, n / t_like),
     ]
     result = {
         "items": n,

@@ -62,7 +62,7 @@ def predict(
                 "question_id": item.question_id, "prompt": item.prompt, "text": item.options[choice], "mode": mode,
                 "choice": choice, "option_scores": scores, **item.extra,
             }
-            for item, (choice, scores) in zip(items, engine.choose(items, progress=progress))
+            for item, (choice, scores) in zip(items, engine.choose(items, progress=progress, batch_size=batch_size))
         ]
     raise ScituneError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
 

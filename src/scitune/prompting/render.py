@@ -39,6 +39,7 @@ DROP_IMAGE = "image_does_not_fit"
 DROP_TARGET = "target_does_not_fit"
 
 IMAGE_PLACEMENTS = ("front", "keep")
+CHARS_PER_TOKEN_BOUND = 64  # a prompt longer than this many characters per position cannot fit
 
 
 class LabelMaskError(ScituneError):
@@ -271,6 +272,13 @@ class Renderer:
         """The generation prompt: every turn up to the last human one, then the template's
         generation prompt. `reserve` tokens (the generation budget) must fit after it."""
         sample_id = str(sample.get("id"))
+        if self.max_length is not None:
+            # bound the tokenizer's work first: no tokenizer packs this many characters into a token
+            chars = sum(len(t.get("value", "")) for t in sample.get("conversations", []) if isinstance(t, dict) and isinstance(t.get("value"), str))
+            if chars > CHARS_PER_TOKEN_BOUND * self.max_length:
+                raise ScituneError(
+                    f"sample {sample_id!r}: the prompt is {chars} characters, more than the model's {self.max_length} positions can hold"
+                )
         ids, mask = self._render(sample, prompt_only=True)
         ids, _, _ = _expand(ids, mask, self.image_id, self.image_tokens)
         if self.max_length is not None and len(ids) + reserve > self.max_length:
