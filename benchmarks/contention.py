@@ -1,7 +1,7 @@
 """CPU contention: how much slower a short tiny training run and a short batched evaluation get
 when other programs keep the CPU busy, with scitune's thread defaults and with torch's.
 
-    python benchmarks/contention.py [--busy 0,1,2] [--steps 12] [--items 24] [--repeats 1]
+    python benchmarks/contention.py [--busy 0,1,2,0] [--steps 12] [--items 24] [--repeats 1]
                                     [--timeout 300] [--keep DIR] [--json benchmarks/results/contention.json]
     python benchmarks/contention.py --demo     (`scitune demo --quick` alone, then beside 1 busy process)
 
@@ -19,7 +19,8 @@ built-in corpus (40 figures) and a random-init tiny base:
 
 The load: 0, 1 and 2 busy-loop Python processes (`while True: pass`) that this script starts
 before a case and kills after it (always, in a `finally`; each also stops by itself after 20
-minutes). The configurations take turns within a case. A slowdown is a run's wall time over the
+minutes). The configurations take turns within a case; the case with none runs first and again
+last (the faster run is the reference), so background load at one moment weighs less. A slowdown is a run's wall time over the
 same configuration's time with no busy process; the wall time is the whole command, start-up
 included, which is what a user waits for (train also shows the training loop's own seconds).
 A run that passes --timeout is stopped and shown as ">T": its ratio is a lower bound.
@@ -161,7 +162,8 @@ def demo(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--busy", default="0,1,2", help="busy processes per case, comma-separated (0 first)")
+    parser.add_argument("--busy", default="0,1,2,0", help="busy processes per case, comma-separated, 0 first; "
+                        "a count given twice keeps the faster run")
     parser.add_argument("--workloads", default="train,eval", help="train, eval or both")
     parser.add_argument("--steps", type=int, default=12, help="training steps (batch 8)")
     parser.add_argument("--items", type=int, default=24, help="evaluation questions (batches of 8)")
@@ -197,7 +199,7 @@ def main(argv=None) -> int:
         paths = prepare(workdir, log)
         # one short run first, discarded: the first process after the build reads cold files
         scitune(workload_args("train", paths, workdir / "runs" / "warm-up", 1, 8), env_for("ours"))
-        for busy in cases:
+        for case, busy in enumerate(cases):
             before = load_average()
             processes = start_busy(busy)
             try:
@@ -205,7 +207,7 @@ def main(argv=None) -> int:
                 for workload in workloads:
                     for attempt in range(args.repeats):
                         for config in CONFIGS:  # taking turns, so a busy spell hits both alike
-                            out = workdir / "runs" / f"{workload}-{busy}-{config}-{attempt}"
+                            out = workdir / "runs" / f"{workload}-{case}-{busy}-{config}-{attempt}"
                             wall, output = scitune(workload_args(workload, paths, out, args.steps, args.items),
                                                    env_for(config), timeout=args.timeout)
                             match = TRAIN_SECONDS.search(output) if wall is not None else None
@@ -220,6 +222,7 @@ def main(argv=None) -> int:
                 stop_busy(processes)
             log(f"  load average before / after the {busy}-busy case: {before} / {load_average()}")
 
+    cases = list(dict.fromkeys(cases))  # a count run twice is one row (its faster run)
     print()
     print(f"slowdown beside busy-loop processes on {cpus} CPUs (wall seconds of the whole command; "
           f"x = over the same configuration alone)")
@@ -248,7 +251,8 @@ def main(argv=None) -> int:
     print("  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths))))
     for row in rows:
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
-    print("loop: train's own training-loop seconds (without start-up and model loading)")
+    if "train" in workloads:
+        print("loop: train's own training-loop seconds (without start-up and model loading)")
     top = max(cases)
     if top >= 2:
         for workload in workloads:
