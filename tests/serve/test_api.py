@@ -339,3 +339,18 @@ def test_a_request_over_its_time_is_504_and_the_server_goes_on(gated):
         wait_for(lambda: batcher.stats()["running"] == 0 and batcher.stats()["pending"] == 0)
         assert c.get("/health").json()["status"] == "ok"
         assert c.post("/v1/chat/completions", json=chat("tiny", "fast again", max_tokens=3)).status_code == 200
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_row(gated):
+    start, gate = gated
+    server, batcher = start(ServeLimits(window_ms=0))
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        with c.stream("POST", "/v1/chat/completions", json=chat("tiny", "long answer", max_tokens=64, stream=True)) as streamed:
+            first = next(streamed.iter_lines())
+            assert first.startswith("data: ") and '"role": "assistant"' in first
+        # the connection is closed here, while the model thread waits at the gate
+        time.sleep(1.0)  # time for the server to see the disconnect
+        gate.set()
+        wait_for(lambda: batcher.stats()["running"] == 0 and batcher.stats()["completed"] == 1)
+        assert batcher.stats()["cancelled"] == 1
+        assert c.get("/health").json()["status"] == "ok"

@@ -164,7 +164,8 @@ def create_app(
         finally:
             await run_in_threadpool(batcher.close)
 
-    app = FastAPI(title="scitune serve", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    # no /docs: the Swagger page loads its scripts from a CDN; the schema is at /openapi.json
+    app = FastAPI(title="scitune serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.batcher = batcher
     app.state.slots = slots
     app.state.limits = limits

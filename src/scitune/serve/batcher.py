@@ -96,6 +96,7 @@ class Batcher:
         self.batch_sizes: Counter[int] = Counter()
         self.completed = 0
         self.failed = 0
+        self.cancelled = 0  # requests ended early because their client left or timed out
 
     # ------------------------------------------------------------------ the event-loop side
     def start(self) -> None:
@@ -129,6 +130,7 @@ class Batcher:
         return {
             "pending": pending, "running": self.running, "max_queue": self.limits.max_queue,
             "max_batch": self.limits.max_batch, "completed": self.completed, "failed": self.failed,
+            "cancelled": self.cancelled,
             "batches": sum(self.batch_sizes.values()),
             "largest_batch": max(self.batch_sizes, default=0),
             "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
@@ -242,5 +244,6 @@ class Batcher:
             for job in batch:
                 slot.images.release(job.prepared.pixels)
         for job, row in zip(batch, rows):
+            self.cancelled += row.finish_reason == "cancelled"
             text = row.finish()
             job.send("done", Result(text, row.finish_reason or "length", job.prepared.prompt_tokens, row.count))
