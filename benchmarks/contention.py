@@ -193,6 +193,7 @@ def main(argv=None) -> int:
     log(f"{cpus} usable CPUs; load average at start: {load_average()}")
     started = time.perf_counter()
     results: dict[tuple, dict] = {}
+    every_run: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="scitune-contention-") as tmp:
         workdir = Path(args.keep) if args.keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -213,6 +214,8 @@ def main(argv=None) -> int:
                             match = TRAIN_SECONDS.search(output) if wall is not None else None
                             loop = float(match.group(1)) if match else None
                             key = (workload, busy, config)
+                            every_run.append({"workload": workload, "case": case, "busy": busy, "config": config,
+                                              "wall_seconds": wall, "loop_seconds": loop, "load_average": load_average()})
                             kept = results.get(key)
                             if kept is None or (wall is not None and (kept["wall"] is None or wall < kept["wall"])):
                                 results[key] = {"wall": wall, "loop": loop}
@@ -273,6 +276,7 @@ def main(argv=None) -> int:
         "repeats": args.repeats, "timeout": args.timeout, "seconds": total,
         "runs": [{"workload": w, "busy": b, "config": c, "wall_seconds": r["wall"], "loop_seconds": r["loop"]}
                  for (w, b, c), r in results.items()],
+        "every_run": every_run,
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
