@@ -265,6 +265,10 @@ class DataConfig:
     # also the processes of the one-off validation/indexing pass
     num_workers: int = field(default=0, metadata=ge(0, 64))
     on_bad_record: str = field(default="fail", metadata=one_of(*ON_BAD_RECORD))  # "fail": list the bad records and stop; "skip": drop and count them
+    # leakage guard: evaluation sets (as `scitune data overlap --against` takes them: a ScienceQA
+    # release folder, a corpus, a SciCap-layout file, any LLaVA JSON; `PATH=IMAGES` for its images)
+    # that the training figures and texts must not overlap; training refuses to start when they do
+    fail_on_overlap_with: list[str] = field(default_factory=list)
 
 
 @dataclass

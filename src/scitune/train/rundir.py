@@ -51,6 +51,27 @@ def check_inputs(recipe: Recipe, names: list[str]) -> None:
             raise ScituneError(f"{where}.train {run.data.train!r}: no such file")
         if run.data.images and not Path(run.data.images).is_dir():
             raise ScituneError(f"{where}.images {run.data.images!r}: no such folder")
+        if run.data.fail_on_overlap_with:
+            check_no_overlap(run, where)
+
+
+def check_no_overlap(run, where: str) -> None:
+    """The leakage guard: the stage's training file against its `fail_on_overlap_with` sets."""
+    try:
+        from scitune.data.ingest.overlap import find_overlaps, listing, load_items
+    except ImportError as err:
+        raise ScituneError(
+            f"{where}.fail_on_overlap_with needs the ingest extra ({err.name} is missing): pip install 'scitune[ingest]'"
+        ) from None
+    train = load_items(run.data.train, images=run.data.images or None)
+    evals = [item for spec in run.data.fail_on_overlap_with for item in load_items(spec)]
+    overlaps = find_overlaps(train, evals)
+    if overlaps:
+        first = listing(overlaps, limit=1).splitlines()[0]
+        raise ScituneError(
+            f"{where}.train {run.data.train}: {len(overlaps)} overlap(s) with the evaluation sets of "
+            f"{where}.fail_on_overlap_with (first: {' '.join(first.split())}); see scitune data overlap"
+        )
 
 
 def check_run_dir(recipe: Recipe, resume: bool, overwrite: bool, names: list[str]) -> Path:
