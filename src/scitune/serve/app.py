@@ -205,7 +205,7 @@ def create_app(
         except QueueFull as err:
             raise ApiError(429, f"the server is busy ({err}); retry shortly", "queue_full") from None
         except Closed as err:
-            raise ApiError(503, str(err), "shutting_down") from None
+            raise ApiError(503, str(err), "unavailable") from None
         return job
 
     async def next_event(job: Job, deadline: float):
@@ -233,7 +233,9 @@ def create_app(
     # ------------------------------------------------------------------ info
     @app.get("/health")
     async def health():
-        return {"status": "ok", "version": __version__, "models": list(slots), "queue": batcher.stats()}
+        body = {"status": "ok" if batcher.alive else "down", "version": __version__, "models": list(slots),
+                "queue": batcher.stats()}
+        return JSONResponse(body, status_code=200 if batcher.alive else 503)
 
     @app.get("/v1/models")
     async def models():

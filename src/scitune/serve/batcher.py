@@ -104,10 +104,14 @@ class Batcher:
             self._thread = threading.Thread(target=self._work, name="scitune-model", daemon=True)
             self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def submit(self, job: Job) -> None:
         with self._cond:
-            if self._closed:
-                raise Closed("the server is shutting down")
+            if self._closed or not self.alive:
+                raise Closed("the server is shutting down" if self._closed else "the model thread has stopped")
             if len(self._pending) >= self.limits.max_queue:
                 raise QueueFull(f"{len(self._pending)} requests are waiting, the most this server queues")
             self._pending.append(job)
