@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from scitune.data.ingest.limits import DEFAULT_LIMITS, Limits
 from scitune.errors import ScituneError
+from scitune.io.read import check_file
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", ".gz")
 
@@ -55,12 +56,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, limits:
     """Unpacks `archive` into the (new or empty) folder `dest` and returns `dest`."""
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    try:
-        size = archive.stat().st_size
-    except OSError as err:
-        raise ScituneError(f"{archive}: cannot read ({err.strerror})") from None
-    if size > limits.archive_bytes:
-        raise ScituneError(f"{archive}: {size} bytes, more than the limit of {limits.archive_bytes}")
+    check_file(archive, limits.archive_bytes, "archive")
     try:
         is_tar = tarfile.is_tarfile(archive)
     except OSError as err:

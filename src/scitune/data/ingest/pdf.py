@@ -23,6 +23,7 @@ from scitune.data.ingest.limits import DEFAULT_LIMITS, Limits
 from scitune.data.ingest.records import Figure, Paper
 from scitune.data.ingest.text import clean_text, sentences
 from scitune.errors import ScituneError
+from scitune.io.read import check_file
 
 CAPTION = re.compile(r"^\s*(?:Figure|FIGURE|Fig\.|FIG\.|Fig|FIG)\s*(S?\d+)\s*[:.|\u2013\u2014-]\s*")
 FIGURE_REF = re.compile(r"\b(?:Figures?|FIGURES?|Figs?\.?|FIGS?\.?)\s*((?:S?\d+[a-z]?(?:\s*(?:,|and|&|\u2013|-)\s*)?)+)")
@@ -64,12 +65,7 @@ def open_pdf(path: Path, limits: Limits = DEFAULT_LIMITS, max_pages: int | None 
     """A pypdfium2 document, after the size and page-count bounds (the PDF-bomb guard)."""
     import pypdfium2 as pdfium
 
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise ScituneError(f"{path}: cannot read ({err.strerror})") from None
-    if size > limits.pdf_bytes:
-        raise ScituneError(f"{path}: {size} bytes, more than the limit of {limits.pdf_bytes}; refused")
+    check_file(path, limits.pdf_bytes, "PDF")
     try:
         pdf = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as err:
