@@ -3,11 +3,18 @@
 - `ScituneError`: bad input from the user (a file, record, option or setting): exit code 2.
 - `RunFailed`: the input was fine but the run could not finish (a training step failed, a
   device is missing, ...): exit code 1.
-Both are shown as one line (`scitune: error: <message>`) with no traceback (unless `--debug`).
+- `Interrupted`: Ctrl-C or SIGTERM after saving what a run resumes from: exit code 130.
+All are shown as one line (`scitune: error: <message>`) with no traceback (unless `--debug`).
 The message names the input (record, file, option) and the reason.
 """
 
 import errno
+
+
+class Interrupted(Exception):
+    """A run stopped by Ctrl-C or SIGTERM after saving what it can resume from: exit code 130."""
+
+    exit_code = 130
 
 
 class ScituneError(Exception):
@@ -32,6 +39,8 @@ def describe_failure(err: BaseException) -> tuple[str, int]:
 
     if isinstance(err, (ScituneError, RunFailed)):
         return _one_line(str(err)), err.exit_code
+    if isinstance(err, Interrupted):
+        return _one_line(f"interrupted; {err}"), err.exit_code
     if isinstance(err, OSError):
         names = [str(n) for n in (err.filename, err.filename2) if n is not None]
         reason = err.strerror or str(err) or type(err).__name__

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from scitune.config import Recipe, StageRun
-from scitune.errors import ScituneError
+from scitune.errors import Interrupted, ScituneError
 from scitune.progress import progress_bar
 from scitune.train import schedule
 from scitune.train.features import FeatureCache, TrainingModule
@@ -52,11 +52,11 @@ class TrainingDiverged(ScituneError):
     exit_code = 1
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(Interrupted):
     """Ctrl-C or SIGTERM: a checkpoint was saved; `--resume` continues from it."""
 
     def __init__(self, checkpoint: Path | None):
-        super().__init__(str(checkpoint))
+        super().__init__(f"checkpoint {checkpoint}; continue with --resume")
         self.checkpoint = checkpoint
 
 
