@@ -12,11 +12,11 @@ def register(subparsers) -> None:
     parser = add_command(
         subparsers, "demo",
         "Run the whole pipeline (corpus, both stages, the ablation, evaluation, report) on CPU with no downloads.",
-        "scitune demo --out runs/demo            (about 8 minutes on 2 cores)\n  scitune demo --quick --out runs/quick",
+        "scitune demo --out runs/demo            (about 10 minutes on 2 cores)\n  scitune demo --quick --out runs/quick",
     )
     parser.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     parser.add_argument("--preset", default="tiny", choices=("tiny", "smollm2-135m"))
-    parser.add_argument("--quick", action="store_true", help="the same path at reduced size (about 2.5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="the same path at reduced size (about 3 minutes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--overwrite", action="store_true", help="write into a non-empty folder that is not an earlier demo's"
