@@ -1,6 +1,5 @@
 """Every shipped recipe parses against the config schema; accelerate configs are valid YAML."""
 
-from pathlib import Path
 
 import pytest
 import yaml
