@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scitune.io.atomic import write_json
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RECIPE = ROOT / "recipes" / "tiny-cpu.yaml"
@@ -278,8 +280,7 @@ def main(argv=None) -> int:
                  for (w, b, c), r in results.items()],
         "every_run": every_run,
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)  # atomic; makes the folder
     print(f"wrote {args.json}")
     return 0
 

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scitune.io.atomic import write_json
+
 
 def questions(count: int, workdir: Path):
     from scitune.eval.answers import letter
@@ -136,8 +138,7 @@ def main(argv=None) -> int:
     for name, seconds, ips in rows:
         print(f"{name.ljust(width)}  {seconds:8.2f}  {ips:8.2f}")
     print(f"batch {args.batch_size} vs batch 1: {result['speedup_batchN_over_batch1']:.2f}x; identical predictions: {one == many}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)  # atomic; makes the folder
     print(f"wrote {args.out}")
     return 0 if one == many else 1
 

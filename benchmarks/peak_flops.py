@@ -16,12 +16,13 @@ JSON (default benchmarks/results/peak_flops.json). Run it when the machine is qu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
 from pathlib import Path
+
+from scitune.io.atomic import write_json
 
 
 def cpu_name() -> str:
@@ -130,8 +131,7 @@ def main(argv=None) -> int:
     print(f"{threads} threads together: {peak_all:.3g} FLOP/s" + (
         f"; one thread: {peak_one:.3g} FLOP/s (x {threads} = {peak_one * threads:.3g})" if peak_one is not None else ""))
     print(f"peak: {peak:.3g} FLOP/s ({method}); use it as run.peak_flops")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)  # atomic; makes the folder
     print(f"wrote {args.json}")
     return 0
 

@@ -21,13 +21,14 @@ import argparse
 import asyncio
 import base64
 import io
-import json
 import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from scitune.io.atomic import write_json
 
 PROMPTS = ["What type of figure is this?", "Describe the figure in detail.", "Which axis shows time?",
            "Is the trend rising or falling?", "Name the largest bar.", "Write a caption for this figure.",
@@ -149,8 +150,7 @@ def main(argv=None) -> int:
         "machine": platform.machine(), "ratio": ratio, "identical_answers": identical,
         "configurations": {name: {k: v for k, v in r.items() if k != "texts"} for name, r in best.items()},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)  # atomic; makes the folder
     return 0 if identical else 1
 
 

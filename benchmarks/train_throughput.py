@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scitune.io.atomic import write_json
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RECIPES = {"tiny": ROOT / "recipes" / "tiny-cpu.yaml", "smollm2-135m": ROOT / "recipes" / "smollm2-cpu.yaml"}
@@ -63,9 +65,9 @@ INSTRUCT_FORMAT = "QCM-LEPA"  # LLaVA-1's ScienceQA training format: lecture, ex
 def build_data(workdir: Path, samples: int, log) -> dict[str, str]:
     """The built-in corpus and the two stages' instruction files, `samples` records each."""
     from scitune.data.corpus import build_corpus
+    from scitune.data.sample import write_samples
     from scitune.data.scicap import build_instructions, read_scicap
     from scitune.data.scienceqa import build_scienceqa_samples, read_problems
-    from scitune.data.sample import write_samples
 
     corpus = workdir / "corpus"
     # 80 % of the figures are in the train split; ScienceQA adds figures // 2 text-only problems.
@@ -299,9 +301,9 @@ def main(argv=None) -> int:
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
 
-    from scitune.config import RunConfig
-
     import torch
+
+    from scitune.config import RunConfig
 
     all_threads = torch.get_num_threads()
     peak_flops = args.peak_flops or RunConfig().peak_flops
@@ -393,8 +395,7 @@ def main(argv=None) -> int:
         "seconds": total,
         "rows": rows,
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)  # atomic; makes the folder
     print(f"wrote {args.json}")
     return 0
 
