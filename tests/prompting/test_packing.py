@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from scitune.config import LoraConfig, ModelConfig, StageConfig, load_recipe
+from scitune.model.attention import use_varlen_attention
 from scitune.prompting import IGNORE_INDEX, ImageLoader, PaddingCollator, Renderer, model_inputs
 from scitune.prompting.packing import PackingCollator, attention_layout, first_fit, padded_tokens
 from scitune.train.features import TrainingModule
@@ -111,7 +112,8 @@ def test_padding_fraction_counts():
 
 
 def test_unknown_attention_implementation_is_refused():
-    assert attention_layout("sdpa") == "bool" and attention_layout("flash_attention_2") == "flat"
+    assert attention_layout("sdpa") == "flat" and attention_layout("flash_attention_2") == "flat"
+    assert attention_layout("eager") == "float"
     with pytest.raises(Exception, match="not supported with packing"):
         attention_layout("flex_attention")
 
@@ -127,8 +129,10 @@ def _loss_and_grads(model, batch, normaliser):
 
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
-@pytest.mark.parametrize("layout", ["bool", "float", "flat"])
+@pytest.mark.parametrize("layout", ["bool", "float", "flat", "varlen"])
 def test_packed_loss_and_gradients_equal_unpacked(tiny, dataset, lora, layout):
+    """"flat" with SDPA: transformers builds a dense block mask from the position ids; "varlen":
+    the same flat row through scitune.model.attention (SDPA per sample, what training uses)."""
     import copy
 
     from scitune.model import apply_stage
@@ -142,15 +146,19 @@ def test_packed_loss_and_gradients_equal_unpacked(tiny, dataset, lora, layout):
                 if "lora_B" in name:
                     param.normal_(0, 0.02)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.set_attn_implementation({"bool": "sdpa", "float": "eager", "flat": "sdpa"}[layout])
+    base.set_attn_implementation({"bool": "sdpa", "float": "eager", "flat": "sdpa", "varlen": "sdpa"}[layout])
     model.train()
     items = _items(processor, dataset)
     images = ImageLoader(processor.image_processor, dataset[1])
     normaliser = sum(supervised_tokens(i) for i in items)
     plain = model_inputs(PaddingCollator(processor.tokenizer.pad_token_id, images)(items))
-    packed = model_inputs(PackingCollator(processor.tokenizer.pad_token_id, images, layout=layout, limit=256)(items))
+    packed = model_inputs(PackingCollator(processor.tokenizer.pad_token_id, images, layout=layout.replace("varlen", "flat"), limit=256)(items))
     assert packed["input_ids"].numel() < plain["input_ids"].numel()
     loss_a, grads_a = _loss_and_grads(model, plain, normaliser)
+    if layout == "varlen":
+        use_varlen_attention(base)
+        with pytest.raises(ValueError, match="needs cu_seq_lens_q"):  # a padded batch is refused, not misread
+            _loss_and_grads(model, plain, normaliser)
     loss_b, grads_b = _loss_and_grads(model, packed, normaliser)
     assert grads_a.keys() == grads_b.keys() and len(grads_a) > 4
     assert abs(float(loss_a) - float(loss_b)) <= 1e-5
@@ -160,6 +168,8 @@ def test_packed_loss_and_gradients_equal_unpacked(tiny, dataset, lora, layout):
     leaky = dict(packed)
     leaky["position_ids"] = torch.arange(packed["input_ids"].shape[1]).expand_as(packed["input_ids"])
     leaky.pop("attention_mask", None)
+    if "cu_seq_lens" in leaky:  # one sample spanning the row
+        leaky["cu_seq_lens"] = torch.tensor([0, packed["input_ids"].shape[1]], dtype=torch.int32)
     loss_c, _ = _loss_and_grads(model, leaky, normaliser)
     assert abs(float(loss_c) - float(loss_a)) > 1e-4
 

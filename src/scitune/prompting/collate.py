@@ -17,7 +17,7 @@ from scitune.errors import ScituneError
 from scitune.prompting.images import ImageLoader
 from scitune.prompting.render import IGNORE_INDEX
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values", "position_ids")
+MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values", "position_ids", "cu_seq_lens", "max_seq_len")
 
 
 def _pad(rows: list[list[int]], value: int, left: bool) -> torch.Tensor:

@@ -4,11 +4,13 @@ concatenated into one row, so a batch is mostly real tokens instead of padding.
 A micro-batch (the items the schedule gives one process for one accumulation step) is packed
 into rows by first-fit decreasing on length. Inside a row:
 - position ids restart at 0 for each sample, so every sample is positioned as it is alone;
-- attention stays inside each sample: a 4-D block-diagonal causal mask (True = may attend) for
-  SDPA, the same as an additive float mask (0 / dtype minimum) for eager attention, or, for
-  flash attention, no mask at all: the whole micro-batch is one flat row and flash attention's
-  variable-length kernel finds the sample boundaries from the position ids (transformers'
-  padding-free path);
+- attention stays inside each sample. With SDPA or flash attention the whole micro-batch is one
+  flat row without padding or mask, and `cu_seq_lens` (each sample's start, then the row's end)
+  tells the attention where samples end: flash attention's variable-length kernel on a GPU, or
+  `scitune.model.attention` (SDPA once per sample, causal) everywhere else, so attention costs
+  the sum of the squared sample lengths, not the square of the row. Eager attention gets an
+  additive 4-D block-diagonal mask (0 / dtype minimum) over rows cut by first-fit; the boolean
+  form of that mask ("bool") is kept as the reference the tests compare against;
 - the label at each sample's first position is -100, so no loss crosses a seam (the last token
   of one sample never learns to predict the first token of the next);
 - image paths (and so pixel values) are listed in the order their image tokens appear in the
@@ -32,15 +34,18 @@ from typing import Any
 import torch
 
 from scitune.errors import ScituneError
+from scitune.model.attention import VARLEN
 from scitune.prompting.images import ImageLoader
 from scitune.prompting.render import IGNORE_INDEX
 
-# attention implementation -> how the packed batch tells it where samples end
-MASKS = {"sdpa": "bool", "eager": "float", "flash_attention_2": "flat", "flash_attention_3": "flat"}
+# attention implementation -> how the packed batch tells it where samples end ("sdpa" is switched
+# to scitune.model.attention's per-sample SDPA, which reads the same boundaries as flash attention)
+MASKS = {"sdpa": "flat", VARLEN: "flat", "eager": "float", "flash_attention_2": "flat", "flash_attention_3": "flat"}
 
 
 def attention_layout(implementation: str | None) -> str:
-    """"bool" (4-D mask, SDPA), "float" (additive 4-D mask, eager) or "flat" (one row, flash)."""
+    """"flat" (one row with `cu_seq_lens`: SDPA, flash) or "float" (additive 4-D mask, eager).
+    ("bool", a 4-D boolean mask, is the tests' reference layout.)"""
     name = implementation or "eager"
     if name not in MASKS:
         raise ScituneError(
@@ -118,8 +123,9 @@ class PackingCollator:
     `{input_ids, labels, position_ids, attention_mask?, pixel_values?, ids, image_paths, rows}`.
 
     `layout`: "bool" / "float" (4-D masks; rows as `pack` cuts them, at most `limit` wide unless an
-    item is longer) or "flat" (one row, no mask); see `attention_layout`. `ids` and `image_paths` are in packed order; `rows` lists the item
-    indices of each row.
+    item is longer) or "flat" (one row, no mask, `cu_seq_lens` and `max_seq_len`); see
+    `attention_layout`. `ids` and `image_paths` are in packed order; `rows` lists the item indices
+    of each row.
     """
 
     def __init__(
@@ -180,7 +186,11 @@ class PackingCollator:
                 segments[r, at:] = segment
                 segment += 1
         batch: dict[str, Any] = {"input_ids": input_ids, "labels": labels, "position_ids": positions}
-        if self.layout != "flat":
+        if self.layout == "flat":
+            sizes = [len(items[i]["input_ids"]) for i in rows[0]]
+            batch["cu_seq_lens"] = torch.tensor([0, *sizes], dtype=torch.int32).cumsum(0, dtype=torch.int32)
+            batch["max_seq_len"] = max(sizes)
+        else:
             mask = block_causal_mask(segments)
             if self.layout == "float":
                 minimum = torch.finfo(self.mask_dtype).min

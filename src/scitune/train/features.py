@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scitune.prompting.render import IGNORE_INDEX
+
 
 class TrainingModule(nn.Module):
     def __init__(self, model):
@@ -28,32 +30,46 @@ class TrainingModule(nn.Module):
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
 
     def forward(self, batch: dict, num_items_in_batch: int) -> torch.Tensor:
-        # A packed batch (scitune.prompting.packing) brings position ids and a 4-D mask, or no mask
-        # (flash attention, one flat row); no KV cache is built while training.
-        common = dict(
-            attention_mask=batch.get("attention_mask"), labels=batch["labels"], num_items_in_batch=num_items_in_batch,
-            use_cache=False,
-        )
+        # A packed batch (scitune.prompting.packing) brings position ids and a 4-D mask, or one
+        # flat row with its sample boundaries; no KV cache is built while training.
+        labels = batch["labels"]
+        # next-token targets: position t predicts labels[t + 1]; the lm_head and the softmax run
+        # only where that target is supervised (transformers' `logits_to_keep` as a boolean mask),
+        # not over every prompt and image token; the sum is the same cross-entropy
+        targets = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+        keep = targets != IGNORE_INDEX
+        common = dict(attention_mask=batch.get("attention_mask"), logits_to_keep=keep, use_cache=False)
         if "position_ids" in batch:
             common["position_ids"] = batch["position_ids"]
+        if "cu_seq_lens" in batch:
+            bounds = batch["cu_seq_lens"].to(labels.device)
+            common.update(cu_seq_lens_q=bounds, cu_seq_lens_k=bounds, max_length_q=batch["max_seq_len"], max_length_k=batch["max_seq_len"])
+        unused = []
         if "vision_features" not in batch:
             if "pixel_values" in batch:
-                return self.model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"], **common).loss
-            # A text-only batch leaves the projector (and a trainable vision tower) out of the
-            # graph; a zero term keeps them in, so DDP sees every parameter in every step.
-            loss = self.model(input_ids=batch["input_ids"], **common).loss
-            unused = [p for p in self.llava.model.multi_modal_projector.parameters() if p.requires_grad]
-            unused += [p for p in self.llava.model.vision_tower.parameters() if p.requires_grad]
-            return loss + sum(p.sum() for p in unused) * 0.0 if unused else loss
-        llava = self.llava
-        input_ids = batch["input_ids"]
-        embeds = llava.get_input_embeddings()(input_ids)
-        image_embeds = llava.model.multi_modal_projector(batch["vision_features"]).to(embeds.dtype)
-        mask = (input_ids == llava.config.image_token_id).unsqueeze(-1).expand_as(embeds)
-        if int(mask.sum()) != image_embeds.numel():
-            raise ValueError("image tokens and cached image features do not match")
-        embeds = embeds.masked_scatter(mask, image_embeds)
-        return self.model(inputs_embeds=embeds, **common).loss
+                logits = self.model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"], **common).logits
+            else:
+                # A text-only batch leaves the projector (and a trainable vision tower) out of
+                # the graph; a zero term keeps them in, so DDP sees every parameter in every step.
+                logits = self.model(input_ids=batch["input_ids"], **common).logits
+                unused = [p for p in self.llava.model.multi_modal_projector.parameters() if p.requires_grad]
+                unused += [p for p in self.llava.model.vision_tower.parameters() if p.requires_grad]
+        else:
+            llava = self.llava
+            input_ids = batch["input_ids"]
+            embeds = llava.get_input_embeddings()(input_ids)
+            image_embeds = llava.model.multi_modal_projector(batch["vision_features"]).to(embeds.dtype)
+            mask = (input_ids == llava.config.image_token_id).unsqueeze(-1).expand_as(embeds)
+            if int(mask.sum()) != image_embeds.numel():
+                raise ValueError("image tokens and cached image features do not match")
+            embeds = embeds.masked_scatter(mask, image_embeds)
+            logits = self.model(inputs_embeds=embeds, **common).logits
+        # as transformers' causal-LM loss: fp32 cross-entropy summed, over the global count
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
+        if torch.is_tensor(num_items_in_batch):
+            num_items_in_batch = num_items_in_batch.to(loss.device)
+        loss = loss / num_items_in_batch
+        return loss + sum(p.sum() for p in unused) * 0.0 if unused else loss
 
 
 @torch.no_grad()

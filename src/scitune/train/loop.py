@@ -260,7 +260,12 @@ class StageRunner:
         if run.data.packing:
             from scitune.prompting.packing import PackingCollator, attention_layout
 
-            layout = attention_layout(self.llava.config.text_config._attn_implementation)
+            implementation = self.llava.config.text_config._attn_implementation
+            layout = attention_layout(implementation)
+            if implementation == "sdpa":  # per-sample SDPA on the flat row (scitune.model.attention)
+                from scitune.model.attention import use_varlen_attention
+
+                use_varlen_attention(self.llava)
             self.collate = PackingCollator(
                 self.processor.tokenizer.pad_token_id, None if self.cache else self.images, layout, limit=run.data.max_length
             )
@@ -479,7 +484,7 @@ class StageRunner:
             if paths:
                 with self.accelerator.autocast():
                     batch["vision_features"] = self.cache.features(self.llava, paths, self.images)
-        return {key: value.to(self.device) for key, value in batch.items()}
+        return {key: value.to(self.device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
 
     # ------------------------------------------------------------------ saving
     def save_checkpoint(self, step: int) -> Path:
@@ -519,6 +524,9 @@ class StageRunner:
             final_model = self.gathered_model()
         else:
             final_model = accelerator.unwrap_model(self.module).model
+        from scitune.model.attention import restore_attention
+
+        restore_attention(self.llava)
         if accelerator.is_main_process:
             save_projector(final_model, self.stage_dir / "projector.safetensors")
             if self.run_config.stage.lora:
