@@ -86,42 +86,49 @@ class ValidationReport:
 
 def check_image(path_text: str, root: Path) -> tuple[str, str] | None:
     """(reason, detail) for a bad image, None for a good one."""
+    return load_image(path_text, root)[1]
+
+
+def load_image(path_text: str, root: Path):
+    """(the decoded image as RGB, None) for a good image, (None, (reason, detail)) for a bad one.
+    The checks come before decoding (the path stays inside `root`; the size is read from the
+    header and bounded), and the image is decoded once."""
     from PIL import Image, UnidentifiedImageError
 
     relative = PurePosixPath(path_text)
     if relative.is_absolute() or Path(path_text).is_absolute() or ".." in relative.parts:
-        return "image_path_escapes_root", path_text
+        return None, ("image_path_escapes_root", path_text)
     path = root / relative
     try:
         path.resolve().relative_to(root.resolve())
     except ValueError:
-        return "image_path_escapes_root", f"{path_text} (a link out of the root)"
+        return None, ("image_path_escapes_root", f"{path_text} (a link out of the root)")
     if not path.is_file():
-        return "image_missing", str(path)
+        return None, ("image_missing", str(path))
     if path.stat().st_size == 0:
-        return "image_zero_size", f"{path} has 0 bytes"
+        return None, ("image_zero_size", f"{path} has 0 bytes")
     try:
         with Image.open(path) as im:
             width, height = im.size
             if width == 0 or height == 0:
-                return "image_zero_size", f"{path} is {width}x{height}"
+                return None, ("image_zero_size", f"{path} is {width}x{height}")
             if width * height > MAX_IMAGE_PIXELS:
-                return "image_too_large", f"{path} is {width}x{height}"
+                return None, ("image_too_large", f"{path} is {width}x{height}")
             try:
                 im.load()
+                return im.convert("RGB"), None
             except OSError as err:
                 if "truncated" in str(err).lower():
-                    return "image_truncated", f"{path}: {err}"
-                return "image_unreadable", f"{path}: {err}"
+                    return None, ("image_truncated", f"{path}: {err}")
+                return None, ("image_unreadable", f"{path}: {err}")
     except Image.DecompressionBombError as err:
-        return "image_too_large", f"{path}: {err}"
+        return None, ("image_too_large", f"{path}: {err}")
     except UnidentifiedImageError:
-        return "image_unreadable", f"{path} is not an image PIL can read"
+        return None, ("image_unreadable", f"{path} is not an image PIL can read")
     except (OSError, ValueError, SyntaxError) as err:
         if "truncated" in str(err).lower():
-            return "image_truncated", f"{path}: {err}"
-        return "image_unreadable", f"{path}: {err}"
-    return None
+            return None, ("image_truncated", f"{path}: {err}")
+        return None, ("image_unreadable", f"{path}: {err}")
 
 
 def _check_structure(sample: dict[str, Any]) -> list[tuple[str, str]]:

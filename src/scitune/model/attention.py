@@ -44,11 +44,12 @@ def varlen_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
     edges = bounds.tolist() if isinstance(bounds, torch.Tensor) else list(bounds)
     if edges[0] != 0 or edges[-1] != query.shape[2] or any(b <= a for a, b in zip(edges, edges[1:])):
         raise ValueError(f"{VARLEN} attention: cu_seq_lens_q {edges[:8]} does not cover the row of {query.shape[2]}")
+    # split, not one slice per sample: the backward of a split is one concatenation, while each
+    # slice's backward writes a zero tensor as large as the whole row
+    sizes = [b - a for a, b in zip(edges, edges[1:])]
     parts = [
-        F.scaled_dot_product_attention(
-            query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout_p=dropout, scale=scaling, is_causal=True
-        )
-        for a, b in zip(edges, edges[1:])
+        F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling, is_causal=True)
+        for q, k, v in zip(query.split(sizes, dim=2), key.split(sizes, dim=2), value.split(sizes, dim=2))
     ]
     out = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
     return out.transpose(1, 2).contiguous(), None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scitune.data.validate import check_image
+from scitune.data.validate import load_image
 from scitune.errors import ScituneError
 
 # What a Llava image processor keeps of another image processor's settings.
@@ -40,23 +40,18 @@ def set_pad_to_square(processor, pad: bool) -> None:
 
 
 def open_image(path: str | Path, root: str | Path | None = None):
-    """The image as RGB, after `scitune data validate`'s checks (inside `root` when given)."""
-    from PIL import Image
-
+    """The image as RGB, after `scitune data validate`'s checks (inside `root` when given),
+    decoded once."""
     path = Path(path)
     if root is not None:
         relative, base = str(path), Path(root)
     else:
         relative, base = path.name, path.parent
-    problem = check_image(relative, base)
+    image, problem = load_image(relative, base)
     if problem is not None:
         reason, detail = problem
         raise ScituneError(f"image {path}: {reason.replace('_', ' ')} ({detail})")
-    try:
-        with Image.open(base / relative) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise ScituneError(f"image {path}: cannot read ({err})") from None
+    return image
 
 
 class ImageLoader:
