@@ -24,8 +24,8 @@ same number of input tokens and of supervised tokens. A mismatch stops the scrip
 
 Timing: each run is a fresh process. "steps" is the time of the optimizer steps after the
 first `--warmup` (per step: from the end of the previous step, so batch loading and collation
-count on both sides); "end to end" is the whole training call (loading the model, reading and
-rendering data, training, saving). Runs alternate (the order flips every pair), since this
+count on both sides); "end to end" is the whole worker process from its first line (importing
+the libraries, loading the model, reading and rendering data, training, saving). Runs alternate (the order flips every pair), since this
 machine is shared and noisy; the ratio is taken per pair and its median reported. Peak RSS is the
 process's maximum resident set size (or, on CUDA, `torch.cuda.max_memory_allocated`).
 """
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
+STARTED = time.perf_counter()  # a worker's end-to-end time counts from here: its imports are part of it
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PRESETS = ("tiny", "smollm2-135m")
@@ -151,10 +153,13 @@ def run_scitune(spec: dict) -> dict:
     from scitune.train.log import read_metrics
     from scitune.train.run import run_recipe
 
-    start = time.perf_counter()
+    start = STARTED
     stage = StageRun(
         stage=StageConfig(name="instruct"),
-        data=DataConfig(train=spec["train"], images=spec["images"], max_length=MAX_LENGTH, packing=spec["packing"]),
+        data=DataConfig(
+            train=spec["train"], images=spec["images"], max_length=MAX_LENGTH, packing=spec["packing"],
+            num_workers=spec["num_workers"],
+        ),
         epochs=1, max_steps=spec["steps"], batch_size=spec["batch"], lr=LR, warmup_ratio=WARMUP_RATIO,
         scheduler="cosine", max_grad_norm=1.0,
     )
@@ -177,7 +182,7 @@ def run_trl(spec: dict) -> dict:
 
     from scitune.data.sample import read_samples
 
-    start = time.perf_counter()
+    start = STARTED
     model = AutoModelForImageTextToText.from_pretrained(spec["checkpoint"], dtype=torch.float32)
     processor = AutoProcessor.from_pretrained(spec["checkpoint"])
     model.model.vision_tower.requires_grad_(False)
@@ -204,7 +209,7 @@ def run_trl(spec: dict) -> dict:
         num_train_epochs=1, learning_rate=LR, lr_scheduler_type="cosine", warmup_steps=WARMUP_RATIO,
         weight_decay=0.0, max_grad_norm=1.0, optim="adamw_torch", logging_steps=1, save_strategy="no",
         report_to=[], seed=0, bf16=False, fp16=False, max_length=MAX_LENGTH, packing=False,
-        assistant_only_loss=True, dataloader_num_workers=0, disable_tqdm=True,
+        assistant_only_loss=True, dataloader_num_workers=spec["num_workers"], disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
     )
     trainer = CountingTrainer(model=model, args=config, train_dataset=dataset, processing_class=processor, callbacks=[Timing()])
@@ -231,6 +236,7 @@ def worker(spec_path: str) -> int:
 
 def launch(spec: dict, workdir: Path) -> dict:
     name = Path(spec["out"]).name
+    shutil.rmtree(spec["out"], ignore_errors=True)  # a kept work folder's earlier run of this name
     spec_path = workdir / f"{name}.spec.json"
     spec["result"] = str(workdir / f"{name}.result.json")
     spec_path.write_text(json.dumps(spec))
@@ -273,6 +279,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the steps-only rates")
     parser.add_argument("--pairs", type=int, default=3, help="alternating rounds (each: TRL, scitune, scitune packed)")
     parser.add_argument("--threads", type=int, help="torch CPU threads in every run (default: torch's choice)")
+    parser.add_argument("--num-workers", type=int, default=0,
+                        help="DataLoader worker processes on both sides (scitune's data.num_workers, TRL's dataloader_num_workers)")
     parser.add_argument("--keep", help="work in this folder and keep it")
     parser.add_argument("--json", default=str(HERE / "results" / "vs_trl.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -283,8 +291,8 @@ def main(argv=None) -> int:
     formats = [f for f in args.formats.split(",") if f]
     if any(p not in PRESETS for p in presets) or any(f not in FORMATS for f in formats):
         parser.error(f"--presets from {PRESETS}, --formats from {FORMATS}")
-    if min(args.steps, args.batch, args.pairs) < 1 or not 0 <= args.warmup < args.steps:
-        parser.error("--steps, --batch, --pairs must be >= 1 and 0 <= --warmup < --steps")
+    if min(args.steps, args.batch, args.pairs) < 1 or not 0 <= args.warmup < args.steps or args.num_workers < 0:
+        parser.error("--steps, --batch, --pairs must be >= 1, 0 <= --warmup < --steps, --num-workers >= 0")
     try:
         import trl  # noqa: F401
     except ImportError:
@@ -322,7 +330,7 @@ def main(argv=None) -> int:
                         spec = {
                             "system": "trl" if system == "trl" else "scitune", "packing": system == "scitune-packed",
                             "checkpoint": str(checkpoint), "train": str(train), "images": str(images),
-                            "steps": args.steps, "batch": args.batch, "threads": args.threads,
+                            "steps": args.steps, "batch": args.batch, "threads": args.threads, "num_workers": args.num_workers,
                             "out": str(workdir / "runs" / f"{preset}-{fmt}-{system}-{pair}"),
                         }
                         measured = rates(launch(spec, workdir), args.warmup)
