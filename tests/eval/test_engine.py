@@ -86,3 +86,18 @@ def test_generation_budget_is_checked_against_the_positions(engine, items):
         engine.generate(items[:1], max_new_tokens=limit)
     with pytest.raises(ScituneError, match="max new tokens"):
         engine.generate(items[:1], max_new_tokens=0)
+
+
+def test_min_new_tokens_holds_back_the_stop_tokens(engine, items):
+    """Benchmarks time answers of a given length: with `min_new_tokens` a row that would stop at
+    once runs on to that length."""
+    prompt = engine.renderer.prompt(items[0].sample(), reserve=6)
+    first = int(engine.generate_batch([prompt], max_new_tokens=1)[0, 0])
+    saved = engine.stop_ids
+    engine.stop_ids = saved + [first]  # the first greedy token now ends the answer
+    try:
+        assert engine.generate_batch([prompt], max_new_tokens=6).shape[1] == 1
+        forced = engine.generate_batch([prompt], max_new_tokens=6, min_new_tokens=6)
+    finally:
+        engine.stop_ids = saved
+    assert forced.shape[1] == 6 and first not in forced[0].tolist()

@@ -20,9 +20,19 @@ pytestmark = [
 ]
 
 
-def test_smollm2_align_step_and_generate():
+def test_smollm2_align_step_and_generate(tmp_path):
     model, processor = build_model(ModelConfig(preset="smollm2-135m"))
     tok = processor.tokenizer
+    # the GGUF is dequantised on load: the saved checkpoint is a plain one that any transformers
+    # trainer accepts (with the GGUF quantization_config kept, TRL and the HF Trainer refused it)
+    from transformers import AutoModelForImageTextToText
+    from transformers.trainer_utils import validate_quantization_for_training
+
+    from scitune.model import save_model
+
+    save_model(model, processor, tmp_path / "saved")
+    assert "quantization_config" not in (tmp_path / "saved" / "config.json").read_text()
+    validate_quantization_for_training(AutoModelForImageTextToText.from_pretrained(tmp_path / "saved"))
     assert model.config.text_config.num_hidden_layers == 30  # the real SmolLM2-135M
     assert tok.pad_token_id not in (tok.bos_token_id, tok.eos_token_id)
     assert "<|im_start|>assistant" in tok.apply_chat_template(

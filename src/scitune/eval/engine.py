@@ -171,6 +171,7 @@ class Engine:
         temperature: float = 0.0,
         top_p: float = 1.0,
         stopping_criteria=None,
+        min_new_tokens: int = 0,
     ) -> torch.Tensor:
         """The new token ids of prompts rendered by `self.renderer.prompt` (their images read by
         `self.images`), run as one left-padded batch: one row per prompt, padded after its end.
@@ -178,7 +179,9 @@ class Engine:
         Temperature 0 decodes greedily with `generate`'s settings (the same tokens). Above 0 it
         samples with `temperature` and nucleus `top_p` (no top-k) from torch's global generator,
         which the caller seeds. `stopping_criteria` (a transformers `StoppingCriteriaList`) can end
-        rows early; serving uses it for per-request lengths, stop strings and cancellation."""
+        rows early; serving uses it for per-request lengths, stop strings and cancellation.
+        `min_new_tokens` holds back the stop tokens until that many are generated (benchmarks use
+        it to time answers of a known length)."""
         if max_new_tokens < 1:
             raise ScituneError(f"max new tokens must be at least 1, got {max_new_tokens}")
         if temperature < 0 or not 0 < top_p <= 1:
@@ -199,6 +202,7 @@ class Engine:
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.stop_ids,
                 stopping_criteria=stopping_criteria,
+                **({"min_new_tokens": min_new_tokens} if min_new_tokens else {}),
             )
         return output[:, batch["input_ids"].shape[1] :]
 

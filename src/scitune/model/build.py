@@ -172,7 +172,22 @@ def load_causal_lm(name: str, gguf_file: str | None = None):
         lm = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch.float32, **weights)
     except (OSError, ValueError) as err:
         raise ScituneError(f"language model {name!r}: cannot load it as a causal LM ({_first_line(err)})") from None
+    if gguf_file:
+        forget_gguf_quantization(lm)
     return lm, tokenizer
+
+
+def forget_gguf_quantization(lm) -> None:
+    """transformers dequantises GGUF weights into ordinary fp32 tensors on load but keeps a GGUF
+    `quantization_config` on the model; saved with it, the checkpoint reads as quantized and
+    plain `transformers` trainers (TRL's `SFTTrainer`, the HF `Trainer`) refuse to fine-tune it.
+    The weights are plain tensors, so the marks go."""
+    for holder, names in ((lm.config, ("quantization_config", "_is_quantized")), (lm, ("hf_quantizer", "quantization_method"))):
+        for attr in names:
+            if attr in vars(holder):
+                delattr(holder, attr)
+    if "is_quantized" in vars(lm):
+        lm.is_quantized = False
 
 
 def _first_line(err: Exception) -> str:
