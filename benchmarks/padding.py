@@ -7,9 +7,12 @@ and on ScienceQA QCM-LEPA from the built-in corpus.
 Samples are rendered by the tiny preset's renderer (a vocabulary trained on the corpus text, as
 the demo does; 16 image tokens per image) at the demo recipe's instruct `max_length` (384), and
 batched in the order the training loop takes them (`scitune.train.schedule.epoch_order`, seed 0,
-epoch 0). The padding fraction is 1 - real tokens / tokens in the model's input. "packed" is
-what training does (the row width between the batch's longest sample and `max_length` with the
-fewest input tokens); the two other columns fix the width at the longest sample or `max_length`.
+epoch 0). The padding fraction is 1 - real tokens / tokens in the model's input. With SDPA (the
+default) or flash attention, packing puts a micro-batch in one flat row with its sample
+boundaries, so it has no padding at all ("flat": counted from the same batches, 0 by
+construction). With eager attention it packs into rows of one width: "rows" is what training
+does (the width between the batch's longest sample and `max_length` with the fewest input
+tokens); the two other columns fix the width at the longest sample or `max_length`.
 """
 
 from __future__ import annotations
@@ -68,12 +71,14 @@ def main(argv=None) -> int:
                                                  ("packed", True, MAX_LENGTH, None), ("packed_max_length", True, None, MAX_LENGTH)):
                 real, total = padded_tokens(lengths, batches, packing, limit, width)
                 row[label] = {"padding_fraction": 1 - real / total, "input_tokens": total, "real_tokens": real}
+            real = sum(lengths[i] for batch in batches for i in batch)  # one flat row per micro-batch
+            row["flat"] = {"padding_fraction": 0.0, "input_tokens": real, "real_tokens": real}
             row["seconds"] = round(time.perf_counter() - start, 1)
             rows.append(row)
-    print(f"{'data':55s} {'samples':>7s} {'mean len':>8s} {'padded':>7s} {'packed':>7s} {'rows=longest':>12s} {'rows=max_length':>15s}")
+    print(f"{'data':55s} {'samples':>7s} {'mean len':>8s} {'padded':>7s} {'flat':>6s} {'rows':>7s} {'rows=longest':>12s} {'rows=max_length':>15s}")
     for row in rows:
         print(f"{row['data']:55s} {row['samples']:7d} {row['mean_length']:8.1f} {row['padded']['padding_fraction']:7.1%}"
-              f" {row['packed']['padding_fraction']:7.1%} {row['packed_longest']['padding_fraction']:12.1%}"
+              f" {row['flat']['padding_fraction']:6.1%} {row['packed']['padding_fraction']:7.1%} {row['packed_longest']['padding_fraction']:12.1%}"
               f" {row['packed_max_length']['padding_fraction']:15.1%}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,3 +19,8 @@ def test_step_flops_by_stage():
     assert step_flops(align, 10, 17) == 10 * 4 * n_lm + 17 * (2 * n_proj + 2 * proj["trainable"]) + 17 * 2 * n_vis
     instruct = part_sizes(apply_stage(model, StageConfig(name="instruct")))
     assert step_flops(instruct, 10, 0) == 10 * 6 * n_lm
+
+    # the lm_head runs only where a target is supervised: 3 of the 10 positions here
+    head = model.get_output_embeddings().weight.numel()
+    assert step_flops(instruct, 10, 0, logit_tokens=3) == 10 * 6 * n_lm - 7 * 6 * head
+    assert step_flops(align, 10, 17, logit_tokens=3) == step_flops(align, 10, 17) - 7 * 4 * head

@@ -5,8 +5,9 @@ and it renders every input through `scitune.prompting` (the same ids and pixels 
 Generation: prompts are left-padded into a batch with an attention mask that hides the padding
 and position ids that start at 0 on each row's first real token, so a row's tokens see exactly
 what they would see alone. Decoding is greedy (no sampling, no temperature), so results are
-deterministic and do not depend on the batch size. Items are batched in order of prompt length
-(less padding), images read one batch at a time, and results returned in input order.
+deterministic and do not depend on the batch size. Items are batched in order of prompt length,
+each batch holding prompts of similar lengths (`length_batches`: less padding), images read one
+batch at a time, and results returned in input order.
 
 Likelihood: for a question with options o_1..o_k, each option's score is the summed
 log-probability of "the tokens training would supervise for answer o_i" given the prompt. The
@@ -66,9 +67,19 @@ def max_positions(config) -> int | None:
     return getattr(text, "max_position_embeddings", None)
 
 
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def length_batches(order: Sequence[int], lengths: Sequence[int], size: int, spread: float = 0.75) -> Iterator[list[int]]:
+    """`order` (indices, longest first within each group) cut into batches of at most `size`
+    whose every row is at least `spread` times the batch's first row, so a left-padded batch is
+    mostly real tokens: one long prompt no longer pads seven short ones to its length (on a CPU,
+    where batching buys little, that padding made a batch of 8 slower than one at a time)."""
+    batch: list[int] = []
+    for index in order:
+        if batch and (len(batch) == size or lengths[index] < spread * lengths[batch[0]]):
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
 
 
 def choose_option(scores: Sequence[float]) -> int:
@@ -142,7 +153,7 @@ class Engine:
         texts: list[str | None] = [None] * len(items)
         self.model.eval()
         bar = progress_bar(total=len(items), desc="generate", unit="item", enabled=progress)
-        for chunk in _chunks(order, batch_size):
+        for chunk in length_batches(order, [len(p["input_ids"]) for p in prompts], batch_size):
             batch = self.collate([prompts[i] for i in chunk])
             inputs = self._inputs(batch)
             with torch.inference_mode():
@@ -208,7 +219,12 @@ class Engine:
 
     def score_options(self, item: EvalItem) -> list[float]:
         """Summed log-probability of each option's continuation after the prompt (see `choose`)."""
-        return self._score_batch([item])[0]
+        return self._score_batch([item], [self._render_options(item)])[0]
+
+    def _render_options(self, item: EvalItem) -> tuple[list[int], list[list[int]]]:
+        if not item.options:
+            raise ScituneError(f"item {item.question_id}: no options to score")
+        return self.renderer.options(item.sample(), list(item.options))
 
     def _cache_kwarg(self) -> str:
         """The name the model's forward takes its KV cache by (`cache` from transformers 5.x on,
@@ -216,17 +232,13 @@ class Engine:
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
-    def _score_batch(self, items: Sequence[EvalItem]) -> list[list[float]]:
+    def _score_batch(self, items: Sequence[EvalItem], rendered: Sequence[tuple[list[int], list[list[int]]]]) -> list[list[float]]:
         """Shared-prefix scoring of several questions: their prompts (with images) run once, as
         one left-padded batch that keeps its KV cache; the last prompt position's log-probabilities
         score each option's first token. The cache rows are then repeated once per option, and
         every option of every question runs as one right-padded batch on top of them (position
         ids continuing after its own prompt), scoring the rest of its tokens. Equal to running
         "prompt + option" in full for each option (tested within 1e-4)."""
-        for item in items:
-            if not item.options:
-                raise ScituneError(f"item {item.question_id}: no options to score")
-        rendered = [self.renderer.options(item.sample(), list(item.options)) for item in items]
         prompts = [
             {"id": item.question_id, "input_ids": prompt, "attention_mask": [1] * len(prompt), "images": list(item.images)}
             for item, (prompt, _) in zip(items, rendered)
@@ -276,12 +288,13 @@ class Engine:
         time (grouped by image count and prompt length; the grouping never changes a score)."""
         if batch_size < 1:
             raise ScituneError(f"batch size must be at least 1, got {batch_size}")
-        lengths = [len(item.prompt) for item in items]
+        rendered = [self._render_options(item) for item in items]
+        lengths = [len(prompt) for prompt, _ in rendered]
         order = sorted(range(len(items)), key=lambda i: (-len(items[i].images), -lengths[i], i))
         results: list[tuple[int, list[float]] | None] = [None] * len(items)
         bar = progress_bar(total=len(items), desc="likelihood", unit="item", enabled=progress)
-        for chunk in _chunks(order, batch_size):
-            for index, scores in zip(chunk, self._score_batch([items[i] for i in chunk])):
+        for chunk in length_batches(order, lengths, batch_size):
+            for index, scores in zip(chunk, self._score_batch([items[i] for i in chunk], [rendered[i] for i in chunk])):
                 results[index] = (choose_option(scores), scores)
             bar.update(len(chunk))
         bar.close()

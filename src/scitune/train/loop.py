@@ -466,7 +466,7 @@ class StageRunner:
         seconds = time.perf_counter() - tick
         tokens = int(self.lengths[indices].sum())
         n_images = int(self.n_images[indices].sum())
-        flops = step_flops(self._sizes, tokens, n_images * self._patches_per_image)
+        flops = step_flops(self._sizes, tokens, n_images * self._patches_per_image, global_targets)
         return {
             "step": step + 1, "epoch": round((step + 1) / plan.steps_per_epoch, 4), "loss": step_loss, "lr": lr,
             "grad_norm": grad_norm, "tokens": tokens, "samples": len(indices), "seconds": round(seconds, 4),
