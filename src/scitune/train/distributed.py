@@ -87,10 +87,13 @@ def _local(tensor: torch.Tensor) -> torch.Tensor:
 
 def save_tensors(folder: Path, tensors: dict[str, torch.Tensor], full: bool, is_main: bool) -> None:
     """Sharded: every process writes its shards (`dcp.save`, one safetensors file each).
-    Full: the main process writes its gathered tensors as one safetensors file."""
+    Full, or a single process: the main process writes its (whole) tensors as one safetensors
+    file. (Through DCP's writer, the final checkpoint of a one-process SmolLM2-135M run raised
+    its peak RSS from 4.2 to 5.9 GiB; written as a plain file it adds nothing. The loader reads
+    either layout.)"""
     from torch.distributed.checkpoint import HuggingFaceStorageWriter, save
 
-    if full:
+    if full or not is_distributed():
         if is_main:
             from safetensors.torch import save_file
 
