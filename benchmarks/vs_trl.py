@@ -27,7 +27,9 @@ first `--warmup` (per step: from the end of the previous step, so batch loading 
 count on both sides); "end to end" is the whole worker process from its first line (importing
 the libraries, loading the model, reading and rendering data, training, saving). Runs alternate (the order flips every pair), since this
 machine is shared and noisy; the ratio is taken per pair and its median reported. Peak RSS is the
-process's maximum resident set size (or, on CUDA, `torch.cuda.max_memory_allocated`).
+process's maximum resident set size (or, on CUDA, `torch.cuda.max_memory_allocated`), for the
+whole run and as it stood after the last step (before the final saves: scitune also writes a
+resumable training-state checkpoint at the end, TRL here saves only the model).
 """
 
 from __future__ import annotations
@@ -168,10 +170,12 @@ def run_scitune(spec: dict) -> dict:
         stages=[stage],
         run=RunConfig(out=spec["out"], seed=0, save_every=0, log_every=1, tensorboard=False),
     )
-    run_recipe(recipe)
+    at_steps: list[int] = []
+    run_recipe(recipe, hooks=[lambda runner, step: at_steps.append(peak_memory()[0])])
     wall = time.perf_counter() - start
     steps = read_metrics(Path(spec["out"]) / "instruct" / "metrics.jsonl")
-    return {"wall": wall, "steps": [{"tokens": s["tokens"], "samples": s["samples"], "seconds": s["seconds"]} for s in steps]}
+    return {"wall": wall, "steps": [{"tokens": s["tokens"], "samples": s["samples"], "seconds": s["seconds"]} for s in steps],
+            "peak_steps_bytes": max(at_steps)}
 
 
 def run_trl(spec: dict) -> dict:
@@ -191,6 +195,7 @@ def run_trl(spec: dict) -> dict:
     dataset = Dataset.from_list(records)
     tokens: list[int] = []
     ends: list[float] = []
+    at_steps: list[int] = []
 
     class Timing(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
@@ -198,6 +203,7 @@ def run_trl(spec: dict) -> dict:
 
         def on_step_end(self, args, state, control, **kwargs):
             ends.append(time.perf_counter())
+            at_steps.append(peak_memory()[0])
 
     class CountingTrainer(SFTTrainer):
         def training_step(self, model, inputs, num_items_in_batch=None):
@@ -218,7 +224,8 @@ def run_trl(spec: dict) -> dict:
     wall = time.perf_counter() - start
     seconds = [b - a for a, b in zip(ends, ends[1:])]
     samples = [spec["batch"]] * len(tokens)
-    return {"wall": wall, "steps": [{"tokens": t, "samples": n, "seconds": s} for t, n, s in zip(tokens, samples, seconds)]}
+    return {"wall": wall, "steps": [{"tokens": t, "samples": n, "seconds": s} for t, n, s in zip(tokens, samples, seconds)],
+            "peak_steps_bytes": max(at_steps)}
 
 
 def worker(spec_path: str) -> int:
@@ -264,6 +271,7 @@ def rates(result: dict, warmup: int) -> dict:
         "wall_s": result["wall"],
         "tokens": all_tokens,
         "peak_mib": result["peak_memory_bytes"] / 2**20,
+        "peak_steps_mib": result["peak_steps_bytes"] / 2**20,
     }
 
 
@@ -336,7 +344,8 @@ def main(argv=None) -> int:
                         measured = rates(launch(spec, workdir), args.warmup)
                         runs[system].append(measured)
                         log(f"  pair {pair + 1} {system:15s} {measured['tokens_per_s']:8.0f} tokens/s steps, "
-                            f"{measured['e2e_tokens_per_s']:8.0f} end to end, peak {measured['peak_mib']:.0f} MiB")
+                            f"{measured['e2e_tokens_per_s']:8.0f} end to end, peak {measured['peak_steps_mib']:.0f} MiB in the steps, "
+                            f"{measured['peak_mib']:.0f} MiB in all")
                 for system in ("scitune", "scitune-packed"):
                     for key in ("tokens_per_s", "e2e_tokens_per_s"):
                         ratios = [a[key] / b[key] for a, b in zip(runs[system], runs["trl"])]
@@ -344,19 +353,19 @@ def main(argv=None) -> int:
                 rows.append({"preset": preset, "format": fmt, "check": check, "runs": runs})
 
     print()
-    print(f"{'preset':13s} {'format':9s} {'system':15s} {'tok/s':>8s} {'smp/s':>7s} {'e2e tok/s':>9s} {'peak MiB':>8s}"
+    print(f"{'preset':13s} {'format':9s} {'system':15s} {'tok/s':>8s} {'smp/s':>7s} {'e2e tok/s':>9s} {'peak MiB':>8s} {'(steps)':>7s}"
           f" {'ratio steps (median; pairs)':>30s} {'ratio e2e':>10s}")
     for row in rows:
         runs = row["runs"]
         for system in ("trl", "scitune", "scitune-packed"):
-            med = {k: statistics.median(r[k] for r in runs[system]) for k in ("tokens_per_s", "samples_per_s", "e2e_tokens_per_s", "peak_mib")}
+            med = {k: statistics.median(r[k] for r in runs[system]) for k in ("tokens_per_s", "samples_per_s", "e2e_tokens_per_s", "peak_mib", "peak_steps_mib")}
             ratio = ratio_e2e = ""
             if system != "trl":
                 steps_ratio = runs[f"{system}/trl tokens_per_s"]
                 ratio = f"{steps_ratio['median']:.2f}x ({', '.join(f'{r:.2f}' for r in steps_ratio['per_pair'])})"
                 ratio_e2e = f"{runs[f'{system}/trl e2e_tokens_per_s']['median']:.2f}x"
             print(f"{row['preset']:13s} {row['format']:9s} {system:15s} {med['tokens_per_s']:8.0f} {med['samples_per_s']:7.1f}"
-                  f" {med['e2e_tokens_per_s']:9.0f} {med['peak_mib']:8.0f} {ratio:>30s} {ratio_e2e:>10s}")
+                  f" {med['e2e_tokens_per_s']:9.0f} {med['peak_mib']:8.0f} {med['peak_steps_mib']:7.0f} {ratio:>30s} {ratio_e2e:>10s}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     import torch
