@@ -74,3 +74,15 @@ def image_processor():
     from transformers import CLIPImageProcessorPil
 
     return CLIPImageProcessorPil(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The tiny model is all overhead: one thread is fastest on a busy 2-core machine (and the
+    tolerances of the equality tests hold for one thread's reduction order)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -44,14 +44,8 @@ def chat(model: str, text: str, image: str | None = None, max_tokens: int = 6, *
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The tiny model is all overhead: one thread is fastest on a busy 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every serve test runs on one thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
