@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     parser = add_command(
         subparsers, "demo",
         "Run the whole pipeline (corpus, both stages, the ablation, evaluation, report) on CPU with no downloads.",
-        "scitune demo --out runs/demo            (about 10 minutes on 2 cores)\n  scitune demo --quick --out runs/quick",
+        "scitune demo --out runs/demo            (about 8-11 minutes on 2 cores)\n  scitune demo --quick --out runs/quick",
     )
     parser.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     parser.add_argument("--preset", default="tiny", choices=("tiny", "smollm2-135m"))
