@@ -36,13 +36,13 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from scitune.io.atomic import write_json
+from worker import run_worker  # benchmarks/worker.py (the script's folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -236,19 +236,10 @@ def run_config(preset, stage, cache, settings, steps, data, model, peak_flops, t
     spec = {
         "preset": preset, "stage": stage, "cache": cache, "settings": settings, "steps": steps,
         "data": data, "out": str(workdir / "runs" / name), "model": model,
-        "peak_flops": peak_flops, "threads": threads, "result": str(workdir / f"{name}.result.json"),
+        "peak_flops": peak_flops, "threads": threads,
     }
-    spec_path = workdir / f"{name}.spec.json"
-    spec_path.write_text(json.dumps(spec))
-    log_path = workdir / f"{name}.log"
     tick = time.perf_counter()
-    with log_path.open("w") as out:
-        code = subprocess.call([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_path)],
-                               stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT))
-    if code != 0:
-        print(log_path.read_text()[-4000:], file=sys.stderr)
-        raise SystemExit(f"{name}: the training run failed (exit {code}); log above")
-    measured = json.loads(Path(spec["result"]).read_text())
+    measured = run_worker(__file__, spec, workdir, name)
     row = {
         "preset": preset, "stage": stage,
         "feature_cache": "n/a" if cache is None else cache,

@@ -39,15 +39,15 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from worker import run_worker  # benchmarks/worker.py (the script's folder is on sys.path)
+
 STARTED = time.perf_counter()  # a worker's end-to-end time counts from here: its imports are part of it
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 PRESETS = ("tiny", "smollm2-135m")
 FORMATS = ("CQM-A", "QCM-LEPA")
 LR = 2e-5
@@ -244,17 +244,7 @@ def worker(spec_path: str) -> int:
 def launch(spec: dict, workdir: Path) -> dict:
     name = Path(spec["out"]).name
     shutil.rmtree(spec["out"], ignore_errors=True)  # a kept work folder's earlier run of this name
-    spec_path = workdir / f"{name}.spec.json"
-    spec["result"] = str(workdir / f"{name}.result.json")
-    spec_path.write_text(json.dumps(spec))
-    log_path = workdir / f"{name}.log"
-    with log_path.open("w") as out:
-        code = subprocess.call([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_path)],
-                               stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT))
-    if code != 0:
-        print(log_path.read_text()[-4000:], file=sys.stderr)
-        raise SystemExit(f"{name}: the run failed (exit {code}); log above")
-    return json.loads(Path(spec["result"]).read_text())
+    return run_worker(__file__, spec, workdir, name)
 
 
 def rates(result: dict, warmup: int) -> dict:
