@@ -86,13 +86,14 @@ class ValidationReport:
 
 def check_image(path_text: str, root: Path) -> tuple[str, str] | None:
     """(reason, detail) for a bad image, None for a good one."""
-    return load_image(path_text, root)[1]
+    return load_image(path_text, root, rgb=False)[1]
 
 
-def load_image(path_text: str, root: Path):
-    """(the decoded image as RGB, None) for a good image, (None, (reason, detail)) for a bad one.
-    The checks come before decoding (the path stays inside `root`; the size is read from the
-    header and bounded), and the image is decoded once."""
+def load_image(path_text: str, root: Path, rgb: bool = True):
+    """(the decoded image as RGB, None) for a good image, (None, (reason, detail)) for a bad one;
+    with `rgb` False the image is checked (decoded) but not converted, and None is returned in
+    its place. The checks come before decoding (the path stays inside `root`; the size is read
+    from the header and bounded), and the image is decoded once."""
     from PIL import Image, UnidentifiedImageError
 
     relative = PurePosixPath(path_text)
@@ -116,7 +117,7 @@ def load_image(path_text: str, root: Path):
                 return None, ("image_too_large", f"{path} is {width}x{height}")
             try:
                 im.load()
-                return im.convert("RGB"), None
+                return (im.convert("RGB") if rgb else None), None
             except OSError as err:
                 if "truncated" in str(err).lower():
                     return None, ("image_truncated", f"{path}: {err}")
