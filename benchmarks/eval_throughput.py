@@ -117,6 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: scitune's policy)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "eval_throughput.json"))
     args = parser.parse_args(argv)
+    if min(args.items, args.batch_size, args.max_new_tokens, args.lepa_cap) < 1:
+        parser.error("--items, --batch-size, --max-new-tokens and --lepa-cap must be >= 1")
 
     from scitune import threads
 
