@@ -18,6 +18,9 @@ class Limits:
     tex_inputs: int = 500  # \input / \include files followed in one paper
     input_depth: int = 20  # nesting of \input
     macro_expansions: int = 100_000  # macro substitutions in one paper (stops recursive macros)
+    macro_depth: int = 32  # macros that use macros: levels expanded before a source is refused
+    macro_text_bytes: int = 64 << 20  # the source's text after macro expansion (stops macro bombs)
+    ghostscript_seconds: int = 60  # one EPS figure through Ghostscript
     pdf_bytes: int = 256 << 20  # one PDF file (256 MiB)
     pdf_pages: int = 300  # pages of one PDF paper
     figure_pdf_pages: int = 1  # pages rendered of a figure given as a PDF file (the first)

@@ -17,6 +17,7 @@ class Figure:
     mentions: list[list[str]] = field(default_factory=list)  # per paragraph: the sentences that refer to it
     ocr: list[str] = field(default_factory=list)  # text drawn inside the figure (PDF text layer)
     provenance: dict[str, Any] = field(default_factory=dict)  # file, \label or page and box, graphics files
+    caption_latex: str = ""  # LaTeX sources: the caption as LaTeX (the source's own macros expanded)
 
 
 @dataclass
