@@ -297,14 +297,11 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
 
 
 def claim_demo_folder(out: Path, overwrite: bool = False) -> Path:
-    """A new or empty folder, or an earlier demo's (re-running the demo redoes it there); any
-    other non-empty folder only with `overwrite`."""
-    from scitune.io.atomic import MARKER, claim_output, read_marker, write_marker
+    """A new or empty folder; a non-empty one (an earlier demo's included) only with
+    `overwrite`."""
+    from scitune.io.outputs import claim_output, write_marker
 
-    claim_output(out, overwrite=overwrite, marker=MARKER)
-    marker = read_marker(out) if out.is_dir() else None
-    if marker is not None and marker.get("kind") != DEMO_KIND and not overwrite:
-        raise ScituneError(f"--out {out}: holds a scitune {marker.get('kind')!r} folder, not a demo; choose another folder")
+    claim_output(out, overwrite=overwrite, kind="dir", marker=DEMO_KIND)
     out.mkdir(parents=True, exist_ok=True)
     write_marker(out, DEMO_KIND)
     return out
@@ -328,7 +325,8 @@ def run_demo(
     start = time.perf_counter()
     corpus = out / "corpus"
     timer.run(f"1/7 built-in corpus: {size.figures} figures at {size.image_size} px",
-              lambda: build_corpus(corpus, figures=size.figures, seed=seed, image_size=size.image_size, log=lambda m: echo(f"   {m}")), echo)
+              lambda: build_corpus(corpus, figures=size.figures, seed=seed, image_size=size.image_size, log=lambda m: echo(f"   {m}"),
+                                   overwrite=True), echo)
     files = timer.run("2/7 instruction files", lambda: build_instruction_files(corpus, out / "data", seed, size.choice_orders), echo)
     texts = corpus_texts(corpus, seed, size.choice_orders)
     base, base_losses = timer.run("3/7 base model", lambda: prepare_base(preset, texts, corpus, out / "base", size, seed, echo), echo)

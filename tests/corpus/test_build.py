@@ -141,8 +141,14 @@ def test_cli_builds_and_rebuilds_in_place(tmp_path, capsys):
     assert main(["corpus", "build", "--out", str(out), "--figures", "10", "--image-size", "48"]) == 0
     assert "train" in capsys.readouterr().out
     assert len(list((out / "scicap" / "images").iterdir())) == 10
+    # an earlier corpus is replaced only with --overwrite
+    before = (out / "manifest.json").read_bytes()
+    assert main(["corpus", "build", "--out", str(out), "--figures", "5", "--image-size", "48", "--seed", "2"]) == 2
+    assert "holds an earlier corpus; pass --overwrite" in capsys.readouterr().err
+    assert (out / "manifest.json").read_bytes() == before
     # a rebuild replaces the earlier corpus: no stale images remain
-    assert main(["corpus", "build", "--out", str(out), "--figures", "5", "--image-size", "48", "--seed", "2"]) == 0
+    assert main(["corpus", "build", "--out", str(out), "--figures", "5", "--image-size", "48", "--seed", "2",
+                 "--overwrite"]) == 0
     assert len(list((out / "scicap" / "images").iterdir())) == 5
     assert json.loads((out / "manifest.json").read_text())["figures"] == 5
 

@@ -105,28 +105,31 @@ def _scicap(root: Path) -> Path:
 
 BUILDER_CASES = [
     ("scicap-out-is-input", lambda r: ["data", "scicap", "--input", _scicap(r), "--images", r / "images", "--out", r / "scicap.json"], r"--out .*scicap\.json: is the input"),
-    ("scicap-out-is-folder", lambda r: ["data", "scicap", "--input", _scicap(r), "--images", r / "images", "--out", r / "images"], r"--out .*images: is a folder"),
+    ("scicap-out-is-folder", lambda r: (r / "runs").mkdir() or ["data", "scicap", "--input", _scicap(r), "--images", r / "images", "--out", r / "runs"], r"--out .*runs: is a folder"),
+    ("scicap-out-is-images", lambda r: ["data", "scicap", "--input", _scicap(r), "--images", r / "images", "--out", r / "images" / "x.json"], r"--out .*x\.json: lies inside the input .*images"),
+    ("scicap-out-exists", lambda r: _file("o.json", "[1]")(r) and ["data", "scicap", "--input", _scicap(r), "--images", r / "images", "--out", r / "o.json"], r"--out .*o\.json: exists; pass --overwrite"),
     ("scicap-out-inside-input-folder", lambda r: (_scicap(r), ["data", "scicap", "--input", r / "images", "--images", r / "images", "--out", r / "images" / "x.json"])[1], r"lies inside the input"),
     ("scicap-bad-suffix", lambda r: ["data", "scicap", "--input", _scicap(r), "--images", r / "images", "--out", r / "out.txt"], r"expected a \.json or \.jsonl output path"),
-    ("scicap-latin1", lambda r: ["data", "scicap", "--input", _file("s.json", b'{"images": "caf\xe9"}')(r), "--images", r, "--out", r / "o.json"], r"s\.json: not UTF-8 text"),
-    ("scicap-not-scicap", lambda r: ["data", "scicap", "--input", _file("s.json", "[1]")(r), "--images", r, "--out", r / "o.json"], r"not a SciCap file"),
-    ("scicap-dangling-annotation", lambda r: ["data", "scicap", "--input", _file("s.json", json.dumps({"images": [], "annotations": [{"image_id": 9}]}))(r), "--images", r, "--out", r / "o.json"], r"refers to image_id 9, which is not in images"),
-    ("scicap-empty", lambda r: ["data", "scicap", "--input", _file("s.json", json.dumps({"images": [], "annotations": []}))(r), "--images", r, "--out", r / "o.json"], r"no samples to write"),
+    ("scicap-latin1", lambda r: ["data", "scicap", "--input", _file("s.json", b'{"images": "caf\xe9"}')(r), "--images", r / "img", "--out", r / "o.json"], r"s\.json: not UTF-8 text"),
+    ("scicap-not-scicap", lambda r: ["data", "scicap", "--input", _file("s.json", "[1]")(r), "--images", r / "img", "--out", r / "o.json"], r"not a SciCap file"),
+    ("scicap-dangling-annotation", lambda r: ["data", "scicap", "--input", _file("s.json", json.dumps({"images": [], "annotations": [{"image_id": 9}]}))(r), "--images", r / "img", "--out", r / "o.json"], r"refers to image_id 9, which is not in images"),
+    ("scicap-empty", lambda r: ["data", "scicap", "--input", _file("s.json", json.dumps({"images": [], "annotations": []}))(r), "--images", r / "img", "--out", r / "o.json"], r"no samples to write"),
     ("scicap-seed-negative", lambda r: ["data", "scicap", "--input", _scicap(r), "--images", r / "images", "--out", r / "o.json", "--seed", "-1"], r"--seed: must be >= 0"),
     ("scicap-task-unknown", lambda r: ["data", "scicap", "--input", _scicap(r), "--images", r / "images", "--out", r / "o.json", "--task", "x"], r"--task: invalid choice"),
     ("vistext-out-is-input", lambda r: ["data", "vistext", "--input", _file("v.json", "[]")(r), "--images", r, "--out", r / "v.json"], r"is the input"),
-    ("vistext-missing-fields", lambda r: ["data", "vistext", "--input", _file("v.json", '[{"caption_id": "1"}]')(r), "--images", r, "--out", r / "o.json"], r"missing or non-text field"),
-    ("vistext-empty", lambda r: ["data", "vistext", "--input", _file("v.json", "[]")(r), "--images", r, "--out", r / "o.json"], r"no samples to write"),
-    ("vistext-deep", lambda r: ["data", "vistext", "--input", _file("v.json", "[" * 3000 + "]" * 3000)(r), "--images", r, "--out", r / "o.json"], r"nested more than 64"),
+    ("vistext-missing-fields", lambda r: ["data", "vistext", "--input", _file("v.json", '[{"caption_id": "1"}]')(r), "--images", r / "img", "--out", r / "o.json"], r"missing or non-text field"),
+    ("vistext-empty", lambda r: ["data", "vistext", "--input", _file("v.json", "[]")(r), "--images", r / "img", "--out", r / "o.json"], r"no samples to write"),
+    ("vistext-deep", lambda r: ["data", "vistext", "--input", _file("v.json", "[" * 3000 + "]" * 3000)(r), "--images", r / "img", "--out", r / "o.json"], r"nested more than 64"),
     ("arxivcap-out-is-input", lambda r: ["data", "arxivcap", "--input", _file("a.json", "[]")(r), "--images", r / "img", "--out", r / "a.json"], r"is the input"),
-    ("arxivcap-images-holds-input", lambda r: ["data", "arxivcap", "--input", _file("a.json", "[]")(r), "--images", r, "--out", r / "o.json"], r"--images .*holds the input"),
+    ("arxivcap-images-holds-input", lambda r: ["data", "arxivcap", "--input", _file("a.json", "[]")(r), "--images", r, "--out", r / "o.json"], r"--images .*contains the input"),
     ("arxivcap-no-pairs", lambda r: ["data", "arxivcap", "--input", _file("a.json", '[{"caption_images": [{"caption": "c"}]}]')(r), "--images", r / "img", "--out", r / "o.json"], r"expected caption and cil_pairs"),
     ("arxivcap-caption-not-text", lambda r: ["data", "arxivcap", "--input", _file("a.json", json.dumps([{"caption_images": [{"caption": ["c"], "cil_pairs": [{"image_file": "a.png"}]}]}]))(r), "--images", r / "img", "--out", r / "o.json"], r"caption must be text"),
     ("arxivcap-empty-captions", lambda r: ["data", "arxivcap", "--input", _file("a.json", json.dumps([{"caption_images": [{"caption": " ", "cil_pairs": [{"image_file": "a.png", "sub_caption": ""}]}]}]))(r), "--images", r / "img", "--out", r / "o.json"], r"no caption"),
-    ("scienceqa-out-is-problems", lambda r: ["data", "scienceqa", "--root", r, "--problems", _file("p.json", "{}")(r), "--out", r / "p.json"], r"is the input"),
-    ("scienceqa-not-a-release", lambda r: ["data", "scienceqa", "--root", r, "--out", r / "o.json"], r"not a ScienceQA release"),
-    ("scienceqa-orders-zero", lambda r: ["data", "scienceqa", "--root", r, "--out", r / "o.json", "--orders", "0"], r"--orders: must be >= 1"),
-    ("scienceqa-orders-text", lambda r: ["data", "scienceqa", "--root", r, "--out", r / "o.json", "--orders", "two"], r"--orders: expected an integer"),
+    ("scienceqa-out-is-problems", lambda r: ["data", "scienceqa", "--root", r / "sqa", "--problems", _file("p.json", "{}")(r), "--out", r / "p.json"], r"is the input"),
+    ("scienceqa-out-inside-release", lambda r: ["data", "scienceqa", "--root", r, "--out", r / "o.json"], r"lies inside the input"),
+    ("scienceqa-not-a-release", lambda r: (r / "sqa").mkdir() or ["data", "scienceqa", "--root", r / "sqa", "--out", r / "o.json"], r"not a ScienceQA release"),
+    ("scienceqa-orders-zero", lambda r: ["data", "scienceqa", "--root", r / "sqa", "--out", r / "o.json", "--orders", "0"], r"--orders: must be >= 1"),
+    ("scienceqa-orders-text", lambda r: ["data", "scienceqa", "--root", r / "sqa", "--out", r / "o.json", "--orders", "two"], r"--orders: expected an integer"),
 ]
 
 
@@ -154,8 +157,9 @@ SPLIT_CASES = [
 
 @pytest.mark.parametrize("name, splits, pattern", SPLIT_CASES, ids=[s[0] for s in SPLIT_CASES])
 def test_scienceqa_split_lists(tmp_path, name, splits, pattern):
-    _release(tmp_path, splits)
-    check_failure(run_case(tmp_path, ["data", "scienceqa", "--root", tmp_path, "--out", tmp_path / "o.json"]), 2, pattern)
+    (tmp_path / "sqa").mkdir()
+    _release(tmp_path / "sqa", splits)
+    check_failure(run_case(tmp_path, ["data", "scienceqa", "--root", tmp_path / "sqa", "--out", tmp_path / "o.json"]), 2, pattern)
 
 
 def _arxivcap_with_image(root: Path, image_file: str, data: bytes) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scitune.errors import RunFailed, ScituneError, describe_failure
-from scitune.io import atomic
+from scitune.io import atomic, outputs
 from tests.reliability.harness import check_failure, run_case
 
 
@@ -63,13 +63,16 @@ def test_atomic_write_keeps_the_file_mode(tmp_path):
 
 
 CLAIMS = [
-    ("same-as-input", dict(path="a.json", inputs=["a.json"], folder=False), r"is the input"),
-    ("input-inside", dict(path="d", inputs=["d/x.json"]), r"contains the input"),
-    ("inside-input", dict(path="d/sub", inputs=["d"]), r"lies inside the input"),
-    ("file-for-folder", dict(path="a.json"), r"exists and is a file"),
-    ("folder-for-file", dict(path="d", folder=False), r"is a folder; expected a file path"),
-    ("foreign-folder", dict(path="d"), r"folder is not empty"),
-    ("marker-of-other-name", dict(path="d", marker=".other"), r"folder is not empty"),
+    ("same-as-input", dict(path="a.json", inputs=["a.json"]), r"is the input"),
+    ("input-inside", dict(path="d", inputs=["d/x.json"], kind="dir"), r"contains the input"),
+    ("inside-input", dict(path="d/sub", inputs=["d"], kind="dir"), r"lies inside the input"),
+    ("inside-input-file", dict(path="d/x.json/y", inputs=["d/x.json"]), r"lies inside the input"),
+    ("file-for-folder", dict(path="a.json", kind="dir"), r"exists and is a file"),
+    ("folder-for-file", dict(path="d"), r"is a folder; expected a file path"),
+    ("existing-file", dict(path="a.json"), r"exists; pass --overwrite"),
+    ("foreign-folder", dict(path="d", kind="dir"), r"folder is not empty"),
+    ("earlier-product", dict(path="run", kind="dir", marker="run"), r"holds an earlier run; pass --overwrite"),
+    ("other-product", dict(path="run", kind="dir", marker="corpus"), r"holds a scitune 'run' folder, not a corpus"),
 ]
 
 
@@ -78,21 +81,38 @@ def test_claim_output_refuses(tmp_path, name, kwargs, pattern):
     (tmp_path / "a.json").write_text("{}")
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x.json").write_text("{}")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "weights").write_text("1")
+    outputs.write_marker(tmp_path / "run", "run")
     kwargs = dict(kwargs)
     path = tmp_path / kwargs.pop("path")
     kwargs["inputs"] = [tmp_path / i for i in kwargs.get("inputs", [])]
     with pytest.raises(ScituneError, match=pattern):
-        atomic.claim_output(path, **kwargs)
+        outputs.claim_output(path, **kwargs)
+
+
+def test_claim_output_follows_links_to_inputs(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.json").write_text("[]")
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    with pytest.raises(ScituneError, match="is the input"):
+        outputs.claim_output(tmp_path / "link" / "train.json", inputs=[tmp_path / "data" / "train.json"], overwrite=True)
 
 
 def test_claim_output_allows(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x").write_text("1")
-    assert atomic.claim_output(tmp_path / "new") == tmp_path / "new"
-    assert atomic.claim_output(tmp_path / "d", overwrite=True) == tmp_path / "d"
-    atomic.write_marker(tmp_path / "d", "run")
-    assert atomic.claim_output(tmp_path / "d", marker=atomic.MARKER) == tmp_path / "d"
-    assert atomic.read_marker(tmp_path / "d")["kind"] == "run"
+    (tmp_path / "a.json").write_text("{}")
+    assert outputs.claim_output(tmp_path / "new", kind="dir") == tmp_path / "new"
+    assert outputs.claim_output(tmp_path / "new.json") == tmp_path / "new.json"
+    assert outputs.claim_output(tmp_path / "a.json", overwrite=True) == tmp_path / "a.json"
+    assert outputs.claim_output(tmp_path / "d", overwrite=True, kind="dir") == tmp_path / "d"
+    outputs.write_marker(tmp_path / "d", "run")
+    assert outputs.claim_output(tmp_path / "d", kind="dir", marker="run", reuse=True) == tmp_path / "d"
+    assert outputs.read_marker(tmp_path / "d")["kind"] == "run"
+    (tmp_path / "stopped").mkdir()
+    outputs.write_marker(tmp_path / "stopped", "corpus")  # a write that stopped before its first file
+    assert outputs.claim_output(tmp_path / "stopped", kind="dir", marker="corpus") == tmp_path / "stopped"
 
 
 FAILURES = [

@@ -22,15 +22,17 @@ def _earlier_run(run: Path, finished: bool = True) -> Path:
 
 
 CASES = [
-    ("out-is-a-file", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "samples.json"], r"run\.out .*samples\.json: exists and is a file"),
-    ("out-is-users-folder", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "notes"], r"run\.out .*notes: folder is not empty and was not written by this command"),
+    ("out-is-a-file", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "notes" / "mine.txt"], r"run\.out .*mine\.txt: exists and is a file"),
+    ("out-is-the-training-file", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "samples.json"], r"run\.out .*samples\.json: is the input"),
+    ("out-inside-images", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "images" / "run"], r"run\.out .*run: lies inside the input .*images"),
+    ("out-is-users-folder", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "notes"], r"run\.out .*notes: folder is not empty and was not written by scitune"),
     ("resume-without-run", lambda ws: ["train", ws / "recipe.yaml", "--resume"], r"--resume: .*run holds no scitune run to continue"),
     ("resume-users-folder", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "notes", "--resume"], r"folder is not empty"),
     ("resume-and-overwrite", lambda ws: ["train", ws / "recipe.yaml", "--resume", "--overwrite"], r"--resume and --overwrite exclude each other"),
     ("finished-run-again", lambda ws: (_earlier_run(ws / "run"), ["train", ws / "recipe.yaml"])[1], r"holds a finished run; continue it with --resume, or start over with --overwrite"),
     ("unfinished-run-again", lambda ws: (_earlier_run(ws / "run", finished=False), ["train", ws / "recipe.yaml"])[1], r"holds an earlier run"),
     ("resume-without-checkpoint", lambda ws: ((ws / "run").mkdir(), (ws / "run" / ".scitune").write_text('{"kind": "run"}'), ["train", ws / "recipe.yaml", "--resume"])[-1], r"no checkpoint and no finished stage to continue from"),
-    ("corpus-folder-as-run", lambda ws: ((ws / "run").mkdir(), (ws / "run" / ".scitune").write_text('{"kind": "corpus"}'), (ws / "run" / "manifest.json").write_text("{}"), ["train", ws / "recipe.yaml"])[-1], r"holds a scitune 'corpus' folder, not a training run"),
+    ("corpus-folder-as-run", lambda ws: ((ws / "run").mkdir(), (ws / "run" / ".scitune").write_text('{"kind": "corpus"}'), (ws / "run" / "manifest.json").write_text("{}"), ["train", ws / "recipe.yaml"])[-1], r"holds a scitune 'corpus' folder, not a run"),
     ("unknown-stage", lambda ws: ["train", ws / "recipe.yaml", "--stage", "pretrain"], r"--stage pretrain: the recipe has no such stage; it has align"),
     ("train-file-missing", lambda ws: ["train", ws / "recipe.yaml", "align.data.train=" + str(ws / "none.json")], r"align\.data\.train .*none\.json'?: no such file"),
     ("train-file-unset", lambda ws: ["train", ws / "recipe.yaml", "align.data.train="], r"align\.data\.train: must not be null"),

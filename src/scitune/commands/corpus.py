@@ -17,8 +17,8 @@ def register(subparsers) -> None:
         actions, "build",
         "render figures of SciCap's five types and write them in the SciCap challenge and ScienceQA layouts",
         "scitune corpus build --out runs/corpus --figures 200 --seed 0 --image-size 128")
-    build.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier corpus)")
-    build.add_argument("--overwrite", action="store_true", help="write into a non-empty folder that is not a corpus")
+    build.add_argument("--out", required=True, metavar="DIR", help="output folder (new or empty)")
+    build.add_argument("--overwrite", action="store_true", help="write into a non-empty folder (an earlier corpus included)")
     build.add_argument("--figures", type=int, default=200, metavar="N", help="number of figures (default 200)")
     build.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     build.add_argument("--image-size", type=int, default=128, metavar="PX",

@@ -33,6 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--keep-figure-word", action="store_true", help='do not replace "Figure N"/"Fig. N" by the figure type')
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for the choice of instruction phrasing")
     p.add_argument("--no-check", action="store_true", help="skip validating the written file")
+    _overwrite(p)
     p.set_defaults(func=run_scicap)
 
     p = _sub(commands, "vistext", "VisText charts -> captioning samples.",
@@ -43,6 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--level", default="L2L3", choices=("L1", "L2L3", "both"))
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--no-check", action="store_true")
+    _overwrite(p)
     p.set_defaults(func=run_vistext)
 
     p = _sub(commands, "arxivcap", "ArxivCap papers -> captioning samples.",
@@ -53,6 +55,7 @@ def register(subparsers) -> None:
     p.add_argument("--whole-caption", action="store_true", help="always use the whole caption, not sub-captions")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--no-check", action="store_true")
+    _overwrite(p)
     p.set_defaults(func=run_arxivcap)
 
     p = _sub(commands, "scienceqa", "ScienceQA -> stage-2 instructions in a LLaVA prompt format.",
@@ -70,6 +73,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for the shuffled option orders")
     p.add_argument("--images-out", help="parquet release: where to write the images (default: <out dir>/images/<split>)")
     p.add_argument("--out", required=True)
+    _overwrite(p)
     p.set_defaults(func=run_scienceqa)
 
     p = _sub(commands, "validate", "Report every bad record of a sample file; exit 1 when any is found.",
@@ -100,14 +104,20 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="write the overlaps as JSON here")
     p.add_argument("--fail", action="store_true", help="exit 1 when any overlap is found")
     p.add_argument("--list", type=int, default=50)
+    _overwrite(p)
     p.set_defaults(func=run_overlap)
 
 
-def _claim(out: str, *inputs: str | None) -> None:
-    """The output file may not be (or lie inside) an input, nor be a folder."""
-    from scitune.io.atomic import claim_output
+def _overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
-    claim_output(out, inputs=[i for i in inputs if i], folder=False)
+
+def _claim(args, *inputs: str | None) -> None:
+    """Before any work: --out may not be on, over or inside an input, nor replace an existing
+    file without --overwrite (`scitune.io.outputs`)."""
+    from scitune.io.outputs import claim_output
+
+    claim_output(args.out, inputs=inputs, overwrite=args.overwrite, kind="file")
 
 
 def _finish(samples, out: str, images: str | None, check: bool) -> int:
@@ -131,7 +141,7 @@ def _finish(samples, out: str, images: str | None, check: bool) -> int:
 def run_scicap(args) -> int:
     from scitune.data.scicap import build_instructions, read_scicap
 
-    _claim(args.out, args.input)
+    _claim(args, args.input, args.images)
     records = read_scicap(args.input)
     fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     samples = build_instructions(
@@ -143,7 +153,7 @@ def run_scicap(args) -> int:
 def run_vistext(args) -> int:
     from scitune.data.vistext import build_vistext_samples, read_vistext
 
-    _claim(args.out, args.input)
+    _claim(args, args.input, args.images)
     samples = build_vistext_samples(read_vistext(args.input), level=args.level, seed=args.seed)
     return _finish(samples, args.out, args.images, not args.no_check)
 
@@ -151,10 +161,10 @@ def run_vistext(args) -> int:
 def run_arxivcap(args) -> int:
     from scitune.data.arxivcap import build_arxivcap_samples, export_images, read_arxivcap
 
-    _claim(args.out, args.input)
-    claim_images = Path(args.images).resolve()
-    if claim_images == Path(args.input).resolve() or claim_images in Path(args.input).resolve().parents:
-        raise ScituneError(f"--images {args.images}: holds the input {args.input}; choose another image folder")
+    from scitune.io.outputs import refuse_overlap
+
+    _claim(args, args.input)
+    refuse_overlap(args.images, [args.input], "--images")  # images are written there
     figures = read_arxivcap(args.input)
     written = export_images(figures, args.images)
     if written:
@@ -167,7 +177,11 @@ def run_scienceqa(args) -> int:
     from scitune.data.sample import write_samples
     from scitune.data.scienceqa import build_scienceqa_samples, export_images, read_problems
 
-    _claim(args.out, args.problems, args.captions, str(Path(args.root) / "problems.json"), str(Path(args.root) / "pid_splits.json"))
+    from scitune.io.outputs import refuse_overlap
+
+    _claim(args, args.root, args.problems, args.captions)
+    if args.images_out:
+        refuse_overlap(args.images_out, [args.root, args.problems, args.captions], "--images-out")
     problems = read_problems(args.problems or args.root, split=args.split, captions=args.captions)
     if not problems:
         raise ScituneError(f"{args.problems or args.root}: no problems in split {args.split!r}")

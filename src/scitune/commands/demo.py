@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     parser.add_argument("--quick", action="store_true", help="the same path at reduced size (about 3 minutes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--overwrite", action="store_true", help="write into a non-empty folder that is not an earlier demo's"
+        "--overwrite", action="store_true", help="write into a non-empty folder (an earlier demo's included)"
     )
     parser.set_defaults(func=run)
 

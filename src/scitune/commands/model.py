@@ -54,13 +54,13 @@ def run_build(args: argparse.Namespace) -> int:
 
     from scitune.config import ModelConfig
     from scitune.errors import ScituneError
-    from scitune.io.atomic import claim_output
+    from scitune.io.outputs import claim_output
     from scitune.io.read import read_text
     from scitune.model import build_model, save_model
     from scitune.model.stages import format_parameter_table, parameter_table
 
     inputs = [p for p in (args.vision_tower, args.language_model, args.texts) if p and Path(p).expanduser().exists()]
-    claim_output(args.out, inputs=inputs, overwrite=args.overwrite)
+    claim_output(args.out, inputs=inputs, overwrite=args.overwrite, kind="dir")
     preset = args.preset
     if preset is None and not (args.vision_tower and args.language_model):
         preset = "tiny"
@@ -90,11 +90,11 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from scitune.io.atomic import claim_output
+    from scitune.io.outputs import claim_output
     from scitune.model import load_model, save_model
     from scitune.model.checkpoint import check_adapter, load_lora, merge_lora
 
-    claim_output(args.out, inputs=[args.base, args.adapter], overwrite=args.overwrite)
+    claim_output(args.out, inputs=[args.base, args.adapter], overwrite=args.overwrite, kind="dir")
     check_adapter(args.adapter)
     model, processor = load_model(args.base)
     merged = merge_lora(load_lora(model, args.adapter))

@@ -28,6 +28,7 @@ def register(subparsers) -> None:
         "--images", help="with --batch: folder the items' image paths are relative to (default: the batch file's folder)"
     )
     parser.add_argument("--out", help="with --batch: predictions JSONL to write (default: print to stdout)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="prompts per batch (default 8)")
     parser.add_argument("--max-new-tokens", type=positive_int, default=128, help="generation length limit (default 128)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
@@ -79,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.question is None) == (args.batch is None):
         raise ScituneError('give either a question ("...") or --batch FILE.jsonl')
+    if args.question is not None and not args.question.strip():
+        raise ScituneError("the question is empty; ask something about the image")
+    if args.out and not args.batch:
+        raise ScituneError("--out goes with --batch (one answer is printed)")
     if args.batch:
         items = read_batch(args.batch)
         image_root = args.images or str(Path(args.batch).resolve().parent)
@@ -87,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
         items = [EvalItem("0", _with_image_placeholder(args.question, bool(images)), images)]
         image_root = str(Path(args.image).parent) if args.image else None
     if args.out:
-        from scitune.io.atomic import claim_output
+        from scitune.io.outputs import claim_output
 
-        claim_output(args.out, inputs=[args.batch] if args.batch else [], folder=False)
+        claim_output(args.out, inputs=[args.batch, args.images, args.model], overwrite=args.overwrite, kind="file")
     model, processor = load_model(args.model, dtype=args.dtype, device=args.device)
     engine = Engine(model, processor, image_root=image_root, image_placement=args.image_placement)
     texts = engine.generate(items, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, progress=bool(args.batch))

@@ -1,13 +1,11 @@
-"""Atomic writes and output claims: nothing scitune writes ever replaces a good file with a
-half-written one, and no command writes over what it did not make.
+"""Atomic writes: nothing scitune writes ever replaces a good file with a half-written one.
 
 - Files are written to a temporary name in the same folder, flushed to disk (fsync) and renamed
   into place (`os.replace`, atomic on POSIX): a crash or a full disk leaves the old file intact.
 - Folders are written under a temporary name, synced, and swapped into place.
-- `claim_output` is what a command calls before writing: it refuses an output that is one of
-  its inputs (or contains or lies inside one), an existing file where a folder is expected (and
-  the reverse), and a non-empty folder that scitune did not create (no marker file) unless
-  `overwrite` is given.
+
+Where a command may write (never on, over or inside an input; never over an existing product
+without --overwrite) is `scitune.io.outputs`.
 """
 
 from __future__ import annotations
@@ -22,9 +20,6 @@ from pathlib import Path
 from typing import Any, IO
 
 from scitune.errors import ScituneError
-
-# The marker file scitune writes into the folders it creates (run folders, corpora).
-MARKER = ".scitune"
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -163,66 +158,3 @@ def atomic_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
         tmp.rename(target)
 
     write_dir_atomically(out, move)
-
-
-def _within(inner: Path, outer: Path) -> bool:
-    return inner == outer or outer in inner.parents
-
-
-def _resolved(path: str | os.PathLike) -> Path:
-    return Path(path).expanduser().resolve(strict=False)
-
-
-def claim_output(
-    path: str | os.PathLike,
-    *,
-    inputs: Iterable[str | os.PathLike | None] = (),
-    overwrite: bool = False,
-    marker: str | None = None,
-    folder: bool = True,
-    option: str = "--out",
-) -> Path:
-    """Checks that a command may write `path`; returns it. Raises a one-line ScituneError when
-    `path` is (or contains, or lies inside) one of `inputs`; when it exists as a file and a
-    folder is wanted (or the reverse); or, for a folder, when it is not empty and holds neither
-    `marker` (a folder scitune made) nor `overwrite` was given."""
-    out = Path(path)
-    target = _resolved(out)
-    for item in inputs:
-        if item is None or str(item) == "":
-            continue
-        source = _resolved(item)
-        if _within(target, source) or _within(source, target):
-            relation = "is" if target == source else "contains" if _within(source, target) else "lies inside"
-            raise ScituneError(f"{option} {out}: {relation} the input {item}; choose an output apart from the inputs")
-    if folder:
-        if out.exists() and not out.is_dir():
-            raise ScituneError(f"{option} {out}: exists and is a file; expected a folder")
-        if out.is_dir() and any(out.iterdir()) and not overwrite:
-            if marker is None or not (out / marker).is_file():
-                raise ScituneError(
-                    f"{option} {out}: folder is not empty and was not written by this command; "
-                    "choose a new or empty folder, or pass --overwrite"
-                )
-    elif out.is_dir():
-        raise ScituneError(f"{option} {out}: is a folder; expected a file path")
-    return out
-
-
-def write_marker(folder: str | os.PathLike, kind: str, marker: str = MARKER) -> Path:
-    """Writes the marker that says scitune made `folder` (and what it holds)."""
-    from scitune import __version__
-
-    return write_json(Path(folder) / marker, {"kind": kind, "scitune_version": __version__})
-
-
-def read_marker(folder: str | os.PathLike, marker: str = MARKER) -> dict[str, Any] | None:
-    """The marker's content, or None when the folder has none (or it is unreadable)."""
-    path = Path(folder) / marker
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

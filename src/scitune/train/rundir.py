@@ -20,7 +20,8 @@ from pathlib import Path
 
 from scitune.config import Recipe
 from scitune.errors import ScituneError
-from scitune.io.atomic import MARKER, claim_output, read_marker, write_marker, write_text
+from scitune.io.atomic import write_text
+from scitune.io.outputs import claim_output, read_marker, write_marker
 
 RUN_KIND = "run"
 
@@ -79,11 +80,11 @@ def check_run_dir(recipe: Recipe, resume: bool, overwrite: bool, names: list[str
     out = Path(recipe.run.out)
     if resume and overwrite:
         raise ScituneError("--resume and --overwrite exclude each other (continue a run, or start it over)")
-    claim_output(out, overwrite=overwrite, marker=MARKER, option="run.out")
+    # an earlier run is taken here (reuse); what may be done with it is decided below
+    inputs = [p for s in recipe.stages for p in (s.data.train, s.data.images)]
+    claim_output(out, inputs=inputs, overwrite=overwrite, kind="dir", marker=RUN_KIND, reuse=True, flag="run.out")
     marker = read_marker(out) if out.is_dir() else None
     is_run = marker is not None and marker.get("kind") == RUN_KIND
-    if marker is not None and not is_run and not overwrite:
-        raise ScituneError(f"run.out {out}: holds a scitune {marker.get('kind')!r} folder, not a training run")
     stage_dirs = [out / s.stage.name for s in recipe.stages]
     if resume:
         if not is_run:

@@ -26,7 +26,8 @@ from scitune.data.corpus import figures as figs
 from scitune.data.corpus import questions as qs
 from scitune.data.corpus.vocab import FIGURE_TYPES
 from scitune.errors import ScituneError
-from scitune.io.atomic import MARKER, claim_output, read_marker, sync_tree, write_marker
+from scitune.io.atomic import sync_tree
+from scitune.io.outputs import MARKER, claim_output, write_marker
 
 CORPUS_VERSION = "1"
 SPLITS = ("train", "val", "test")
@@ -74,12 +75,8 @@ CORPUS_KIND = "corpus"
 
 
 def _claim(out: Path, overwrite: bool) -> None:
-    """A new or empty folder, or an earlier corpus (scitune's marker, kind corpus); any other
-    non-empty folder only with `overwrite`."""
-    claim_output(out, overwrite=overwrite, marker=MARKER)
-    marker = read_marker(out) if out.is_dir() else None
-    if marker is not None and marker.get("kind") != CORPUS_KIND and not overwrite:
-        raise ScituneError(f"--out {out}: holds a scitune {marker.get('kind')!r} folder, not a corpus")
+    """A new or empty folder; a non-empty one (an earlier corpus included) only with `overwrite`."""
+    claim_output(out, overwrite=overwrite, kind="dir", marker=CORPUS_KIND)
 
 
 def _install(stage: Path, out: Path) -> None:
