@@ -183,6 +183,7 @@ class Engine:
         top_p: float = 1.0,
         stopping_criteria=None,
         min_new_tokens: int = 0,
+        logits_processor=None,
     ) -> torch.Tensor:
         """The new token ids of prompts rendered by `self.renderer.prompt` (their images read by
         `self.images`), run as one left-padded batch: one row per prompt, padded after its end.
@@ -192,7 +193,9 @@ class Engine:
         which the caller seeds. `stopping_criteria` (a transformers `StoppingCriteriaList`) can end
         rows early; serving uses it for per-request lengths, stop strings and cancellation.
         `min_new_tokens` holds back the stop tokens until that many are generated (benchmarks use
-        it to time answers of a known length)."""
+        it to time answers of a known length). `logits_processor` (a transformers
+        `LogitsProcessorList`) runs before temperature and top_p; serving uses it for logprobs,
+        logit_bias and penalties."""
         if max_new_tokens < 1:
             raise ScituneError(f"max new tokens must be at least 1, got {max_new_tokens}")
         if temperature < 0 or not 0 < top_p <= 1:
@@ -213,6 +216,7 @@ class Engine:
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.stop_ids,
                 stopping_criteria=stopping_criteria,
+                logits_processor=logits_processor,
                 **({"min_new_tokens": min_new_tokens} if min_new_tokens else {}),
             )
         return output[:, batch["input_ids"].shape[1] :]

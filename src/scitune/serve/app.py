@@ -9,10 +9,16 @@
 - `GET /v1/examples`, `GET /v1/examples/{id}.png`: built-in example figures;
 - `GET /`: the page (`scitune.serve.page`).
 
-Every error is OpenAI's error object (`scitune.serve.errors`): 400 malformed JSON or a value we
-cannot use, 404 unknown model or route, 413 over a size limit (body, image bytes or pixels,
-images, text), 422 wrong shape or type, 429 queue full, 504 timeout, 500 only for a failure of
-ours. Bodies are read whole by `BodyLimit` before any handler sees them, up to the limit.
+Every error is OpenAI's error object (`scitune.serve.errors`): 400 malformed JSON, a value we
+cannot use or a field we do not implement, 404 unknown model or route, 408 a body (or headers,
+`scitune.serve.server`) not sent in time, 413 over a size limit (body, image bytes or pixels,
+images, text), 422 wrong shape or type, 429 queue full, 431 headers too large, 504 timeout, 500
+only for a failure of ours. Bodies are read whole by `BodyLimit` before any handler sees them, up
+to the size limit and within the body deadline.
+
+`/openapi.json` declares each POST's request body (the models of `scitune.serve.schemas`; the
+handlers parse the bytes themselves, strictly, so FastAPI's own parsing is not used) and every
+status each endpoint answers, with the error object's schema.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -40,7 +47,9 @@ from scitune.serve.errors import ApiError, error_body
 from scitune.serve.limits import ServeLimits
 from scitune.serve.models import ModelSlot
 from scitune.serve.prompts import prepare_caption, prepare_chat, prepare_classify, request_id
-from scitune.serve.schemas import CaptionRequest, ChatRequest, ClassifyRequest, parse_body
+from pydantic.json_schema import models_json_schema
+
+from scitune.serve.schemas import CaptionRequest, ChatRequest, ClassifyRequest, ErrorBody, parse_body
 
 log = logging.getLogger("scitune.serve")
 
@@ -49,12 +58,14 @@ class BodyLimit:
     """ASGI middleware: reads a request body whole, up to `max_bytes`, then hands it on. A body
     over the limit is answered 413 (from its Content-Length header when it has one, else once the
     limit is passed); the rest of it is read and dropped first, up to `DRAIN_BYTES`, so that the
-    client, still sending, reads the answer instead of a reset connection."""
+    client, still sending, reads the answer instead of a reset connection. A body not whole within
+    `timeout_s` of the request's headers is answered 408 and its connection closed (uvicorn has no
+    read timeout: a client that declares a body and never sends it would hold the connection)."""
 
     DRAIN_BYTES = 64 * 1024**2
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -73,8 +84,13 @@ class BodyLimit:
                 return await _send_error(send, 413, f"the request body is {size} bytes, over the limit of {self.max_bytes}",
                                          "body_too_large")
         chunks, size = [], 0
+        deadline = time.monotonic() + self.timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                return await _send_error(send, 408, f"the request body did not arrive within {self.timeout_s:g} s",
+                                         "request_timeout")
             if message["type"] == "http.disconnect":
                 return None
             body = message.get("body", b"")
@@ -98,10 +114,14 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
 
-async def _drain(receive, budget: int) -> None:
-    """Reads and drops the rest of a request body, up to `budget` bytes."""
+async def _drain(receive, budget: int, timeout_s: float = 10.0) -> None:
+    """Reads and drops the rest of a request body, up to `budget` bytes and `timeout_s` seconds."""
+    deadline = time.monotonic() + timeout_s
     while budget > 0:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            return
         if message["type"] != "http.request":
             return
         budget -= len(message.get("body", b""))
@@ -133,6 +153,47 @@ def _usage(result: Result) -> dict:
 
 def _finish_reason(result: Result) -> str:
     return "length" if result.finish_reason == "length" else "stop"
+
+
+# what each endpoint may answer besides 200, declared in /openapi.json with the error object
+ERRORS = {
+    400: "malformed JSON, a value the server cannot use, or a field it does not implement",
+    404: "unknown model, route or example",
+    408: "the request's headers or body did not arrive in time",
+    413: "over a size limit (body, image, images, text, messages)",
+    422: "a field of the wrong type or shape",
+    429: "the queue is full; retry shortly",
+    431: "the request's headers are too large",
+    500: "a failure of the server",
+    503: "the server is shutting down or its model thread has stopped",
+    504: "the request took longer than the server's timeout",
+}
+ALWAYS = (400, 404, 408, 413, 431, 500)  # any request can meet these (routing, body reading, headers)
+
+
+def _responses(*statuses: int) -> dict:
+    return {status: {"model": ErrorBody, "description": ERRORS[status]} for status in sorted({*ALWAYS, *statuses})}
+
+
+def _body(model) -> dict:
+    """openapi_extra declaring `model` as the required JSON request body."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema, with the request-body models the handlers parse themselves."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        _, defs = models_json_schema([(m, "validation") for m in (ChatRequest, ClassifyRequest, CaptionRequest)],
+                                     ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _logprobs(entries: list[dict] | None) -> dict | None:
+    return {"content": entries, "refusal": None} if entries is not None else None
 
 
 def softmax(scores: list[float]) -> list[float]:
@@ -169,7 +230,8 @@ def create_app(
     app.state.batcher = batcher
     app.state.slots = slots
     app.state.limits = limits
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s)
+    app.openapi = lambda: _openapi(app)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError):
@@ -231,28 +293,28 @@ def create_app(
             job.cancel()  # no-op once done; a gone client or timeout frees its batch row
 
     # ------------------------------------------------------------------ info
-    @app.get("/health")
+    @app.get("/health", responses=_responses(503))
     async def health():
         body = {"status": "ok" if batcher.alive else "down", "version": __version__, "models": list(slots),
                 "queue": batcher.stats()}
         return JSONResponse(body, status_code=200 if batcher.alive else 503)
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses=_responses())
     async def models():
         return {"object": "list", "data": [slot.describe() for slot in slots.values()]}
 
-    @app.get("/v1/models/{name:path}")
+    @app.get("/v1/models/{name:path}", responses=_responses())
     async def model(name: str):
         return slot_for(name).describe()
 
     # ------------------------------------------------------------------ chat
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses=_responses(422, 429, 503, 504), openapi_extra=_body(ChatRequest))
     async def chat(request: Request):
         body = parse_body(ChatRequest, await request.body())
         slot = slot_for(body.model)
         prepared = await run_in_threadpool(prepare_chat, slot, body, limits, root)
         completion_id, created = request_id("chatcmpl"), int(time.time())
-        job = submit(prepared, "generate", stream=body.stream)
+        job = submit(prepared, "generate", stream=bool(body.stream))
         if body.stream:
             usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(stream_chat(job, completion_id, created, body.model, usage), media_type="text/event-stream",
@@ -261,16 +323,16 @@ def create_app(
         return {
             "id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
             "system_fingerprint": f"scitune-{__version__}",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
-                         "logprobs": None, "finish_reason": _finish_reason(result)}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text, "refusal": None},
+                         "logprobs": _logprobs(result.logprobs), "finish_reason": _finish_reason(result)}],
             "usage": _usage(result),
         }
 
     async def stream_chat(job: Job, completion_id: str, created: int, model_name: str, include_usage: bool):
-        def chunk(delta: dict, finish: str | None = None) -> dict:
+        def chunk(delta: dict, finish: str | None = None, entries: list[dict] | None = None) -> dict:
             return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model_name,
                     "system_fingerprint": f"scitune-{__version__}",
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+                    "choices": [{"index": 0, "delta": delta, "logprobs": _logprobs(entries), "finish_reason": finish}]}
 
         deadline = job.enqueued + limits.timeout_s
         try:
@@ -278,7 +340,8 @@ def create_app(
             while True:
                 kind, value = await next_event(job, deadline)
                 if kind == "delta":
-                    yield _sse(chunk({"content": value}))
+                    piece, entries = value
+                    yield _sse(chunk({"content": piece}, entries=entries))
                 elif kind == "error":
                     yield _sse(value.body())
                     return
@@ -294,7 +357,7 @@ def create_app(
             job.cancel()
 
     # ------------------------------------------------------------------ figures
-    @app.post("/v1/figures/classify")
+    @app.post("/v1/figures/classify", responses=_responses(422, 429, 503, 504), openapi_extra=_body(ClassifyRequest))
     async def classify(request: Request):
         body = parse_body(ClassifyRequest, await request.body())
         slot = slot_for(body.model)
@@ -311,7 +374,7 @@ def create_app(
                        for label, p, s in zip(options, probabilities, result.scores)],
         }
 
-    @app.post("/v1/figures/caption")
+    @app.post("/v1/figures/caption", responses=_responses(422, 429, 503, 504), openapi_extra=_body(CaptionRequest))
     async def caption(request: Request):
         body = parse_body(CaptionRequest, await request.body())
         slot = slot_for(body.model)
@@ -321,7 +384,7 @@ def create_app(
                 "caption": result.text, "finish_reason": _finish_reason(result), "usage": _usage(result)}
 
     # ------------------------------------------------------------------ examples and the page
-    @app.get("/v1/examples")
+    @app.get("/v1/examples", responses=_responses())
     async def examples():
         from scitune.serve.examples import example_figures
 
@@ -329,7 +392,7 @@ def create_app(
         return {"object": "list", "data": [{"id": f["id"], "figure_type": f["figure_type"], "url": f"/v1/examples/{f['id']}.png"}
                                            for f in figures]}
 
-    @app.get("/v1/examples/{name}.png")
+    @app.get("/v1/examples/{name}.png", responses=_responses())
     async def example_png(name: str):
         from scitune.serve.examples import example_figures
 

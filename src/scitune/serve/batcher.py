@@ -28,9 +28,9 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import torch
-from transformers import StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteriaList
 
-from scitune.serve.decoding import BatchStopping, RowDecoder
+from scitune.serve.decoding import BatchStopping, RowDecoder, RowLogits
 from scitune.serve.errors import ApiError
 from scitune.serve.limits import ServeLimits
 from scitune.serve.prompts import Prepared
@@ -53,6 +53,7 @@ class Result:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     scores: list[float] | None = None  # option scoring
+    logprobs: list[dict] | None = None  # OpenAI's logprobs entries, when asked for
 
 
 @dataclass(eq=False)
@@ -229,9 +230,13 @@ class Batcher:
         rows = []
         for job in batch:
             p = job.prepared
-            emit = (lambda piece, job=job: job.send("delta", piece)) if job.stream else None
+            emit = (lambda piece, entries=None, job=job: job.send("delta", (piece, entries))) if job.stream else None
             rows.append(RowDecoder(engine.tokenizer, slot.tokenizer_lock, engine.stop_ids, p.max_tokens, p.stop, emit,
-                                   job.cancelled.is_set))
+                                   job.cancelled.is_set, p.logprobs))
+        logits = None
+        if any(job.prepared.shapes_logits for job in batch):
+            logits = RowLogits([(job.prepared.logit_bias, job.prepared.frequency_penalty, job.prepared.presence_penalty,
+                                 job.prepared.logprobs is not None) for job in batch])
         if first.temperature > 0 and first.seed is not None:
             torch.manual_seed(first.seed % 2**63)
         for job in batch:
@@ -242,7 +247,8 @@ class Batcher:
                 max_new_tokens=max(job.prepared.max_tokens for job in batch),
                 temperature=first.temperature,
                 top_p=first.top_p,
-                stopping_criteria=StoppingCriteriaList([BatchStopping(rows)]),
+                stopping_criteria=StoppingCriteriaList([BatchStopping(rows, logits)]),
+                logits_processor=LogitsProcessorList([logits]) if logits is not None else None,
             )
         finally:
             for job in batch:
@@ -250,4 +256,5 @@ class Batcher:
         for job, row in zip(batch, rows):
             self.cancelled += row.finish_reason == "cancelled"
             text = row.finish()
-            job.send("done", Result(text, row.finish_reason or "length", job.prepared.prompt_tokens, row.count))
+            job.send("done", Result(text, row.finish_reason or "length", job.prepared.prompt_tokens, row.count,
+                                    logprobs=row.logprobs()))

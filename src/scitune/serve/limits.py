@@ -26,15 +26,20 @@ class ServeLimits:
     window_ms: float = 10.0  # how long the first request of a batch waits for others
     max_queue: int = 64  # requests waiting; one more is answered 429
     timeout_s: float = 120.0  # a request's whole time (waiting + running) before it is answered 504
+    header_timeout_s: float = 10.0  # from a connection's opening (or the start of its next request) to that request's whole headers; then 408
+    body_timeout_s: float = 30.0  # from a request's headers to the last byte of its body; then 408
+    max_header_bytes: int = 64 * 1024  # a request line and its headers; more is answered 431
 
     def __post_init__(self):
         for name in ("max_body_bytes", "max_image_bytes", "max_image_pixels", "max_images", "max_messages",
                      "max_text_chars", "max_tokens", "default_max_tokens", "max_stop_chars", "max_labels",
-                     "max_label_chars", "max_batch", "max_queue"):
+                     "max_label_chars", "max_batch", "max_queue", "max_header_bytes"):
             if getattr(self, name) < 1:
                 raise ScituneError(f"serve limits: {name} must be at least 1, got {getattr(self, name)}")
         if self.max_stop < 0 or self.window_ms < 0 or self.timeout_s <= 0:
             raise ScituneError("serve limits: max_stop and window_ms must be >= 0 and timeout_s > 0")
+        if not (self.header_timeout_s > 0 and self.body_timeout_s > 0):
+            raise ScituneError("serve limits: header_timeout_s and body_timeout_s must be > 0")
         if self.default_max_tokens > self.max_tokens:
             raise ScituneError(
                 f"serve limits: default_max_tokens {self.default_max_tokens} is over the cap max_tokens {self.max_tokens}"

@@ -43,6 +43,15 @@ class Prepared:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    logprobs: int | None = None  # None: no log-probabilities; k: each token's and its k likeliest
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def shapes_logits(self) -> bool:
+        """Whether generation must change or read this request's logits (`decoding.RowLogits`)."""
+        return self.logprobs is not None or bool(self.logit_bias) or bool(self.frequency_penalty or self.presence_penalty)
 
     @property
     def prompt_tokens(self) -> int:
@@ -91,8 +100,25 @@ def _check_text(texts: list[str], limits: ServeLimits) -> None:
         raise ApiError(400, f"text may not contain {IMAGE_TOKEN}; send images as image_url parts", "invalid_messages", "messages")
 
 
+def _logit_bias(slot: ModelSlot, bias: dict[str, float] | None) -> dict[int, float]:
+    """OpenAI's logit_bias (token id as a string -> bias) as token id -> bias."""
+    vocabulary = len(slot.engine.tokenizer)
+    out = {}
+    for key, value in (bias or {}).items():
+        if not (key.isascii() and key.isdigit() and len(key) <= 12 and int(key) < vocabulary):
+            raise ApiError(400, f"logit_bias: {key[:40]!r} is not a token id of this model (0 to {vocabulary - 1})",
+                           "invalid_logit_bias", "logit_bias")
+        if value:
+            out[int(key)] = float(value)
+    return out
+
+
 def prepare_chat(slot: ModelSlot, request: ChatRequest, limits: ServeLimits, image_root: Path | None) -> Prepared:
-    if request.n != 1:
+    refused = request.unsupported()
+    if refused is not None:
+        name, why = refused
+        raise ApiError(400, f"{name}: {why}", "unsupported_parameter", name)
+    if request.n not in (None, 1):
         raise ApiError(400, "n: this server returns one choice per request (n=1)", "invalid_n", "n")
     if len(request.messages) > limits.max_messages:
         raise ApiError(413, f"messages: {len(request.messages)} messages, over the limit of {limits.max_messages}",
@@ -114,6 +140,8 @@ def prepare_chat(slot: ModelSlot, request: ChatRequest, limits: ServeLimits, ima
             if message.role != "assistant":
                 raise ApiError(400, f"messages[{i}].content: a {message.role} message needs content", "invalid_messages",
                                f"messages[{i}].content")
+        elif not content or (message.role == "user" and isinstance(content, str) and not content.strip()):
+            raise ApiError(400, f"messages[{i}].content: is empty", "empty_content", f"messages[{i}].content")
         elif isinstance(content, str):
             pieces.append(content)
         else:
@@ -131,6 +159,10 @@ def prepare_chat(slot: ModelSlot, request: ChatRequest, limits: ServeLimits, ima
     if request.messages[-1].role != "user":
         raise ApiError(400, f"messages: the last message must be the user's (got {request.messages[-1].role})",
                        "invalid_messages", "messages")
+    last = turns[-1]["value"]
+    if not last.replace(IMAGE_TOKEN, "").strip() and IMAGE_TOKEN not in last:
+        raise ApiError(400, f"messages[{len(turns) - 1}].content: the last message has no text and no image",
+                       "empty_content", f"messages[{len(turns) - 1}].content")
     _check_text(texts, limits)
     if len(urls) > limits.max_images:
         raise ApiError(413, f"the request has {len(urls)} images, over the limit of {limits.max_images}", "too_many_images", "messages")
@@ -141,8 +173,10 @@ def prepare_chat(slot: ModelSlot, request: ChatRequest, limits: ServeLimits, ima
     prompt = _render(slot, sample, reserve=max_tokens)
     temperature = request.temperature if request.temperature is not None else 0.0
     top_p = request.top_p if request.top_p is not None else 1.0
+    logprobs = (request.top_logprobs or 0) if request.logprobs else None
     return Prepared(slot, EvalItem(sample["id"], "", tuple(pixels)), prompt, pixels, max_tokens, temperature, top_p,
-                    request.seed, tuple(stop))
+                    request.seed, tuple(stop), logprobs, request.frequency_penalty or 0.0, request.presence_penalty or 0.0,
+                    _logit_bias(slot, request.logit_bias))
 
 
 def _image_url(image: str | ImageURL) -> str:
