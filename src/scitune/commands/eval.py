@@ -43,6 +43,7 @@ def register(subparsers) -> None:
     )
     _model_options(sqa, modes=True)
     sqa.add_argument("--out", help="folder for metrics.json, parse_failures.jsonl (and predictions with --model)")
+    _overwrite(sqa)
     sqa.set_defaults(func=run_scienceqa)
 
     fig = add_command(
@@ -59,6 +60,7 @@ def register(subparsers) -> None:
     fig.add_argument("--labels", help="comma-separated label set (default: the labels of the references)")
     _model_options(fig, modes=True)
     fig.add_argument("--out", help="folder for metrics.json, confusion_matrix.json/.png (and predictions)")
+    _overwrite(fig)
     fig.set_defaults(func=run_figure_type)
 
     cap = add_command(
@@ -88,6 +90,7 @@ def register(subparsers) -> None:
     cap.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
     _model_options(cap, modes=False)
     cap.add_argument("--out", help="folder for metrics.json (and predictions with --model)")
+    _overwrite(cap)
     cap.set_defaults(func=run_captions)
 
     mv = add_command(
@@ -110,7 +113,12 @@ def register(subparsers) -> None:
     )
     _model_options(mv, modes=False)
     mv.add_argument("--out", help="folder for metrics.json (the authors' scores layout) and scored.jsonl")
+    _overwrite(mv)
     mv.set_defaults(func=run_mathvista)
+
+
+def _overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder (an earlier eval's included)")
 
 
 def _model_options(parser: argparse.ArgumentParser, modes: bool) -> None:
@@ -133,6 +141,25 @@ def _model_options(parser: argparse.ArgumentParser, modes: bool) -> None:
 
 # ----------------------------------------------------------------------------- shared helpers
 
+_INPUTS = ("problems", "answer_key", "predictions", "references", "data", "pairs", "model", "images")
+
+
+def _claim_out(args) -> None:
+    """Before any reading or scoring: --out (a folder; nothing is written without it) may not be
+    on, over or inside any input (with --problems FILE, also the pid_splits.json and captions.json
+    read beside it), and a non-empty folder needs --overwrite (`scitune.io.outputs`)."""
+    from scitune.io.outputs import claim_output
+
+    if args.out is None:
+        if getattr(args, "model", None):
+            raise ScituneError("--out is required with --model (predictions and metrics are written there)")
+        return
+    inputs = [getattr(args, name, None) for name in _INPUTS]
+    problems = getattr(args, "problems", None)
+    if problems and Path(problems).is_file():
+        inputs += [Path(problems).parent / "pid_splits.json", Path(problems).parent / "captions.json"]
+    claim_output(args.out, inputs=inputs, overwrite=args.overwrite, kind="dir")
+
 
 def _require(args, *names: str, because: str) -> None:
     for name in names:
@@ -153,8 +180,6 @@ def _run(task, args, modes: list[str]) -> None:
     from scitune.eval.runner import run_task
     from scitune.model import load_model
 
-    if args.out is None:
-        raise ScituneError("--out is required with --model (predictions and metrics are written there)")
     model, processor = load_model(args.model, dtype=args.dtype, device=args.device)
     engine = Engine(model, processor, image_root=args.images, image_placement=args.image_placement)
     for run in run_task(task, engine, modes, args.out, args.batch_size, args.max_new_tokens, progress=True):
@@ -181,6 +206,7 @@ def run_scienceqa(args: argparse.Namespace) -> int:
     from scitune.eval.runner import parse_modes
     from scitune.eval.tasks import ScienceQATask
 
+    _claim_out(args)
     if args.problems:
         from scitune.data.scienceqa import read_problems
 
@@ -205,6 +231,7 @@ def run_figure_type(args: argparse.Namespace) -> int:
     from scitune.eval.runner import parse_modes
     from scitune.eval.tasks import FigureTypeTask
 
+    _claim_out(args)
     labels = [label.strip() for label in args.labels.split(",") if label.strip()] if args.labels else None
     if args.model:
         _require(args, "data", because="with --model")
@@ -230,6 +257,7 @@ def run_captions(args: argparse.Namespace) -> int:
     from scitune.eval.captions import pair_predictions, read_pairs
     from scitune.eval.tasks import CaptionTask
 
+    _claim_out(args)
     tokenizer = args.tokenize if args.tokenize != "auto" else ("whitespace" if args.pairs else "simple")
     metrics = ("BLEU", "ROUGE-L", "CIDEr") + (() if args.no_meteor else ("METEOR",))
     if args.model:
@@ -256,6 +284,7 @@ def run_mathvista(args: argparse.Namespace) -> int:
     from scitune.eval.tables import format_table
     from scitune.eval.tasks import MathVistaTask
 
+    _claim_out(args)
     if args.model:
         _run(MathVistaTask.from_file(args.problems, args.limit), args, ["generate"])
         return 0
