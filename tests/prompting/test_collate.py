@@ -31,10 +31,15 @@ def test_open_image_rgb_and_checked(tmp_path):
     image = open_image("gray.png", tmp_path)
     assert image.mode == "RGB" and image.size == (10, 4)
     (tmp_path / "bad.png").write_text("no")
-    with pytest.raises(ScituneError, match="bad.png: image unreadable"):
+    with pytest.raises(ScituneError, match="bad.png: not an image PIL can read"):
         open_image("bad.png", tmp_path)
-    with pytest.raises(ScituneError, match="escapes root"):
+    with pytest.raises(ScituneError, match="escapes the image folder"):
         open_image("../gray.png", tmp_path / "sub")
+    Image.new("RGBA", (4, 4), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    assert open_image("clear.png", tmp_path).getpixel((0, 0)) == (255, 255, 255)  # transparency on white
+    Image.new("L", (2100, 100)).save(tmp_path / "strip.png")
+    with pytest.raises(ScituneError, match=r"strip\.png: image is 2100x100, more than 20:1"):
+        open_image("strip.png", tmp_path)
 
 
 def test_pad_to_square_keeps_the_sides_of_wide_figures(tmp_path, image_processor):

@@ -1,8 +1,9 @@
 """Checks a sample file before anything trains on it; every bad record is reported by id and reason.
 
-Reasons (`REASONS`): the image is missing, unreadable, truncated, zero-sized or a decompression
-bomb; its path escapes the image root (absolute, or `..` out of it); the `<image>` placeholders do
-not match the image field; turns are empty, missing or wrongly ordered, or have unknown roles;
+Reasons (`REASONS`): the image is missing, unreadable, truncated, zero-sized, a decompression
+bomb, longer than 20:1 or too large once padded to a square (`scitune.io.images`, the one opener
+every path uses); its path escapes the image root (absolute, or `..` out of it); the `<image>`
+placeholders do not match the image field; turns are empty, missing or wrongly ordered, or have unknown roles;
 the sample is too long after tokenization; the id is missing or repeats an earlier one.
 
 Training runs the same checks up front (`apply_policy`): `on_bad_record: fail` (default) stops
@@ -13,15 +14,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from scitune.config import ON_BAD_RECORD
 from scitune.data.sample import IMAGE_TOKEN, ROLES, read_samples
 from scitune.errors import ScituneError
-
-# Images above this many pixels are refused (PIL's own default limit).
-MAX_IMAGE_PIXELS = 89_478_485
+from scitune.io.images import REASONS as IMAGE_REASONS
 
 REASONS = {
     "bad_record": "record is not an object",
@@ -32,12 +31,7 @@ REASONS = {
     "turn_order": "turns do not alternate human, gpt, ... ending with gpt",
     "empty_turn": "a turn's text is empty",
     "image_token_mismatch": f"the number of {IMAGE_TOKEN} placeholders does not match the image field",
-    "image_path_escapes_root": "image path is absolute or leads out of the image root",
-    "image_missing": "image file not found",
-    "image_zero_size": "image file is empty or has zero width/height",
-    "image_unreadable": "image file is not a readable image",
-    "image_truncated": "image file is truncated",
-    "image_too_large": f"image exceeds {MAX_IMAGE_PIXELS} pixels (decompression bomb)",
+    **IMAGE_REASONS,
     "too_long": "does not fit max_length after tokenization",
     "bad_label_mask": "supervised tokens do not decode to the assistant text",
 }
@@ -85,51 +79,16 @@ class ValidationReport:
 
 
 def check_image(path_text: str, root: Path) -> tuple[str, str] | None:
-    """(reason, detail) for a bad image, None for a good one."""
-    return load_image(path_text, root, rgb=False)[1]
+    """(reason, detail) for a bad image, None for a good one: `scitune.io.images.open_under`'s
+    checks (the path stays inside `root`; sizes, aspect ratio and padded size from the header
+    before decoding; the image decodes whole), the same every other path applies."""
+    from scitune.io.images import ImageProblem, open_under
 
-
-def load_image(path_text: str, root: Path, rgb: bool = True):
-    """(the decoded image as RGB, None) for a good image, (None, (reason, detail)) for a bad one;
-    with `rgb` False the image is checked (decoded) but not converted, and None is returned in
-    its place. The checks come before decoding (the path stays inside `root`; the size is read
-    from the header and bounded), and the image is decoded once."""
-    from PIL import Image, UnidentifiedImageError
-
-    relative = PurePosixPath(path_text)
-    if relative.is_absolute() or Path(path_text).is_absolute() or ".." in relative.parts:
-        return None, ("image_path_escapes_root", path_text)
-    path = root / relative
     try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return None, ("image_path_escapes_root", f"{path_text} (a link out of the root)")
-    if not path.is_file():
-        return None, ("image_missing", str(path))
-    if path.stat().st_size == 0:
-        return None, ("image_zero_size", f"{path} has 0 bytes")
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            if width == 0 or height == 0:
-                return None, ("image_zero_size", f"{path} is {width}x{height}")
-            if width * height > MAX_IMAGE_PIXELS:
-                return None, ("image_too_large", f"{path} is {width}x{height}")
-            try:
-                im.load()
-                return (im.convert("RGB") if rgb else None), None
-            except OSError as err:
-                if "truncated" in str(err).lower():
-                    return None, ("image_truncated", f"{path}: {err}")
-                return None, ("image_unreadable", f"{path}: {err}")
-    except Image.DecompressionBombError as err:
-        return None, ("image_too_large", f"{path}: {err}")
-    except UnidentifiedImageError:
-        return None, ("image_unreadable", f"{path} is not an image PIL can read")
-    except (OSError, ValueError, SyntaxError) as err:
-        if "truncated" in str(err).lower():
-            return None, ("image_truncated", f"{path}: {err}")
-        return None, ("image_unreadable", f"{path}: {err}")
+        open_under(root, path_text, rgb=False).close()
+    except ImageProblem as problem:
+        return problem.reason, str(problem)
+    return None
 
 
 def _check_structure(sample: dict[str, Any]) -> list[tuple[str, str]]:

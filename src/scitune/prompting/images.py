@@ -6,16 +6,17 @@ square with the processor's mean colour (LLaVA-1.5's `image_aspect_ratio: pad`) 
 processor's `do_pad` (transformers' `LlavaImageProcessor`), stored in its
 `preprocessor_config.json`; `set_pad_to_square` turns it on or off for a training run.
 
-Every image is opened through the same checks as `scitune data validate` (path inside the image
-root, readable, not truncated, not a decompression bomb), and the error names the file.
+Every image is opened through `scitune.io.images`, the one checked opener `scitune data validate`,
+`serve` and the leakage guard use too (path inside the image root, readable, not truncated, not
+a decompression bomb, not longer than 20:1 nor too large once padded to a square, transparency
+on white), and the error names the file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from scitune.data.validate import load_image
-from scitune.errors import ScituneError
+from scitune.io.images import open_under
 
 # What a Llava image processor keeps of another image processor's settings.
 _CARRIED = (
@@ -40,18 +41,12 @@ def set_pad_to_square(processor, pad: bool) -> None:
 
 
 def open_image(path: str | Path, root: str | Path | None = None):
-    """The image as RGB, after `scitune data validate`'s checks (inside `root` when given),
-    decoded once."""
+    """The image as RGB (transparency on white), after the checks of `scitune.io.images` (inside
+    `root` when given), decoded once; an ImageProblem (a ScituneError) names the file."""
     path = Path(path)
     if root is not None:
-        relative, base = str(path), Path(root)
-    else:
-        relative, base = path.name, path.parent
-    image, problem = load_image(relative, base)
-    if problem is not None:
-        reason, detail = problem
-        raise ScituneError(f"image {path}: {reason.replace('_', ' ')} ({detail})")
-    return image
+        return open_under(root, str(path))
+    return open_under(path.parent, path.name)
 
 
 class ImageLoader:
