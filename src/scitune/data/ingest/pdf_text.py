@@ -1,0 +1,190 @@
+"""The text layer of a PDF page: characters -> lines -> reading order -> blocks -> paragraphs.
+
+Text comes from one pass over PDFium's character list (code point, loose box, text object per
+character), so the cost is linear in glyphs. pypdfium2's `get_text_bounded` per text rectangle
+is not used: each call scans the whole page, which made a page of many small labels quadratic
+(minutes for one t-SNE figure).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from dataclasses import dataclass, field
+
+from scitune.data.ingest.text import clean_text
+
+NUMBER_ONLY = re.compile(r"^\s*\d{1,4}\s*$")  # a page number or a line number (lineno), not prose
+
+
+@dataclass
+class Line:
+    text: str
+    box: tuple[float, float, float, float]  # left, bottom, right, top (points, y up)
+    column: str = "full"  # "left", "right" or "full"
+
+
+@dataclass
+class Block:
+    lines: list[Line] = field(default_factory=list)
+    page: int = 0
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (min(ln.box[0] for ln in self.lines), min(ln.box[1] for ln in self.lines),
+                max(ln.box[2] for ln in self.lines), max(ln.box[3] for ln in self.lines))
+
+    @property
+    def text(self) -> str:
+        out = ""
+        for line in self.lines:
+            piece = line.text.strip()
+            if out.endswith("-") and piece[:1].islower() and len(out) > 1 and out[-2].isalpha():
+                out = out[:-1] + piece  # a word hyphenated at the line end
+            else:
+                out = f"{out} {piece}" if out else piece
+        return clean_text(out)
+
+
+def _runs(textpage) -> list[tuple[list[float], str]]:
+    """Runs of characters: consecutive characters of one text object on one line (PDFium breaks
+    lines with generated CR/LF). One ctypes round of calls per character, nothing per pair."""
+    import pypdfium2.raw as raw
+
+    unicode_of, generated = raw.FPDFText_GetUnicode, raw.FPDFText_IsGenerated
+    loose_box, text_object = raw.FPDFText_GetLooseCharBox, raw.FPDFText_GetTextObject
+    rect = raw.FS_RECTF()
+    rect_ref = ctypes.byref(rect)
+    runs: list[tuple[list[float], str]] = []
+    box: list[float] | None = None
+    chars: list[str] = []
+    owner = None
+
+    def flush():
+        nonlocal box, chars, owner
+        if box is not None and "".join(chars).strip():
+            runs.append((box, "".join(chars)))
+        box, chars, owner = None, [], None
+
+    for i in range(textpage.count_chars()):
+        code = unicode_of(textpage, i)
+        if code in (10, 13):
+            flush()
+            continue
+        if code == 2:  # PDFium's mark for a hyphen that ends a line
+            code = 0x2D
+        if code < 32 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+            continue
+        char = chr(code)
+        if code == 32 and generated(textpage, i) == 1:  # a space PDFium inferred from the glyph spacing
+            if box is not None:
+                chars.append(" ")
+            continue
+        obj = ctypes.cast(text_object(textpage, i), ctypes.c_void_p).value
+        if obj != owner:
+            flush()
+            owner = obj
+        chars.append(char)
+        if char.isspace() or not loose_box(textpage, i, rect_ref):
+            continue
+        left, right = min(rect.left, rect.right), max(rect.left, rect.right)
+        bottom, top = min(rect.bottom, rect.top), max(rect.bottom, rect.top)
+        if box is None:
+            box = [left, bottom, right, top]
+        else:
+            box[0], box[1] = min(box[0], left), min(box[1], bottom)
+            box[2], box[3] = max(box[2], right), max(box[3], top)
+    flush()
+    return runs
+
+
+def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Line]:
+    """The page's text lines: runs on one baseline with a small horizontal gap, merged; lines
+    wholly off the page (`page_box`) are dropped. Sorting is the only superlinear step."""
+    runs = []
+    for box, text in _runs(textpage):
+        if box[0] < page_box[2] and box[2] > page_box[0] and box[1] < page_box[3] and box[3] > page_box[1]:
+            runs.append((tuple(box), text))
+    runs.sort(key=lambda r: (-round(r[0][3], 0), r[0][0]))
+    lines: list[Line] = []
+    for box, text in runs:
+        height = max(box[3] - box[1], 1.0)
+        last = lines[-1] if lines else None
+        if (last and abs(last.box[3] - box[3]) < 0.5 * height and abs(last.box[1] - box[1]) < 0.5 * height
+                and -0.5 * height <= box[0] - last.box[2] < 1.2 * height):
+            joiner = "" if last.text.endswith(" ") or text.startswith(" ") else " "
+            last.text = f"{last.text}{joiner}{text}"
+            last.box = (last.box[0], min(last.box[1], box[1]), max(last.box[2], box[2]), max(last.box[3], box[3]))
+        else:
+            lines.append(Line(text=text, box=box))
+    for line in lines:
+        line.text = clean_text(line.text)
+    return [ln for ln in lines if ln.text]
+
+
+def is_two_column(lines: list[Line], width: float) -> bool:
+    """Whether the page's prose is set in two columns: several lines wholly on each side of the
+    middle, and fewer that cross it."""
+    middle = width / 2
+    left = sum(1 for ln in lines if ln.box[2] <= middle + 4 and ln.box[2] - ln.box[0] > 0.25 * width)
+    right = sum(1 for ln in lines if ln.box[0] >= middle - 4 and ln.box[2] - ln.box[0] > 0.25 * width)
+    across = sum(1 for ln in lines if ln.box[0] < middle - 4 and ln.box[2] > middle + 4)
+    return left >= 3 and right >= 3 and across < left + right
+
+
+def reading_order(lines: list[Line], width: float) -> list[Line]:
+    """Lines in reading order: bands separated by full-width lines; in each band the left column,
+    then the right one."""
+    middle = width / 2
+    for line in lines:
+        if line.box[2] <= middle + 4:
+            line.column = "left"
+        elif line.box[0] >= middle - 4:
+            line.column = "right"
+        else:
+            line.column = "full"
+    lines = sorted(lines, key=lambda ln: -ln.box[3])
+    ordered: list[Line] = []
+    band: list[Line] = []
+    for line in lines + [None]:  # type: ignore[list-item]
+        if line is None or line.column == "full":
+            ordered += [ln for ln in band if ln.column == "left"] + [ln for ln in band if ln.column == "right"]
+            band = []
+            if line is not None:
+                ordered.append(line)
+        else:
+            band.append(line)
+    return ordered
+
+
+def blocks(lines: list[Line], page: int, starts_block) -> list[Block]:
+    """Lines (in reading order) grouped into blocks by column and vertical gap; a line for which
+    `starts_block(text)` holds (a caption label) always opens a new block."""
+    out: list[Block] = []
+    for line in lines:
+        last = out[-1].lines[-1] if out else None
+        height = max(line.box[3] - line.box[1], 1.0)
+        same_column = last is not None and (last.column == line.column or "full" in (last.column, line.column)
+                                            and abs(last.box[0] - line.box[0]) < 2 * height)
+        gap = last.box[1] - line.box[3] if last is not None else 0
+        if last is None or not same_column or gap > 0.9 * height or gap < -height or starts_block(line.text):
+            out.append(Block(page=page))
+        out[-1].lines.append(line)
+    return out
+
+
+def paragraphs(blocks_in_order: list[Block]) -> list[str]:
+    """Body paragraphs; a block that does not end a sentence continues in the next one (a
+    paragraph broken by a column or page end)."""
+    out: list[str] = []
+    carry = False
+    for block in blocks_in_order:
+        text = block.text
+        if not text:
+            continue
+        if carry and out:
+            out[-1] = out[-1][:-1] + text if out[-1].endswith("-") and text[:1].islower() else f"{out[-1]} {text}"
+        else:
+            out.append(text)
+        carry = not re.search(r"[.!?:)\]\"']$", text)
+    return out
