@@ -73,8 +73,10 @@ def test_figures_captions_and_mentions(paper_dir: Path):
     figures = _by_label(paper)
     assert sorted(figures) == ["fig:curve", "fig:panels", "fig:quiet"]
     curve = figures["fig:curve"]
-    # math kept as written (with the source's macro expanded), citations gone, \ref resolved
-    assert curve.caption_no_index == r"Energy $E = \mathcal{L}(x)^2$ of DeepNet over time; see Table 1 and."
+    # math as text (with the source's macro expanded), a parenthetical citation gone, one used as
+    # a noun a placeholder, \ref resolved; the LaTeX kept aside
+    assert curve.caption_no_index == "Energy E = L(x)2 of DeepNet over time; see Table 1 and [citation]."
+    assert curve.caption_latex.startswith(r"Energy $E = \mathcal{L}(x)^2$ of DeepNet over time")
     assert curve.caption.startswith("Figure 1: ")
     # mentions across \input: the introduction and the results section; sentence by sentence
     assert curve.mentions == [["As Figure 1 shows, the energy rises."], ["Fig. 1 is discussed again in Section 2."]]
@@ -141,4 +143,4 @@ def test_comments_macros_and_text():
     macros, _ = parse_macros(r"\newcommand{\loop}{\loop}")
     with pytest.raises(Exception, match="recursive"):
         expand_macros(r"\loop", macros, 50, "t")
-    assert latex_to_text(r"A \emph{bold} claim~\citep[p.~3]{k} with $\alpha_1$\footnote{not this}.") == r"A bold claim with $\alpha_1$."
+    assert latex_to_text(r"A \emph{bold} claim~\citep[p.~3]{k} with $\alpha_1$\footnote{not this}.") == "A bold claim with α1."

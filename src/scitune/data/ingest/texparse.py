@@ -18,12 +18,21 @@ from scitune.errors import ScituneError
 # makes a paragraph break).
 _COMMENT = re.compile(r"(?<!\\)((?:\\\\)*)%[^\n]*\n?[ \t]*")
 _NAME = re.compile(r"\\([A-Za-z@]+)")
-_DEF = re.compile(r"\\(?:re)?newcommand\*?|\\providecommand\*?|\\DeclareRobustCommand\*?")
-_TEXDEF = re.compile(r"\\[gex]?def\s*\\([A-Za-z@]+)((?:#\d)*)\s*\{")
+# One pattern for every kind of definition, so the source is scanned once (two patterns searched
+# alternately would re-scan the text after each definition).
+_DEF = re.compile(
+    r"\\(?P<new>(?:re)?newcommand|providecommand|DeclareRobustCommand)\*?(?![A-Za-z@])"
+    r"|\\(?P<op>DeclareMathOperator)\*?(?![A-Za-z@])"
+    r"|\\(?P<doc>(?:New|Renew|Provide|Declare)DocumentCommand)(?![A-Za-z@])"
+    r"|\\let\s*\\(?P<let>[A-Za-z@]+)\s*=?\s*\\(?P<to>[A-Za-z@]+|.)"
+    r"|\\[gex]?def\s*\\(?P<def>[A-Za-z@]+)(?P<params>(?:#\d)*)\s*(?=\{)"
+)
+_CONTROL = re.compile(r"\\([A-Za-z@]+)|\\.", re.S)
 # Never expanded even when a source redefines them: the scanner itself reads these.
 PROTECTED = frozenset({"begin", "end", "caption", "label", "ref", "includegraphics", "input", "include",
                        "subfloat", "subfigure", "subcaptionbox", "autoref", "cref", "Cref", "eqref", "cite",
-                       "section", "subsection", "subsubsection", "newcommand", "renewcommand", "def"})
+                       "section", "subsection", "subsubsection", "newcommand", "renewcommand", "def",
+                       "captionof", "import", "subimport", "iffalse", "iftrue", "fi", "else"})
 
 
 def strip_comments(text: str) -> str:
@@ -101,68 +110,113 @@ def find_environments(text: str, names: tuple[str, ...]) -> list[tuple[str, int,
     return spans
 
 
-def parse_macros(text: str) -> tuple[dict[str, tuple[int, str | None, str]], str]:
-    """Simple macro definitions (`\\newcommand`, `\\renewcommand`, `\\providecommand`, `\\def`
-    with #1..#9 parameters) -> {name: (arguments, default of the first or None, body)}, and the
-    text with the definitions removed."""
-    macros: dict[str, tuple[int, str | None, str]] = {}
+Macro = tuple[int, "str | None", str]  # (arguments, default of the first or None, body)
+
+
+def _document_command_args(spec: str) -> tuple[int, str | None]:
+    """Arguments of an xparse spec ("m m", "O{default} m", "s o m") as (count, default of the first):
+    `m`, `o` and `O{...}` are arguments, `s` (a star) and `t` tokens are skipped."""
+    count, default, i = 0, None, 0
+    while i < len(spec):
+        c = spec[i]
+        if c in "mo":
+            if c == "o" and count == 0:
+                default = ""
+            count += 1
+        elif c == "O":
+            group = read_group(spec, i + 1)
+            if count == 0:
+                default = group[0] if group else ""
+            count += 1
+            i = group[1] - 1 if group else i
+        i += 1
+    return count, default
+
+
+def parse_macros(text: str) -> tuple[dict[str, Macro], str]:
+    """Macro definitions (`\\newcommand`, `\\renewcommand`, `\\providecommand`,
+    `\\DeclareRobustCommand`, `\\DeclareMathOperator`, xparse's `\\NewDocumentCommand`, `\\let`,
+    `\\def` with #1..#9 parameters) -> {name: (arguments, default of the first or None, body)},
+    and the text with the definitions removed. Names the scanner reads are never redefined."""
+    macros: dict[str, Macro] = {}
     out, i = [], 0
-    while True:
-        m_new, m_def = _DEF.search(text, i), _TEXDEF.search(text, i)
-        match = min((m for m in (m_new, m_def) if m), key=lambda m: m.start(), default=None)
-        if match is None:
-            out.append(text[i:])
-            break
+    for match in _DEF.finditer(text):
+        if match.start() < i:
+            continue
         out.append(text[i : match.start()])
-        if match is m_def:
-            name, params = match.group(1), match.group(2)
-            body = read_group(text, match.end() - 1)
-            if body is None:
-                out.append(text[match.start() : match.end()])
-                i = match.end()
-                continue
+        i = match.end()
+        if match.group("let"):
+            name, target = match.group("let"), match.group("to")
             if name not in PROTECTED:
-                macros[name] = (len(params) // 2, None, body[0])
+                macros[name] = macros.get(target, (0, None, "\\" + target + (" " if target.isalpha() else "")))
+            continue
+        if match.group("def"):
+            body = read_group(text, match.end())
+            if body is None:
+                out.append(match.group(0))
+                continue
+            if match.group("def") not in PROTECTED:
+                macros[match.group("def")] = (len(match.group("params")) // 2, None, body[0])
             i = body[1]
             continue
         head = read_group(text, match.end())
-        if head is None:
-            i = match.end()
+        if head is None or not head[0].strip().startswith("\\"):
+            out.append(match.group(0))
             continue
-        name = head[0].strip()
-        j = head[1]
-        count, j2 = read_optional(text, j)
-        default, j3 = read_optional(text, j2)
-        body = read_group(text, j3)
-        if not name.startswith("\\") or body is None:
+        name, j = head[0].strip()[1:], head[1]
+        if match.group("op"):
+            body = read_group(text, j)
+            n_args, default = 0, None
+            value = None if body is None else "\\operatorname{" + body[0] + "}"
+        elif match.group("doc"):
+            spec = read_group(text, j)
+            body = read_group(text, spec[1]) if spec else None
+            n_args, default = _document_command_args(spec[0]) if spec else (0, None)
+            value = None if body is None else body[0]
+        else:
+            count, j2 = read_optional(text, j)
+            default, j3 = read_optional(text, j2)
+            body = read_group(text, j3)
+            try:
+                n_args = int(count) if count is not None else 0
+            except ValueError:
+                n_args = 0
+            value = None if body is None else body[0]
+        if body is None or not 0 <= n_args <= 9:
             out.append(text[match.start() : j])
             i = j
             continue
-        try:
-            n_args = int(count) if count is not None else 0
-        except ValueError:
-            n_args = 0
-        bare = name[1:]
-        if bare not in PROTECTED and 0 <= n_args <= 9:
-            if not (match.group(0).startswith("\\providecommand") and bare in macros):
-                macros[bare] = (n_args, default, body[0])
         i = body[1]
+        if name in PROTECTED or not re.fullmatch(r"[A-Za-z@]+|.", name):
+            continue
+        if match.group("new") == "providecommand" and name in macros:
+            continue
+        macros[name] = (n_args, default, value)
+    out.append(text[i:])
     return macros, "".join(out)
 
 
-def expand_macros(text: str, macros: dict[str, tuple[int, str | None, str]], budget: int, where: str) -> str:
-    """`text` with the macros expanded (repeatedly, for macros that use macros); a source whose
-    macros expand more than `budget` times (a recursive definition) is refused."""
+_PARAM = re.compile(r"#(\d)")
+
+
+def expand_macros(text: str, macros: dict[str, Macro], budget: int, where: str, *, depth: int = 32,
+                  max_chars: int = 64 << 20) -> str:
+    """`text` with the macros expanded. Each round expands every macro call once, left to right,
+    with its arguments read from the text; macros that use macros need one more round per level.
+    Bounded three ways, each refusal one line: more than `budget` expansions, more than `depth`
+    rounds (a recursive definition such as `\\def\\a{\\a x}`), or more than `max_chars` of
+    text (a definition that doubles, `\\def\\a{\\a\\a}`). Each round is one linear scan."""
     if not macros:
         return text
-    pattern = re.compile(r"\\(" + "|".join(sorted((re.escape(n) for n in macros), key=len, reverse=True)) + r")(?![A-Za-z@])")
     used = 0
-    for _ in range(50):  # macros that use macros: each round expands one level
-        pieces, i, changed = [], 0, False
-        for match in pattern.finditer(text):
-            if match.start() < i:
+    for _ in range(depth):
+        pieces: list[str] = []
+        size, i, changed = 0, 0, False
+        for match in _CONTROL.finditer(text):
+            name = match.group(1)
+            if match.start() < i or name is None or name not in macros:
                 continue
-            n_args, default, body = macros[match.group(1)]
+            n_args, default, body = macros[name]
             j = match.end()
             args: list[str] = []
             if default is not None:
@@ -176,19 +230,91 @@ def expand_macros(text: str, macros: dict[str, tuple[int, str | None, str]], bud
                 j = group[1]
             if len(args) < n_args:
                 continue
-            value = re.sub(r"#(\d)", lambda m: args[int(m.group(1)) - 1] if 0 < int(m.group(1)) <= len(args) else "", body)
-            # a macro ending in a letter-named command keeps a blank after it ("\foo bar")
-            if re.search(r"\\[A-Za-z@]+$", value) and j < len(text) and text[j].isalpha():
+            value = _PARAM.sub(lambda m: args[int(m.group(1)) - 1] if 0 < int(m.group(1)) <= len(args) else "", body) if n_args else body
+            # a macro whose expansion ends in a command word keeps the blank LaTeX ate after the
+            # call ("\foo bar" with \foo -> \alpha: "\alpha bar", not "\alphabar")
+            if value and j < len(text) and text[j].isalpha() and re.search(r"\\[A-Za-z@]+$", value):
                 value += " "
             pieces.append(text[i : match.start()])
             pieces.append(value)
+            size += match.start() - i + len(value)
             i = j
             changed = True
             used += 1
             if used > budget:
                 raise ScituneError(f"{where}: macros expand more than {budget} times (a recursive definition?); refused")
-        pieces.append(text[i:])
-        text = "".join(pieces)
+            if size > max_chars:
+                raise ScituneError(f"{where}: macros expand to more than {max_chars} characters (a macro bomb?); refused")
         if not changed:
             return text
-    raise ScituneError(f"{where}: macros still expand after 50 rounds (a recursive definition?); refused")
+        pieces.append(text[i:])
+        text = "".join(pieces)
+    raise ScituneError(f"{where}: macros still expand after {depth} rounds (a recursive definition?); refused")
+
+
+# ----------------------------------------------------------------------------- conditionals, braces
+
+_CONDITIONAL = re.compile(r"\\newif\s*\\if[A-Za-z@]*|\\(if(?!f(?![A-Za-z@])|thenelse)[A-Za-z@]*|else|fi)(?![A-Za-z@])")
+
+
+def drop_false_branches(text: str) -> str:
+    """`\\iffalse ... \\fi` removed (and the `\\else` half of `\\iftrue`), nesting followed:
+    other conditionals (`\\ifx`, a user's `\\newif` flag) are kept as written, both branches, but
+    counted so that a `\\fi` closes the right one. A `\\newif\\iffoo` is a definition, not a test."""
+    out, i = [], 0
+    stack: list[bool | None] = []  # per open conditional: None (kept as written) or whether this branch is kept
+    hidden = 0  # open \iffalse/\iftrue branches that are not kept
+    for match in _CONDITIONAL.finditer(text):
+        word = match.group(1)
+        if word is None:  # \newif\ifname
+            continue
+        if not hidden:
+            out.append(text[i : match.start()])
+        i = match.end()
+        if word in ("iffalse", "iftrue"):
+            kept = word == "iftrue"
+            stack.append(kept)
+            hidden += not kept
+        elif word == "else":
+            if stack and stack[-1] is not None:
+                hidden += 1 if stack[-1] else -1
+                stack[-1] = not stack[-1]
+            elif not hidden:
+                out.append(match.group(0))
+        elif word == "fi":
+            top = stack.pop() if stack else None
+            if top is None:
+                if not hidden:
+                    out.append(match.group(0))
+            elif top is False:
+                hidden -= 1
+        else:
+            stack.append(None)
+            if not hidden:
+                out.append(match.group(0))
+    if not hidden:
+        out.append(text[i:])
+    return "".join(out)
+
+
+def unbalanced_brace(text: str) -> tuple[int, str] | None:
+    """The first brace problem of a file's text (comments stripped) as (line, what), or None: a
+    `}` that closes nothing, or a `{` still open at the end. Escaped `\\{` `\\}` do not count."""
+    depth, opened = 0, []
+    line = 1
+    for match in re.finditer(r"\\.|[{}\n]", text, re.S):
+        c = match.group(0)
+        if c == "\n":
+            line += 1
+        elif c == "{":
+            opened.append(line)
+            depth += 1
+        elif c == "}":
+            if not opened:
+                return line, "a '}' that closes no '{'"
+            opened.pop()
+        elif c == "\\\n":
+            line += 1
+    if opened:
+        return opened[-1], "a '{' that is never closed"
+    return None

@@ -8,13 +8,16 @@ import re
 # Words after which a period does not end a sentence ("Fig. 3", "et al. (2020)", "e.g. the").
 ABBREVIATIONS = frozenset({"fig", "figs", "eq", "eqs", "sec", "secs", "tab", "ref", "refs", "e.g", "i.e", "al",
                            "cf", "vs", "resp", "approx", "no", "vol", "pp", "dr", "prof", "mr", "ms", "st", "etc"})
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9(\[$\"'\u2018\u201c])")
 
 
 def clean_text(text: str) -> str:
     """One line of text: no-break spaces and runs of blanks become one space, no blank before
-    punctuation, empty brackets (what a removed citation leaves) gone."""
-    text = text.replace("\u00a0", " ").replace("\u2009", " ")
+    punctuation, empty brackets (what a removed citation leaves) gone, control characters (NUL,
+    escape, DEL ...) removed."""
+    text = _CONTROLS.sub("", text)
+    text = text.replace("\u00a0", " ").replace("\u2009", " ").replace("\u202f", " ")
     text = re.sub(r"\s+", " ", text)
     text = re.sub(r"\(\s*\)|\[\s*\]", "", text)
     text = re.sub(r"\s+([,.;:!?)\]])", r"\1", text)

@@ -1,0 +1,161 @@
+"""LaTeX fragments -> text as SciCap writes captions and mentions: what a reader of the PDF sees.
+
+- Math becomes text through pylatexenc's latex2text: `$\\alpha$` -> α, `$\\mathrm{AUROC}$` -> AUROC,
+  `\\frac{a}{b}` -> a/b; sub- and superscripts lose their `_`/`^` as they do in a PDF's text
+  (`log$_2$(1 + x)` -> log2(1 + x)); styled math letters (`\\mathbf{v}` -> 𝐯) become plain ones.
+- `~` and LaTeX's spacing commands (`\\,` `\\;` `\\ ` `\\quad` ...) become one space; `\\xspace`
+  adds a blank unless punctuation follows, as the package does.
+- Citations (we have no bibliography to print them from): a citation that the sentence uses as a
+  noun ("the observation from \\cite{x} that", "\\citet{x} show", "see \\cite{x}") becomes
+  "[citation]" so the sentence still reads; a parenthetical one ("spectra~\\cite{x}",
+  `\\citep`, "(\\cite{x})") is dropped, as the sentence reads without it. Decided by the command
+  (`\\citet`/`\\textcite` are nouns, `\\citep`/`\\parencite` are parenthetical) and, for a plain
+  `\\cite`, by the word before it.
+- Footnotes, labels, index entries and spacing commands with arguments are removed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from scitune.data.ingest import texparse as tp
+from scitune.data.ingest.latex_source import FILE_MARK
+from scitune.data.ingest.text import clean_text
+
+CITATION = "[citation]"
+_CITE = re.compile(r"\\(?P<cmd>[A-Za-z]*cite[A-Za-z]*)\*?(?![A-Za-z])(?:\s*\[[^\]]*\]){0,2}\s*\{[^}]*\}")
+NOUN_CITES = frozenset({"citet", "Citet", "citealt", "Citealt", "textcite", "Textcite", "citeauthor",
+                        "Citeauthor", "citeyear", "citetitle", "fullcite", "citenum"})
+PARENTHETICAL_CITES = frozenset({"citep", "Citep", "citealp", "Citealp", "parencite", "Parencite", "autocite",
+                                 "Autocite", "footcite", "supercite", "nocite", "citeyearpar", "smartcite"})
+# words after which a plain \cite is the object of the sentence, not an aside
+NOUN_CONTEXT = frozenset({"from", "in", "by", "of", "see", "and", "or", "to", "with", "following", "cf", "cf.",
+                          "e.g.", "i.e.", "as", "than", "like", "use", "uses", "used", "using", "via", "after",
+                          "unlike", "follow", "follows", "extend", "extends", "on", "for", "per", "against",
+                          "between", "versus", "vs", "vs.", "also", "work", "works", "paper", "papers", "method"})
+_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)[\s~]*$")
+DROP_WITH_ARG = ("footnote", "label", "index", "vspace", "hspace", "thanks", "marginpar", "footnotemark",
+                 "bibliographystyle", "bibliography", "addcontentsline", "graphicspath", "centering", "protect",
+                 "glsadd", "todo", "phantom", "hphantom", "vphantom")
+_DROP = re.compile(r"\\(" + "|".join(DROP_WITH_ARG) + r")\*?(?![A-Za-z])")
+_MATH = re.compile(r"(?<!\\)(\$\$?|\\\(|\\\)|\\\[|\\\])|\\(begin|end)\s*\{(equation|align|gather|multline|eqnarray|math|displaymath)\*?\}")
+_SCRIPT = re.compile(r"(?<!\\)[_^]")
+_XSPACE = re.compile(r"\\xspace(?![A-Za-z@])(?:\s*\{\})?")
+# after \xspace no blank is added before these (the package's own list, roughly)
+_XSPACE_NO_BLANK = set(".,;:!?'\")]}/-~\\ \t\n") | {"\u00a0"}
+
+
+def _citation(text: str, match: re.Match) -> str:
+    command = match.group("cmd")
+    if command in NOUN_CITES:
+        return CITATION
+    if command in PARENTHETICAL_CITES:
+        return ""
+    stripped = text[max(0, match.start() - 40) : match.start()].rstrip(" \t\n~")
+    if not stripped or stripped.endswith((".", "!", "?", ":")):
+        return CITATION  # it starts a sentence (an abbreviation such as "e.g." is a noun context too)
+    word = _WORD_BEFORE.search(stripped)
+    return CITATION if word and word.group(1).lower() in NOUN_CONTEXT else ""
+
+
+def replace_citations(text: str) -> str:
+    """Citations as described in the module's doc; one pass."""
+    return _CITE.sub(lambda m: _citation(text, m), text)
+
+
+def _drop_macros(text: str) -> str:
+    out, i = [], 0
+    for match in _DROP.finditer(text):
+        if match.start() < i:
+            continue
+        out.append(text[i : match.start()])
+        i = match.end()
+        if match.group(1) in ("centering", "protect"):
+            continue
+        _, j = tp.read_optional(text, i)
+        k = tp.skip_space(text, j)
+        group = tp.read_group(text, k) if k < len(text) and text[k] == "{" else None
+        i = group[1] if group else j
+    out.append(text[i:])
+    return "".join(out)
+
+
+def _flatten_scripts(text: str) -> str:
+    """`_` and `^` removed inside math (`$x_{i}$` -> `$x{i}$`, so the text reads xi, as a PDF's does)."""
+    out, i, in_math = [], 0, False
+    for match in _MATH.finditer(text):
+        piece = text[i : match.start()]
+        out.append(_SCRIPT.sub("", piece) if in_math else piece)
+        out.append(match.group(0))
+        delimiter = match.group(1)
+        if delimiter in ("$", "$$"):
+            in_math = not in_math
+        else:
+            in_math = delimiter in ("\\(", "\\[") or match.group(2) == "begin"
+        i = match.end()
+    out.append(_SCRIPT.sub("", text[i:]) if in_math else text[i:])
+    return "".join(out)
+
+
+def _xspace(text: str) -> str:
+    def blank(match: re.Match) -> str:
+        after = text[match.end() : match.end() + 1]
+        return "" if not after or after in _XSPACE_NO_BLANK else " "
+
+    return _XSPACE.sub(blank, text)
+
+
+def _plain_letters(text: str) -> str:
+    """Styled math letters (𝐯, ℒ, ℝ, 𝑒: Unicode's <font> variants) as plain letters."""
+    if text.isascii():
+        return text
+    return "".join(unicodedata.normalize("NFKC", c) if unicodedata.decomposition(c).startswith("<font>") else c
+                   for c in text)
+
+
+_converter = None
+_parse_context = None
+
+
+def _pylatexenc():
+    """pylatexenc's converter with a few macros it drops or prints wrongly taught: boxes keep
+    their text (`\\mbox{cd}` -> cd), `\\makebox[w]{x}` keeps only x, `\\enspace` is a blank."""
+    global _converter, _parse_context
+    if _converter is None:
+        from pylatexenc import latex2text, latexwalker, macrospec
+
+        walker_db = latexwalker.get_default_latex_context_db()
+        walker_db.add_context_category("scitune", prepend=True, macros=[
+            macrospec.MacroSpec("mbox", "{"), macrospec.MacroSpec("hbox", "{"), macrospec.MacroSpec("fbox", "{"),
+            macrospec.MacroSpec("makebox", "[[{"), macrospec.MacroSpec("framebox", "[[{"),
+            macrospec.MacroSpec("textnormal", "{"), macrospec.MacroSpec("enspace", ""),
+            macrospec.MacroSpec("enskip", ""), macrospec.MacroSpec("xspace", ""),
+        ])
+        text_db = latex2text.get_default_latex_context_db()
+        text_db.add_context_category("scitune", prepend=True, macros=[
+            latex2text.MacroTextSpec("mbox", "%(1)s"), latex2text.MacroTextSpec("hbox", "%(1)s"),
+            latex2text.MacroTextSpec("fbox", "%(1)s"), latex2text.MacroTextSpec("makebox", "%(3)s"),
+            latex2text.MacroTextSpec("framebox", "%(3)s"), latex2text.MacroTextSpec("textnormal", "%(1)s"),
+            latex2text.MacroTextSpec("enspace", " "), latex2text.MacroTextSpec("enskip", " "),
+            latex2text.MacroTextSpec("xspace", " "),
+        ])
+        _converter = latex2text.LatexNodes2Text(latex_context=text_db, math_mode="text", strict_latex_spaces=True)
+        _parse_context = walker_db
+    return _converter, _parse_context
+
+
+def latex_to_text(latex: str) -> str:
+    """Text of a LaTeX fragment (refs already resolved, macros expanded), as the module's doc says."""
+    converter, context = _pylatexenc()
+    latex = FILE_MARK.sub(" ", latex)
+    latex = replace_citations(latex)
+    latex = _drop_macros(latex)
+    latex = _xspace(latex)
+    latex = _flatten_scripts(latex)
+    try:
+        text = converter.latex_to_text(latex, latex_context=context, tolerant_parsing=True)
+    except Exception:  # pylatexenc is tolerant; a parser bug must not lose the figure, nor leave markup
+        text = re.sub(r"\\[A-Za-z]+\*?", " ", latex)
+        text = re.sub(r"[{}$]", "", text).replace("~", " ")
+    return clean_text(_plain_letters(text))
