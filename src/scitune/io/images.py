@@ -161,7 +161,8 @@ def open_image(source: str | Path | bytes, where: str | None = None, limits: Ima
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as err:
         text = " ".join(str(err).split())[:200]
         if "truncated" in text.lower():
-            raise ImageProblem("image_truncated", where, f"image file is truncated ({text})") from None
+            detail = text if text.lower().startswith("image file is truncated") else f"image file is truncated ({text})"
+            raise ImageProblem("image_truncated", where, detail) from None
         raise ImageProblem("image_unreadable", where, f"unreadable image ({text})") from None
 
 

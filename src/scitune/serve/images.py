@@ -4,10 +4,11 @@ An image arrives as an `image_url` whose url is a `data:` URL (base64 PNG, JPEG,
 or, only when the server was started with `--image-root`, a path under that root (relative, or
 absolute / `file://` inside it; links that lead out of it are refused). Remote http(s) URLs are
 never fetched. Before any pixel is decoded: the base64 length and the byte count are bounded, the
-decoder is limited to the allowed formats, and width x height is checked against
-`max_image_pixels` from the header alone (a decompression bomb is refused without being
-expanded); truncated or corrupt files are refused when decoded. The same checks as
-`scitune data validate` (`scitune.data.validate.check_image`), with the server's own bounds.
+decoder is limited to the allowed formats, and the size is checked from the header alone by
+`scitune.io.images.open_image`, the one opener training, `predict`, `eval` and `data validate`
+use (decoded pixels within `max_image_pixels`, so a decompression bomb is refused without being
+expanded; aspect ratio and the padded square within the shared limits; transparency on white),
+with the server's own byte and pixel bounds; truncated or corrupt files are refused when decoded.
 
 Pixel values come from the checkpoint's own image processor, one image at a time (what
 `scitune.prompting.ImageLoader` computes for a list, as each image is processed alone), and are
@@ -18,9 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
-import struct
-import warnings
+import dataclasses
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -96,33 +95,23 @@ def image_bytes(url: str, limits: ServeLimits, image_root: Path | None, where: s
 
 
 def decode_image(data: bytes, limits: ServeLimits, where: str):
-    """An RGB PIL image from bytes, within the byte and pixel limits."""
-    from PIL import Image, UnidentifiedImageError
+    """An RGB PIL image from bytes, through the one checked opener with the server's bounds."""
+    from scitune.io.images import ImageProblem, default_limits, open_image
 
-    if len(data) > limits.max_image_bytes:
-        raise ApiError(413, f"{where}: image is {len(data)} bytes, over the limit of {limits.max_image_bytes}",
-                       "image_too_large", where)
     if not data:
         raise ApiError(400, f"{where}: the image is empty", "invalid_image", where)
+    bounds = dataclasses.replace(default_limits(), max_bytes=limits.max_image_bytes,
+                                 max_pixels=limits.max_image_pixels, formats=FORMATS)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
-                width, height = image.size
-                if width * height > limits.max_image_pixels:
-                    raise ApiError(413, f"{where}: image is {width}x{height} pixels, over the limit of "
-                                        f"{limits.max_image_pixels} (decompression bomb guard)", "image_too_large", where)
-                if width == 0 or height == 0:
-                    raise ApiError(400, f"{where}: image is {width}x{height}", "invalid_image", where)
-                image.load()
-                return image.convert("RGB")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ApiError(413, f"{where}: image is over the pixel limit (decompression bomb guard)", "image_too_large", where) from None
-    except UnidentifiedImageError:
-        raise ApiError(400, f"{where}: not an image we read (PNG, JPEG, WebP, GIF)", "invalid_image", where) from None
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as err:
-        detail = " ".join(str(err).split())[:200]
-        raise ApiError(400, f"{where}: unreadable image ({detail})", "invalid_image", where) from None
+        return open_image(data, where, bounds)
+    except ImageProblem as problem:
+        if problem.reason in ("image_too_large", "image_aspect_ratio"):
+            raise ApiError(413, str(problem), "image_too_large", where) from None
+        if problem.reason == "image_unreadable" and problem.detail == "not an image PIL can read":
+            raise ApiError(400, f"{where}: not an image we read (PNG, JPEG, WebP, GIF)", "invalid_image", where) from None
+        if problem.reason == "image_truncated":
+            raise ApiError(400, f"{where}: unreadable image ({problem.detail})", "invalid_image", where) from None
+        raise ApiError(400, str(problem), "invalid_image", where) from None
 
 
 def pixel_values(image, image_processor) -> torch.Tensor:
