@@ -1,5 +1,7 @@
-"""`scitune ingest PATH... --out DIR`: your own papers (LaTeX sources or PDFs) -> stage-1 data in
-the SciCap challenge layout that `scitune data scicap` reads."""
+"""`scitune ingest PATH... --out DIR`: your own papers (LaTeX sources or PDFs) or arXiv's bulk
+source tars -> stage-1 data in the SciCap challenge layout that `scitune data scicap` reads.
+Re-running the same command resumes; `--workers N` reads papers in N processes, `--engine ray`
+as Ray Data tasks."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import math
 import tempfile
 from pathlib import Path
 
-from scitune.cli import add_command
+from scitune.cli import add_command, positive_int
 from scitune.errors import ScituneError
 
 EXAMPLE = ("scitune ingest papers/ --out data/mine && scitune data scicap --input data/mine/train.json "
@@ -19,9 +21,23 @@ EXTRA_HINT = 'scitune ingest needs the "ingest" extra: pip install -e ".[ingest]
 def register(subparsers) -> None:
     p = add_command(subparsers, "ingest", "LaTeX sources / PDFs of your papers -> SciCap layout (stage-1 data).", EXAMPLE)
     p.add_argument("paths", nargs="+", metavar="PATH", help="a LaTeX source folder, an arXiv-style .tar.gz, a PDF, "
-                   "or a folder of those")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier ingest output)")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder that ingest did not create")
+                   "an arXiv bulk tar (arXiv_src_2301_001.tar), or a folder of those; files may be fsspec URLs "
+                   "(s3://bucket/arXiv_src_*.tar)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier ingest "
+                   "output, which the run resumes)")
+    p.add_argument("--overwrite", action="store_true", help="start again: write into a non-empty folder that ingest "
+                   "did not create, or replace an earlier ingest output instead of resuming it")
+    p.add_argument("--workers", type=positive_int, default=1, help="papers read at once, each in its own process "
+                   "(default 1)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="local (this machine, --workers "
+                   "processes) or ray (Ray Data tasks on the Ray cluster of RAY_ADDRESS / `ray job submit`, else a "
+                   "local Ray; needs the ray extra)")
+    p.add_argument("--metadata", metavar="FILE", help="arXiv's metadata snapshot (arxiv-metadata-oai-snapshot.json, "
+                   "JSON lines): each paper's licence and categories")
+    p.add_argument("--categories", metavar="CAT,...", help="with --metadata: only papers in these categories "
+                   "(astro-ph matches astro-ph.GA)")
+    p.add_argument("--licence", metavar="NAME,...", help="with --metadata: only papers under these licences "
+                   "(cc-by, cc-by-sa, cc-by-nc-sa, cc0, arxiv-nonexclusive, ...)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split by paper (default 0)")
     p.add_argument("--split", default="80,10,10", metavar="TRAIN,VAL,TEST",
                    help="split ratios by paper (default 80,10,10)")
@@ -41,8 +57,9 @@ def _ratios(value: str) -> tuple[float, float, float]:
         parts = tuple(float(v) for v in value.split(","))
     except ValueError:
         parts = ()
-    if len(parts) != 3:
-        raise ScituneError(f"--split: expected three numbers TRAIN,VAL,TEST, got {value!r}")
+    if len(parts) != 3 or not all(math.isfinite(v) and v >= 0 for v in parts) or sum(parts) <= 0:
+        raise ScituneError(f"--split: expected three finite, non-negative numbers TRAIN,VAL,TEST with a positive sum, "
+                           f"got {value!r}")
     return parts  # type: ignore[return-value]
 
 
@@ -82,20 +99,29 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise ScituneError(EXTRA_HINT.format(missing=err.name)) from None
     from scitune.data.ingest import ingest
+    from scitune.data.ingest.arxiv import parse_list
     from scitune.data.ingest.overlap import listing
 
+    ratios = _ratios(args.split)
+    categories, licences = parse_list(args.categories, "--categories"), parse_list(args.licence, "--licence")
     classify = _classifier(args.classify) if args.classify else None
-    report = ingest(args.paths, args.out, seed=args.seed, ratios=_ratios(args.split), dpi=args.dpi, overwrite=args.overwrite,
+    report = ingest(args.paths, args.out, seed=args.seed, ratios=ratios, dpi=args.dpi, overwrite=args.overwrite,
                     classify=classify, against=args.against, fail_on_overlap=args.fail_on_overlap,
-                    eval_split=args.eval_split, log=print)
+                    eval_split=args.eval_split, workers=args.workers, engine=args.engine, metadata=args.metadata,
+                    categories=categories, licences=licences, log=print)
     counts = report["counts"]
-    unpaired = [(p["name"], u) for p in report["papers"] for u in p["unpaired"]]
-    if unpaired:
-        print(f"not paired ({len(unpaired)}):")
-        for name, u in unpaired[: args.list]:
+    if report["unpaired"]:
+        print(f"not paired ({counts.get('unpaired', len(report['unpaired']))}):")
+        for u in report["unpaired"][: args.list]:
             print(f"  {u['where']}: {u['reason']}")
     for failure in report["failed"][: args.list]:
         print(f"failed: {failure['reason']}")
+    if counts["duplicates"]:
+        print(f"read once: {counts['duplicates']} papers given more than once (same content); see ingest.json")
+    if counts["filtered"]:
+        print(f"left out by --categories/--licence: {counts['filtered']} papers")
+    if counts["from_earlier_runs"]:
+        print(f"resumed: {counts['from_earlier_runs']} papers were read by an earlier run into {args.out}")
     if report["pdfs_with_source"]:
         print(f"read the LaTeX source instead of the PDF for {len(report['pdfs_with_source'])} papers given both ways")
     if report["overlaps"]:
@@ -108,5 +134,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {counts['figures']} figures from {counts['papers']} papers to {args.out} "
           f"(train {s['train']}/{sp['train']} papers, val {s['val']}/{sp['val']}, test {s['test']}/{sp['test']}); "
           f"{counts['unpaired']} not paired, {counts['without_mentions']} without mentions, "
-          f"{counts['failed_papers']} papers failed")
+          f"{counts['failed_papers']} papers failed (listed in {Path(args.out) / 'ingest.json'})")
     return 0

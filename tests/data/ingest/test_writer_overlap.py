@@ -31,12 +31,31 @@ def papers(tmp_path: Path) -> Path:
 
 
 def test_assign_splits_by_paper_with_a_seed():
-    names = [f"p{i}" for i in range(20)]
+    names = [f"paper-{i}" for i in range(3000)]
     a, b, c = assign_splits(names, 0), assign_splits(names, 0), assign_splits(names, 1)
     assert a == b and a != c
-    assert sorted(a.values()).count("train") == 16 and sorted(a.values()).count("test") == 2
-    assert set(assign_splits(names[:3], 0).values()) == {"train", "val", "test"}
-    assert assign_splits(["only"], 5) == {"only": "train"}
+    shares = {s: list(a.values()).count(s) / len(names) for s in ("train", "val", "test")}
+    assert abs(shares["train"] - 0.8) < 0.03 and abs(shares["val"] - 0.1) < 0.02 and abs(shares["test"] - 0.1) < 0.02
+    # a paper's split depends on its name and the seed only: adding papers moves none
+    assert {n: s for n, s in assign_splits(names + [f"new-{i}" for i in range(500)], 0).items() if n in a} == a
+    assert set(assign_splits(names, 0, (1, 0, 1)).values()) == {"train", "test"}
+    assert set(assign_splits(names[:50], 7, (0, 0, 3)).values()) == {"test"}
+
+
+@pytest.mark.parametrize("ratios", [(float("nan"), 10, 10), (-1, 10, 10), (float("inf"), 1, 1), (0, 0, 0), (1, 2)])
+def test_bad_split_ratios_are_refused(ratios):
+    with pytest.raises(ScituneError, match="--split: expected three finite, non-negative"):
+        assign_splits(["a"], 0, ratios)
+
+
+@pytest.mark.parametrize("value", ["nan,10,10", "-1,10,10", "inf,1,1", "1,2", "a,b,c"])
+def test_cli_refuses_bad_split_in_one_line(papers: Path, tmp_path: Path, capsys, value: str):
+    from scitune.cli import main
+
+    assert main(["ingest", str(papers), "--out", str(tmp_path / "o"), f"--split={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "--split" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_layout_read_by_scitune_data_scicap(papers: Path, tmp_path: Path):

@@ -1,74 +1,45 @@
-"""`scitune ingest`: a group's own papers (LaTeX sources or PDFs) -> stage-1 data in the SciCap
-challenge layout, with per-figure provenance, splits by paper, and an optional leakage check.
+"""`scitune ingest`: a group's own papers (LaTeX sources, PDFs, arXiv bulk source tars) -> stage-1
+data in the SciCap challenge layout, with per-figure provenance, splits by paper, and an optional
+leakage check.
 
     from scitune.data.ingest import ingest
-    report = ingest(["papers/"], "data/mine", seed=0)
+    report = ingest(["papers/"], "data/mine", seed=0, workers=2)
 
-Modules: `archive` (safe unpacking), `texparse` + `latex` (LaTeX sources), `pdf` (PDF papers and
-PDF figure files), `images` (figure files -> PNG), `writer` (layout, splits, provenance),
-`overlap` (the leakage guard), `limits` (every outside size bound).
+How a run goes: `sources` plans one Task per paper (content-keyed; duplicates and papers an
+earlier run finished are skipped; `arxiv` reads bulk tars member by member and filters by the
+metadata snapshot); an engine (`engine`: in process or a process pool; `ray_engine`: Ray Data)
+runs the pure per-paper function `engine.read_task` on each; this process appends each result to
+`shards` in plan order (images first); at the end `writer` streams the shards into the split
+files. Readers: `archive` (safe unpacking), `texparse` + `latex` (LaTeX sources), `pdf` (PDF
+papers and figure files), `images` (figure files -> PNG); `overlap` (the leakage guard),
+`limits` (every outside size bound).
 """
 
 from __future__ import annotations
 
+import functools
 import tempfile
-from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
-from scitune.data.ingest.archive import extract_archive, is_archive
+from scitune.data.ingest.archive import extract_archive
+from scitune.data.ingest.arxiv import Selection, read_metadata
+from scitune.data.ingest.engine import read_task
 from scitune.data.ingest.limits import DEFAULT_LIMITS, Limits
 from scitune.data.ingest.records import Figure, Paper
-from scitune.data.ingest.writer import SPLITS, assign_splits, figure_rows, prepare_out, safe_name, write_output
+from scitune.data.ingest.sources import Planner, discover, list_inputs, local_inputs, wanted_ids
+from scitune.data.ingest.writer import (REPORT, SPLITS, check_ratios, paper_rows, prepare_out, remove_layout, split_of,
+                                        write_json, write_layout)
 from scitune.errors import ScituneError
 
-__all__ = ["Figure", "Limits", "Paper", "discover", "ingest", "read_paper"]
+__all__ = ["ENGINES", "Figure", "Limits", "Paper", "discover", "ingest", "read_paper"]
 
-MAX_INPUTS = 100_000  # papers found under the given paths
-MAX_DEPTH = 3  # folders of papers are searched this deep
-
-
-def _source_name(path: Path) -> str:
-    name = path.name
-    for suffix in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".gz", ".pdf"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def discover(paths: list[str]) -> list[tuple[str, Path]]:
-    """(kind, path) of each paper under `paths`: "latex" (a folder with .tex files), "archive"
-    or "pdf"; a folder without .tex files is a folder of papers (searched up to MAX_DEPTH down)."""
-    found: list[tuple[str, Path]] = []
-
-    def one(path: Path, top: bool, depth: int = 0) -> None:
-        if len(found) > MAX_INPUTS:
-            raise ScituneError(f"more than {MAX_INPUTS} papers under the given paths")
-        if path.is_dir():
-            if any(p.suffix == ".tex" for p in path.iterdir() if p.is_file()):
-                found.append(("latex", path))
-            elif depth < MAX_DEPTH:
-                for child in sorted(path.iterdir()):
-                    if child.name.startswith(".") or child.is_symlink():
-                        continue
-                    one(child, False, depth + 1)
-        elif path.suffix.lower() == ".pdf":
-            found.append(("pdf", path))
-        elif is_archive(path):
-            found.append(("archive", path))
-        elif top:
-            raise ScituneError(f"{path}: not a LaTeX source folder, a source archive (.tar.gz, .tgz, .tar, .gz) or a PDF")
-
-    for value in paths:
-        path = Path(value)
-        if not path.exists():
-            raise ScituneError(f"{path}: no such file or folder")
-        one(path, True)
-    return found
+ENGINES = ("local", "ray")
 
 
 def read_paper(kind: str, path: Path, name: str, dpi: int = 150, limits: Limits = DEFAULT_LIMITS,
                counts: dict | None = None) -> Paper:
+    """One paper from a local path: kind "pdf", "latex" (a source folder) or "archive"."""
     from scitune.data.ingest.latex import read_latex_paper
     from scitune.data.ingest.pdf import read_pdf_paper
 
@@ -78,92 +49,164 @@ def read_paper(kind: str, path: Path, name: str, dpi: int = 150, limits: Limits 
         return read_latex_paper(path, name, str(path), dpi, limits, counts)
     with tempfile.TemporaryDirectory(prefix="scitune-ingest-") as tmp:
         root = extract_archive(path, Path(tmp) / "src", limits)
-        paper = read_latex_paper(root, name, str(path), dpi, limits, counts)
-    return paper
+        return read_latex_paper(root, name, str(path), dpi, limits, counts)
+
+
+def _entry(result: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A result as its shard line (no PNG bytes)."""
+    base = {"key": result["key"], "name": result["name"], "source": result["source"], "extra": result.get("extra", {})}
+    if "failed" in result:
+        return {**base, "failed": result["failed"]}
+    return {**base, "kind": result["kind"], "licence": result.get("licence") or result.get("found_licence"),
+            "unpaired": result["unpaired"], "counts": result["counts"],
+            "figures": [{"image": r["image"], "annotation": r["annotation"], "provenance": r["provenance"]} for r in rows]}
 
 
 def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
            dpi: int = 150, limits: Limits = DEFAULT_LIMITS, overwrite: bool = False,
            classify: Callable[[list[dict]], list[tuple[str, float] | None]] | None = None,
            against: list[str] | None = None, fail_on_overlap: bool = False, eval_split: str = "test",
+           workers: int = 1, engine: str = "local", metadata: str | None = None,
+           categories: tuple[str, ...] = (), licences: tuple[str, ...] = (),
            log: Callable[[str], None] | None = None) -> dict:
-    """Reads the papers under `paths`, writes OUT in the SciCap layout and returns the report.
+    """Reads the papers under `paths` (local paths or fsspec URLs), writes OUT in the SciCap
+    layout and returns the report. Re-running the same call resumes: papers already in OUT's
+    shards are not read again.
 
-    `classify(rows)` (optional) gets the figure rows (with `png`) and returns, per row, the
-    figure type and its probability (or None). With `against`, the training split is checked
-    for overlap with those evaluation sets first; with `fail_on_overlap`, nothing is written
-    when any is found (the report lists them)."""
+    `workers` > 1: a process pool; `engine="ray"`: Ray Data tasks. `metadata`: arXiv's JSON-lines
+    snapshot, which gives each arXiv paper its licence and, with `categories` / `licences`,
+    selects the papers read. `classify(rows)` (optional) gets one paper's figure rows (with `png`)
+    and returns, per row, the figure type and its probability (or None). With `against`, the
+    training split is checked for overlap with those evaluation sets; with `fail_on_overlap`, the
+    split files are not written when any is found (the report lists them)."""
     if not 30 <= dpi <= 600:
         raise ScituneError(f"--dpi: must be 30..600, got {dpi}")
+    if engine not in ENGINES:
+        raise ScituneError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ScituneError(f"--workers: must be a positive integer, got {workers}")
+    ratios = check_ratios(ratios)
+    selection = Selection(tuple(categories), tuple(licences))
+    if selection.active and not metadata:
+        raise ScituneError("--categories / --licence select papers by arXiv's metadata: pass --metadata FILE too")
     log = log or (lambda message: None)
     out = Path(out)
-    prepare_out(out, overwrite)
-    found = discover(paths)
-    if not found:
-        raise ScituneError(f"no papers (LaTeX folders, source archives or PDFs) under {', '.join(paths)}")
-    papers: list[Paper] = []
-    failed: list[dict] = []
-    # one paper given as its source and as a PDF: the source is read (exact captions and
-    # labels), the PDF skipped, so the two copies never land in different splits
-    sources = {_source_name(p) for kind, p in found if kind != "pdf"}
-    duplicates = [(k, p) for k, p in found if k == "pdf" and _source_name(p) in sources]
-    found = [f for f in found if f not in duplicates]
+    paths = [str(p) for p in paths]
+    inputs, pdfs_with_source = list_inputs(paths)
+    if not inputs:
+        raise ScituneError(f"no papers (LaTeX folders, source archives, arXiv bulk tars or PDFs) under {', '.join(paths)}")
+    prepare_out(out, overwrite, local_inputs(paths + ([metadata] if metadata else [])))
 
-    counts: dict = {}
-    names: Counter = Counter()
-    for kind, path in found:
-        base = safe_name(_source_name(path))
-        names[base] += 1
-        name = base if names[base] == 1 else f"{base}-{names[base]}"
-        try:
-            paper = read_paper(kind, path, name, dpi, limits, counts)
-        except ScituneError as err:
-            failed.append({"source": str(path), "reason": str(err)})
-            log(f"skipped {path}: {err}")
-            continue
-        papers.append(paper)
-        log(f"{path}: {len(paper.figures)} figures" + (f", {len(paper.unpaired)} not paired" if paper.unpaired else ""))
-    splits = assign_splits([p.name for p in papers], seed, ratios)
-    rows = figure_rows(papers, splits)
-    if classify is not None and rows:
-        for row, guess in zip(rows, classify(rows)):
-            if guess is not None:
-                row["image"]["figure_type"] = guess[0]
-                row["image"]["figure_type_probability"] = round(float(guess[1]), 4)
+    meta = None
+    if metadata:
+        meta = read_metadata(metadata, wanted_ids(inputs, limits), limits)
+        log(f"{metadata}: metadata for {len(meta)} of the papers given")
+
+    from scitune.data.ingest.shards import ShardStore
+
+    store = ShardStore(out, {"dpi": dpi})
+    done = store.open()
+    planner = Planner(limits, selection, meta, done, set(done.values()), log)
+    read = functools.partial(read_task, dpi=dpi, limits=limits)
+    tasks = planner.tasks(inputs)
+    if engine == "ray":
+        from scitune.data.ingest.ray_engine import run_ray
+
+        results = run_ray(tasks, dpi, limits)
+    elif workers > 1:
+        from scitune.data.ingest.engine import run_pool
+
+        results = run_pool(tasks, read, workers)
+    else:
+        from scitune.data.ingest.engine import run_local
+
+        results = run_local(tasks, read)
+    read_now = 0
+    try:
+        for result in results:
+            rows = [] if "failed" in result else paper_rows(result)
+            if rows and classify is not None:
+                for row, guess in zip(rows, classify(rows)):
+                    if guess is not None:
+                        row["image"]["figure_type"] = guess[0]
+                        row["image"]["figure_type_probability"] = round(float(guess[1]), 4)
+            store.append(_entry(result, rows), [(r["file_name"], r["png"]) for r in rows])
+            read_now += 1
+            if "failed" in result:
+                log(f"skipped {result['source']}: {result['failed']}")
+            else:
+                unpaired = len(result["unpaired"])
+                log(f"{result['source']}: {len(rows)} figures" + (f", {unpaired} not paired" if unpaired else ""))
+    finally:
+        store.close()
+
+    plan = planner.plan
+    keys = plan.keys
+    failed: list[dict[str, Any]] = []
+
+    def papers(collect_failed: bool) -> Iterator[dict[str, Any]]:
+        """This run's papers from the shards, each once, with its split (and its failures into `failed`)."""
+        seen: set[str] = set()
+        for entry in store.entries():
+            if entry["key"] not in keys or entry["key"] in seen:
+                continue
+            seen.add(entry["key"])
+            if "failed" in entry:
+                if collect_failed:
+                    failed.append({"source": entry["source"], "reason": entry["failed"],
+                                   **{k: v for k, v in entry["extra"].items() if k in ("archive", "member", "arxiv_id")}})
+                continue
+            yield {**entry, "split": split_of(entry["name"], seed, ratios)}
+
     overlaps: list[dict] = []
     if against:
         from scitune.data.ingest.overlap import Item, find_overlaps, load_items
 
-        train = [Item("ingest train", r["image_id"], [r["annotation"]["caption_no_index"]], r["png"])
-                 for r in rows if r["split"] == "train"]
+        train = [Item("ingest train", f["image"]["id"], [f["annotation"]["caption_no_index"]],
+                      out / "images" / f["image"]["file_name"])
+                 for p in papers(False) if p["split"] == "train" for f in p["figures"]]
         evals = [item for spec in against for item in load_items(spec, eval_split)]
         overlaps = find_overlaps(train, evals)
-    report = {
-        "inputs": [str(p) for _, p in found],
+    report: dict[str, Any] = {
+        "inputs": paths,
         "seed": seed,
         "ratios": list(ratios),
         "dpi": dpi,
-        "papers": [{"name": p.name, "source": p.source, "kind": p.kind, "split": splits[p.name],
-                    "licence": p.licence, "figures": len(p.figures), "unpaired": p.unpaired} for p in papers],
-        "failed": failed,
-        "pdfs_with_source": [str(p) for _, p in duplicates],
-        "counts": {
-            "papers": len(papers),
-            "failed_papers": len(failed),
-            "pdfs_with_source": len(duplicates),
-            "figures": len(rows),
-            "unpaired": sum(len(p.unpaired) for p in papers),
-            "without_mentions": sum(not f.mentions for p in papers for f in p.figures),
-            "missing_files": counts.get("missing_files", 0),
-            "eps_skipped": counts.get("eps_skipped", 0),
-            "split_figures": {s: sum(r["split"] == s for r in rows) for s in SPLITS},
-            "split_papers": {s: sum(v == s for v in splits.values()) for s in SPLITS},
-        },
-        "overlaps": overlaps,
+        "metadata": metadata,
+        "categories": list(selection.categories),
+        "licences": list(selection.licences),
     }
     if overlaps and fail_on_overlap:
-        report["written"] = False
-        return report
-    write_output(out, rows, report)
-    report["written"] = True
+        remove_layout(out)
+        for _ in papers(True):
+            pass
+        counts = {}
+        written = False
+    else:
+        counts = write_layout(out, papers(True))
+        written = True
+    unpaired = counts.pop("unpaired_listed", [])
+    report.update({
+        "failed": failed,
+        "duplicates": plan.duplicates,
+        "pdfs_with_source": pdfs_with_source,
+        "filtered": {"count": plan.filtered, "listed": plan.filtered_examples},
+        "counts": {
+            "papers": sum(counts.get("split_papers", {}).values()),
+            "failed_papers": len(failed),
+            "duplicates": len(plan.duplicates),
+            "pdfs_with_source": len(pdfs_with_source),
+            "filtered": plan.filtered,
+            "read_now": read_now,
+            "from_earlier_runs": plan.resumed,
+            **counts,
+        },
+        "unpaired": unpaired,
+        "overlaps": overlaps,
+        "written": written,
+    })
+    write_json(out / REPORT, report)
     return report
+
+
+__all__ += ["SPLITS"]

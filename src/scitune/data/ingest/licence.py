@@ -37,3 +37,38 @@ def find_licence(texts: list[str]) -> str | None:
             if pattern.search(text):
                 return name
     return None
+
+
+# arXiv's metadata gives each paper's licence as a URL; `--licence` names them.
+LICENCE_NAMES = ("cc-by", "cc-by-sa", "cc-by-nc", "cc-by-nd", "cc-by-nc-sa", "cc-by-nc-nd", "cc0",
+                 "arxiv-nonexclusive", "arxiv-assumed", "none", "other")
+_CC_URL = re.compile(r"creativecommons\.org/licenses/(by(?:-nc)?(?:-sa|-nd)?)/(\d\.\d)", re.IGNORECASE)
+
+
+def licence_name(url: str | None) -> str:
+    """The short name of a licence URL from arXiv's metadata: cc-by, cc-by-sa, cc-by-nc-sa, cc0,
+    arxiv-nonexclusive, arxiv-assumed (1991-2003 papers), none (no URL) or other."""
+    if not url:
+        return "none"
+    match = _CC_URL.search(url)
+    if match:
+        return "cc-" + match.group(1).lower()
+    lower = url.lower()
+    if "creativecommons.org/publicdomain/zero/" in lower:
+        return "cc0"
+    if "arxiv.org/licenses/nonexclusive-distrib/" in lower:
+        return "arxiv-nonexclusive"
+    if "arxiv.org/licenses/assumed-1991-2003" in lower:
+        return "arxiv-assumed"
+    return "other"
+
+
+def licence_id(url: str | None) -> str | None:
+    """The licence URL as the SPDX-style id `find_licence` gives ("CC-BY-4.0", "CC0-1.0"), or None."""
+    if not url:
+        return None
+    match = _CC_URL.search(url)
+    if match:
+        return f"CC-{match.group(1).upper()}-{match.group(2)}"
+    name = licence_name(url)
+    return {"cc0": "CC0-1.0", "arxiv-nonexclusive": "arXiv-nonexclusive-1.0"}.get(name)

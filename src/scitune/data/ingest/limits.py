@@ -29,6 +29,8 @@ class Limits:
     render_pixels: int = 40_000_000  # pixels of one rendered page region or figure
     image_pixels: int = 90_000_000  # pixels of one raster figure file (PNG/JPEG)
     image_bytes: int = 256 << 20  # one figure file
+    bulk_members: int = 200_000  # files in one arXiv bulk tar (they hold a few thousand papers)
+    metadata_line_bytes: int = 1 << 20  # one line of arXiv's metadata snapshot (1 MiB)
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():

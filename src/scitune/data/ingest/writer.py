@@ -1,33 +1,43 @@
 """Writes ingested papers in the SciCap challenge layout that `scitune data scicap` reads, plus a
 provenance record per figure and the ingest report.
 
+    OUT/shards/NNNNN.jsonl      one line per paper as it is read (figures, provenance, or why it
+                                failed): what a killed run resumes from (see `shards`)
     OUT/images/<paper>-fig<N>.png
     OUT/{train,val,test}.json   {"images": [{id, file_name, figure_type, ocr}],
-                                 "annotations": [{image_id, id, caption, caption_no_index, paragraph, mention}]}
+                                 "annotations": [{image_id, id, caption, caption_no_index, paragraph, mention, ...}]}
     OUT/provenance.json         [{image_id, file_name, split, paper, source, kind, licence, tex_file/label or page/box, ...}]
+    OUT/papers.jsonl            one line per paper: name, source, split, licence, figures, what was not paired
     OUT/ingest.json             what was read, written, skipped and why (marks OUT as ingest's own)
 
-Splits are by paper, never by figure: the papers are shuffled with the seed and cut by the
-ratios, so all figures of one paper land in one split. Every file is written to a temporary
-name and moved into place.
+The split files are written at the end of a run from the shards, streamed: one paper's rows in
+memory at a time, never the images. Splits are by paper, never by figure: a paper's split comes
+from sha256("<seed>:<paper name>") as a number in [0, 1) cut by the ratios, so adding papers
+never moves another paper to a different split. Every file is written to a temporary name and
+moved into place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
-import random
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from scitune.data.ingest.records import Paper
 from scitune.errors import ScituneError
 
 SPLITS = ("train", "val", "test")
 REPORT = "ingest.json"
-OUTPUT_FILES = ("train.json", "val.json", "test.json", "provenance.json", REPORT)
+SHARDS = "shards"
+OUTPUT_FILES = ("train.json", "val.json", "test.json", "provenance.json", "papers.jsonl", REPORT)
+UNPAIRED_LISTED = 1000  # unpaired figures listed in the report (all are counted)
+# the Figure fields with a place of their own in a row; any other field (added by a reader,
+# e.g. caption_latex) goes into the annotation as it is
+_FIGURE_KNOWN = {"number", "caption", "caption_no_index", "png", "paragraphs", "mentions", "ocr", "provenance"}
 
 
 def safe_name(text: str) -> str:
@@ -35,49 +45,64 @@ def safe_name(text: str) -> str:
     return name[:80] or "paper"
 
 
+def check_ratios(ratios) -> tuple[float, float, float]:
+    """Three finite, non-negative ratios with a positive sum, normalised to sum to 1."""
+    try:
+        values = tuple(float(r) for r in ratios)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
+        raise ScituneError(f"--split: expected three finite, non-negative ratios TRAIN,VAL,TEST with a positive sum, "
+                           f"got {','.join(str(r) for r in ratios) if isinstance(ratios, (list, tuple)) else ratios}")
+    total = sum(values)
+    return tuple(v / total for v in values)  # type: ignore[return-value]
+
+
+def split_of(paper: str, seed: int, ratios: tuple[float, float, float]) -> str:
+    """The split of one paper: sha256("<seed>:<paper>") as a number in [0, 1), cut by the
+    (normalised) ratios. Depends on nothing but the paper's name, the seed and the ratios."""
+    u = int.from_bytes(hashlib.sha256(f"{seed}:{paper}".encode("utf-8")).digest()[:8], "big") / 2.0**64
+    edge = 0.0
+    for split, ratio in zip(SPLITS, ratios):
+        edge += ratio
+        if u < edge and ratio > 0:
+            return split
+    return next(s for s, r in zip(reversed(SPLITS), reversed(ratios)) if r > 0)
+
+
 def assign_splits(names: list[str], seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, str]:
-    """Paper name -> split: the sorted names shuffled with `seed`, cut by the ratios (largest
-    remainders get the rounding; with three or more papers val and test get at least one each
-    when their ratio is above zero)."""
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
-        raise ScituneError(f"--split: expected three non-negative ratios, got {ratios}")
-    total = sum(ratios)
-    ratios = tuple(r / total for r in ratios)
-    order = sorted(names)
-    random.Random(seed).shuffle(order)
-    n = len(order)
-    exact = [r * n for r in ratios]
-    counts = [int(e) for e in exact]
-    for i in sorted(range(3), key=lambda i: exact[i] - counts[i], reverse=True)[: n - sum(counts)]:
-        counts[i] += 1
-    if n >= 3:
-        for i in (1, 2):
-            if ratios[i] > 0 and counts[i] == 0 and counts[0] > 1:
-                counts[i] += 1
-                counts[0] -= 1
-    out, start = {}, 0
-    for split, count in zip(SPLITS, counts):
-        for name in order[start : start + count]:
-            out[name] = split
-        start += count
-    return out
+    """Paper name -> split (`split_of` for each)."""
+    ratios = check_ratios(ratios)
+    return {name: split_of(name, seed, ratios) for name in names}
 
 
-def prepare_out(out: Path, overwrite: bool) -> None:
-    """`out` may be new, empty, or an earlier ingest output (ingest.json); anything else needs
-    `overwrite`. An earlier output's files are removed before writing."""
+def prepare_out(out: Path, overwrite: bool, inputs: list[str] = ()) -> bool:
+    """`out` may be new, empty, or an earlier ingest output (ingest.json or shards/); anything
+    else needs `overwrite`. Never on, over or inside an input. Returns whether an earlier run's
+    shards are kept (a re-run resumes); with `overwrite`, ingest's own earlier files are removed."""
+    from scitune.io.outputs import refuse_overlap
+
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", str(out)):
+        raise ScituneError(f"--out {out}: write to a local or mounted folder (URLs are read, not written)")
+    refuse_overlap(out, inputs, "--out")
     if out.exists() and not out.is_dir():
         raise ScituneError(f"--out {out}: exists and is not a folder")
+    resume = False
     if out.is_dir() and any(out.iterdir()):
-        if not (out / REPORT).is_file() and not overwrite:
+        ours = (out / REPORT).is_file() or (out / SHARDS).is_dir()
+        if not ours and not overwrite:
             raise ScituneError(f"--out {out}: folder is not empty and was not written by scitune ingest "
                                "(no ingest.json); choose a new folder or pass --overwrite")
-        for name in OUTPUT_FILES:
-            if (out / name).is_file():
-                (out / name).unlink()
-        if (out / "images").is_dir():
-            shutil.rmtree(out / "images")
+        resume = ours and not overwrite and (out / SHARDS).is_dir()
+        if not resume:
+            for name in OUTPUT_FILES:
+                if (out / name).is_file():
+                    (out / name).unlink()
+            for folder in ("images", SHARDS):
+                if (out / folder).is_dir():
+                    shutil.rmtree(out / folder)
     out.mkdir(parents=True, exist_ok=True)
+    return resume
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -90,39 +115,136 @@ def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def figure_rows(papers: list[Paper], splits: dict[str, str]) -> list[dict[str, Any]]:
-    """One row per figure: its ids, split, SciCap image and annotation entries, provenance."""
-    rows = []
-    for paper in papers:
-        seen: set[str] = set()
-        for k, figure in enumerate(paper.figures):
-            tag = f"fig{figure.number}" if figure.number and figure.number not in seen else f"figure{k + 1}"
-            seen.add(figure.number)
-            image_id = f"{paper.name}-{tag}"
-            file_name = f"{image_id}.png"
-            rows.append({
-                "image_id": image_id,
-                "file_name": file_name,
-                "split": splits[paper.name],
-                "png": figure.png,
-                "image": {"id": image_id, "file_name": file_name, "figure_type": None, "ocr": figure.ocr},
-                "annotation": {"image_id": image_id, "id": image_id, "caption": figure.caption,
-                               "caption_no_index": figure.caption_no_index, "paragraph": figure.paragraphs,
-                               "mention": figure.mentions},
-                "provenance": {"image_id": image_id, "file_name": file_name, "split": splits[paper.name],
-                               "paper": paper.name, "source": paper.source, "kind": paper.kind,
-                               "licence": paper.licence, "figure_number": figure.number, **figure.provenance},
-            })
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))
+
+
+def paper_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per figure of a read paper: its ids, PNG, SciCap image and annotation entries and
+    provenance (the split is added when the split files are written)."""
+    rows, seen = [], set()
+    name = result["name"]
+    licence = result.get("licence") or result.get("found_licence")
+    for k, figure in enumerate(result["figures"]):
+        number = figure["number"]
+        tag = f"fig{number}" if number and number not in seen else f"figure{k + 1}"
+        seen.add(number)
+        image_id = f"{name}-{tag}"
+        file_name = f"{image_id}.png"
+        annotation = {"image_id": image_id, "id": image_id, "caption": figure["caption"],
+                      "caption_no_index": figure["caption_no_index"], "paragraph": figure["paragraphs"],
+                      "mention": figure["mentions"]}
+        annotation.update({k: v for k, v in figure.items() if k not in _FIGURE_KNOWN and v is not None and _plain(v)})
+        rows.append({
+            "image_id": image_id,
+            "file_name": file_name,
+            "png": figure["png"],
+            "image": {"id": image_id, "file_name": file_name, "figure_type": None, "ocr": figure["ocr"]},
+            "annotation": annotation,
+            "provenance": {"image_id": image_id, "file_name": file_name, "paper": name, "source": result["source"],
+                           "kind": result["kind"], "licence": licence, **result.get("extra", {}),
+                           "figure_number": number, **figure["provenance"]},
+        })
     return rows
 
 
-def write_output(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]) -> None:
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    for row in rows:
-        write_atomic(out / "images" / row["file_name"], row["png"])
-    for split in SPLITS:
-        chosen = [r for r in rows if r["split"] == split]
-        write_json(out / f"{split}.json", {"images": [r["image"] for r in chosen],
-                                           "annotations": [r["annotation"] for r in chosen]})
-    write_json(out / "provenance.json", [r["provenance"] for r in rows])
-    write_json(out / REPORT, report)
+class JsonListWriter:
+    """A JSON list written one item at a time to a temporary file, moved into place by `close`."""
+
+    def __init__(self, path: Path):
+        self.path, self.tmp = path, path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.handle = self.tmp.open("w", encoding="utf-8")
+        self.handle.write("[")
+        self.count = 0
+
+    def add(self, item: Any) -> None:
+        self.handle.write(("\n" if self.count == 0 else ",\n") + json.dumps(item, ensure_ascii=False))
+        self.count += 1
+
+    def close(self) -> None:
+        self.handle.write("\n]\n")
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class SplitWriter:
+    """One split's `{"images": [...], "annotations": [...]}` file, streamed: the two lists go to
+    two temporary files that `close` joins."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.images = JsonListWriter(path.with_name(f".{path.name}.images"))
+        self.annotations = JsonListWriter(path.with_name(f".{path.name}.annotations"))
+
+    def add(self, image: dict[str, Any], annotation: dict[str, Any]) -> None:
+        self.images.add(image)
+        self.annotations.add(annotation)
+
+    def close(self) -> None:
+        self.images.close()
+        self.annotations.close()
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        with tmp.open("w", encoding="utf-8") as out:
+            out.write('{"images": ')
+            for part, tail in ((self.images.path, ',\n"annotations": '), (self.annotations.path, "}\n")):
+                with part.open(encoding="utf-8") as handle:
+                    shutil.copyfileobj(handle, out)  # ends with "]\n"
+                out.write(tail)
+                part.unlink()
+        os.replace(tmp, self.path)
+
+    def abort(self) -> None:
+        self.images.abort()
+        self.annotations.abort()
+
+
+def write_layout(out: Path, papers: Iterator[dict[str, Any]]) -> dict[str, Any]:
+    """The split files, provenance.json and papers.jsonl from the papers' shard entries (each
+    with its `split`); returns the counts. Streams: one paper in memory at a time."""
+    splits = {s: SplitWriter(out / f"{s}.json") for s in SPLITS}
+    provenance = JsonListWriter(out / "provenance.json")
+    papers_tmp = out / f".papers.jsonl.tmp-{os.getpid()}"
+    counts = {"figures": 0, "unpaired": 0, "without_mentions": 0, "missing_files": 0, "eps_skipped": 0,
+              "split_figures": dict.fromkeys(SPLITS, 0), "split_papers": dict.fromkeys(SPLITS, 0)}
+    unpaired: list[dict[str, Any]] = []
+    try:
+        with papers_tmp.open("w", encoding="utf-8") as papers_out:
+            for entry in papers:
+                split = entry["split"]
+                for figure in entry["figures"]:
+                    splits[split].add(figure["image"], figure["annotation"])
+                    provenance.add({**figure["provenance"], "split": split})
+                    counts["without_mentions"] += not figure["annotation"]["mention"]
+                counts["figures"] += len(entry["figures"])
+                counts["split_figures"][split] += len(entry["figures"])
+                counts["split_papers"][split] += 1
+                counts["unpaired"] += len(entry["unpaired"])
+                for name in ("missing_files", "eps_skipped"):
+                    counts[name] += entry["counts"].get(name, 0)
+                for item in entry["unpaired"]:
+                    if len(unpaired) < UNPAIRED_LISTED:
+                        unpaired.append({"paper": entry["name"], **item})
+                papers_out.write(json.dumps({
+                    "name": entry["name"], "source": entry["source"], "kind": entry["kind"], "split": split,
+                    "licence": entry["licence"], "key": entry["key"], **entry.get("extra", {}),
+                    "figures": len(entry["figures"]), "unpaired": entry["unpaired"]}, ensure_ascii=False) + "\n")
+    except BaseException:
+        for writer in (*splits.values(), provenance):
+            writer.abort()
+        papers_tmp.unlink(missing_ok=True)
+        raise
+    for writer in (*splits.values(), provenance):
+        writer.close()
+    os.replace(papers_tmp, out / "papers.jsonl")
+    counts["unpaired_listed"] = unpaired
+    return counts
+
+
+def remove_layout(out: Path) -> None:
+    """Removes the split files (an earlier run's, now out of date), so nothing reads them."""
+    for name in ("train.json", "val.json", "test.json", "provenance.json", "papers.jsonl"):
+        (out / name).unlink(missing_ok=True)
