@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from scitune.cli import HelpFormatter, add_command, nonnegative_int, positive_int
@@ -101,8 +100,8 @@ def register(subparsers) -> None:
     p.add_argument("--ngram", type=int, default=8, help="word n-gram length for texts (default 8)")
     p.add_argument("--min-share", type=float, default=0.5, help="texts sharing this share of n-grams overlap (default 0.5)")
     p.add_argument("--no-images", action="store_true", help="compare texts only")
-    p.add_argument("--out", help="write the overlaps as JSON here")
-    p.add_argument("--fail", action="store_true", help="exit 1 when any overlap is found")
+    p.add_argument("--out", help="write the report as JSON here: {overlaps, unchecked, counts}")
+    p.add_argument("--fail", action="store_true", help="exit 1 when any overlap is found or any image could not be checked")
     p.add_argument("--list", type=int, default=50)
     _overwrite(p)
     p.set_defaults(func=run_overlap)
@@ -222,20 +221,31 @@ def run_validate(args) -> int:
 
 
 def run_overlap(args) -> int:
-
-    from scitune.data.ingest.overlap import find_overlaps, listing, load_items
+    from scitune.data.ingest.overlap import find_overlaps, listing, load_items, unchecked_listing, unchecked_summary
+    from scitune.io.atomic import write_json
 
     if args.hash_distance < 0 or args.ngram < 1 or not 0 < args.min_share <= 1:
         raise ScituneError("--hash-distance must be >= 0, --ngram >= 1, --min-share in (0, 1]")
+    if args.out:
+        inputs = [args.train, args.images, *(part for spec in args.against for part in (spec, *spec.split("=", 1)))]
+        _claim(args, *inputs)
     train = load_items(args.train, args.train_split, args.images)
     evals = [item for spec in args.against for item in load_items(spec, args.split)]
     overlaps = find_overlaps(train, evals, hash_distance=args.hash_distance, ngram=args.ngram,
                              min_share=args.min_share, compare_images=not args.no_images)
+    unchecked = getattr(overlaps, "unchecked", [])
+    kinds = {k: sum(o["kind"] == k for o in overlaps) for k in ("image", "caption")}
     if args.out:
-        Path(args.out).write_text(json.dumps(overlaps, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(args.out, {"overlaps": list(overlaps), "unchecked": unchecked,
+                              "counts": {"train": len(train), "eval": len(evals), **kinds, "unchecked": len(unchecked)}},
+                   indent=1)
     if overlaps:
         print(listing(overlaps, args.list))
-    kinds = {k: sum(o["kind"] == k for o in overlaps) for k in ("image", "caption")}
+    if unchecked:
+        print(unchecked_listing(unchecked, args.list))
     print(f"{len(train)} training items vs {len(evals)} evaluation items: "
-          f"{kinds['image']} image and {kinds['caption']} caption overlaps")
-    return 1 if overlaps and args.fail else 0
+          f"{kinds['image']} image and {kinds['caption']} caption overlaps"
+          + (f"; {len(unchecked)} image(s) could not be checked" if unchecked else ""))
+    if args.fail and unchecked and not overlaps:
+        raise ScituneError(f"--fail: {unchecked_summary(unchecked)}; the guard cannot say there is no overlap")
+    return 1 if (overlaps or unchecked) and args.fail else 0

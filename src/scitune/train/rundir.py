@@ -67,6 +67,14 @@ def check_no_overlap(run, where: str) -> None:
     train = load_items(run.data.train, images=run.data.images or None)
     evals = [item for spec in run.data.fail_on_overlap_with for item in load_items(spec)]
     overlaps = find_overlaps(train, evals)
+    unchecked = getattr(overlaps, "unchecked", [])
+    if unchecked:
+        from scitune.data.ingest.overlap import unchecked_summary
+
+        raise ScituneError(
+            f"{where}.fail_on_overlap_with: {unchecked_summary(unchecked)}; the leakage guard cannot pass "
+            "what it could not check (fix the image folders, or see scitune data overlap)"
+        )
     if overlaps:
         first = listing(overlaps, limit=1).splitlines()[0]
         raise ScituneError(

@@ -15,12 +15,17 @@ Readers for the sets this project knows, picked from what the path holds:
 - any LLaVA JSON/JSONL (texts: the gpt turns, never the instructions, which repeat by design;
   images relative to `<file's folder>` unless given).
 A path may carry its image folder as `PATH=IMAGES`.
+
+The guard fails closed: an image it cannot check (missing, as with a wrong image folder;
+unreadable, truncated or over the limits of `scitune.io.images`, the one opener every path uses;
+a path that escapes its folder) is never skipped silently. `find_overlaps` returns the overlaps
+as a list that also carries `.unchecked`, one entry per such item, and the callers (`scitune data
+overlap --fail`, training's `data.fail_on_overlap_with`) fail when any item could not be checked.
+Blank images (all one grey) are checked and hash alike, so they are not compared.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -38,6 +43,30 @@ class Item:
     id: str
     texts: list[str]
     image: Path | bytes | None = None
+    problem: str | None = None  # why its image cannot be checked (found while reading the set)
+
+
+class Overlaps(list):
+    """The overlaps found (a list of dicts), and `unchecked`: the items whose image could not be
+    checked, each `{"side": "train"|"eval", "id", "source", "reason", "detail"}`."""
+
+    def __init__(self, rows=(), unchecked=()):
+        super().__init__(rows)
+        self.unchecked: list[dict] = list(unchecked)
+
+
+def _image_item(source: str, item_id: str, texts: list[str], root: Path, relative) -> Item:
+    """An item whose image is `root / relative`, or carries the reason its path is refused."""
+    from scitune.io.images import ImageProblem, image_path
+
+    if not relative:
+        return Item(source, item_id, texts)
+    if not isinstance(relative, str):
+        return Item(source, item_id, texts, problem=f"image_unreadable: image field {relative!r} is not a path")
+    try:
+        return Item(source, item_id, texts, image_path(root, relative, f"{source} {item_id}"))
+    except ImageProblem as problem:
+        return Item(source, item_id, texts, problem=f"{problem.reason}: {problem}")
 
 
 # ----------------------------------------------------------------------------- readers
@@ -49,22 +78,28 @@ def _scicap_items(path: Path, images: Path, source: str) -> list[Item]:
     items = []
     for record in read_scicap(path):
         texts = [t for t in (record.get("caption_no_index") or record.get("caption"),) if t]
-        items.append(Item(source, record["id"], texts, images / record["image"]))
+        items.append(_image_item(source, record["id"], texts, images, record.get("image")))
     return items
 
 
 def _scienceqa_items(root: Path, split: str, source: str) -> list[Item]:
-    problems = json.loads((root / "problems.json").read_text(encoding="utf-8"))
+    from scitune.io.read import read_json
+
+    problems = read_json(root / "problems.json")
+    if not isinstance(problems, dict):
+        raise ScituneError(f"{root / 'problems.json'}: expected an object mapping problem ids to problems")
     splits_file = root / "pid_splits.json"
-    pids = json.loads(splits_file.read_text(encoding="utf-8")).get(split, []) if splits_file.is_file() else list(problems)
+    splits = read_json(splits_file) if splits_file.is_file() else {split: list(problems)}
+    pids = splits.get(split, []) if isinstance(splits, dict) else []
+    if not isinstance(pids, list):
+        raise ScituneError(f"{splits_file}: split {split!r} must be a list of problem ids")
     items = []
     for pid in pids:
         problem = problems.get(str(pid))
         if not isinstance(problem, dict):
             continue
         texts = [problem.get(k) for k in ("question", "hint", "lecture", "solution") if isinstance(problem.get(k), str) and problem.get(k).strip()]
-        image = root / "images" / split / str(pid) / problem["image"] if problem.get("image") else None
-        items.append(Item(source, str(pid), texts, image))
+        items.append(_image_item(source, str(pid), texts, root / "images" / split / str(pid), problem.get("image")))
     return items
 
 
@@ -75,7 +110,8 @@ def _llava_items(path: Path, images: Path, source: str) -> list[Item]:
     for sample in read_samples(path):
         texts = [turn.get("value", "") for turn in sample.get("conversations", []) if turn.get("from") == "gpt"]
         paths = image_paths(sample)
-        items.append(Item(source, str(sample.get("id")), [t for t in texts if t.strip()], images / paths[0] if paths else None))
+        items.append(_image_item(source, str(sample.get("id")), [t for t in texts if t.strip()], images,
+                                 paths[0] if paths else None))
     return items
 
 
@@ -123,33 +159,37 @@ def ngrams(text: str, n: int, min_words: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def image_hash(image: Path | bytes, limits: Limits = DEFAULT_LIMITS) -> int | None:
-    """64-bit pHash of an image, or None for a blank or unreadable one."""
+def hash_image(image: Path | bytes, where: str = "image") -> tuple[int | None, str | None]:
+    """(64-bit pHash, None); (None, None) for a blank image; (None, "reason: message") for one
+    that cannot be checked (through `scitune.io.images.open_image`, the one checked opener)."""
     import imagehash
     import numpy as np
-    from PIL import Image
+
+    from scitune.io.images import ImageProblem, open_image
 
     try:
-        handle = Image.open(io.BytesIO(image) if isinstance(image, bytes) else image)
-    except (OSError, ValueError):
-        return None
-    with handle:
-        if handle.width * handle.height > limits.image_pixels:
-            return None
-        grey = handle.convert("L")
+        grey = open_image(image, where).convert("L")
+    except ImageProblem as problem:
+        return None, f"{problem.reason}: {problem}"
     if float(np.asarray(grey, dtype=np.float32).std()) < BLANK_STD:
-        return None
+        return None, None
     bits = imagehash.phash(grey).hash.flatten()
-    return int("".join("1" if b else "0" for b in bits), 2)
+    return int("".join("1" if b else "0" for b in bits), 2), None
+
+
+def image_hash(image: Path | bytes, limits: Limits = DEFAULT_LIMITS) -> int | None:
+    """64-bit pHash of an image, or None for a blank or unreadable one (`hash_image` says which)."""
+    return hash_image(image)[0]
 
 
 def find_overlaps(train: list[Item], evals: list[Item], hash_distance: int = 4, ngram: int = 8,
                   min_share: float = 0.5, min_words: int = 5, compare_images: bool = True) -> list[dict]:
     """Every (training item, evaluation item) pair whose images are within `hash_distance` bits
-    or whose texts share `min_share` of their n-grams."""
+    or whose texts share `min_share` of their n-grams, as `Overlaps`: with `compare_images`, its
+    `unchecked` lists every item whose image could not be checked."""
     import numpy as np
 
-    found: list[dict] = []
+    found = Overlaps()
     # texts: an index from n-gram to the evaluation texts holding it
     index: dict[tuple[str, ...], list[int]] = defaultdict(list)
     eval_texts: list[tuple[int, str, int]] = []  # (item index, text, n-gram count)
@@ -175,10 +215,8 @@ def find_overlaps(train: list[Item], evals: list[Item], hash_distance: int = 4, 
                                   "eval": evals[i].id, "eval_source": evals[i].source, "share": round(share, 3),
                                   "train_text": text[:200], "eval_text": other[:200]})
     if compare_images:
-        train_hashes = [(item, image_hash(item.image)) for item in train if item.image is not None]
-        eval_hashes = [(item, image_hash(item.image)) for item in evals if item.image is not None]
-        train_hashes = [(it, h) for it, h in train_hashes if h is not None]
-        eval_hashes = [(it, h) for it, h in eval_hashes if h is not None]
+        train_hashes = _hashes(train, "train", found.unchecked)
+        eval_hashes = _hashes(evals, "eval", found.unchecked)
         if train_hashes and eval_hashes:
             targets = np.array([h for _, h in eval_hashes], dtype=np.uint64)
             for item, h in train_hashes:
@@ -188,6 +226,37 @@ def find_overlaps(train: list[Item], evals: list[Item], hash_distance: int = 4, 
                     found.append({"kind": "image", "train": item.id, "train_source": item.source,
                                   "eval": other.id, "eval_source": other.source, "distance": int(distances[j])})
     return found
+
+
+def _hashes(items: list[Item], side: str, unchecked: list[dict]) -> list[tuple[Item, int]]:
+    """(item, hash) for each item with a checkable, non-blank image; the others into `unchecked`."""
+    hashes = []
+    for item in items:
+        if item.problem is None and item.image is None:
+            continue
+        value, problem = (None, item.problem) if item.problem else hash_image(item.image, f"{item.source} {item.id}")
+        if problem:
+            reason, _, detail = problem.partition(": ")
+            unchecked.append({"side": side, "id": item.id, "source": item.source, "reason": reason, "detail": detail})
+        elif value is not None:
+            hashes.append((item, value))
+    return hashes
+
+
+def unchecked_listing(unchecked: list[dict], limit: int = 50) -> str:
+    lines = [f"unchecked {row['side']} {row['id']} ({row['source']}): {row['reason']}: {row['detail']}"
+             for row in unchecked[:limit]]
+    if len(unchecked) > limit:
+        lines.append(f"... and {len(unchecked) - limit} more")
+    return "\n".join(lines)
+
+
+def unchecked_summary(unchecked: list[dict]) -> str:
+    """One line: how many items could not be checked, by reason, and the first."""
+    reasons = Counter(row["reason"] for row in unchecked)
+    first = unchecked[0]
+    counts = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    return f"{len(unchecked)} image(s) could not be checked ({counts}; first: {first['side']} {first['id']}: {first['detail']})"
 
 
 def listing(overlaps: list[dict], limit: int = 50) -> str:
