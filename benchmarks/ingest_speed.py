@@ -1,7 +1,7 @@
 """How fast `scitune ingest` reads papers, where its time goes, how well it finds figures, and
 how its memory grows with the number of papers.
 
-    python benchmarks/ingest_speed.py [--papers 8] [--figures-per-paper 6] [--dpi 150]
+    python benchmarks/ingest_speed.py [--papers 16] [--figures-per-paper 6] [--dpi 150]
                                       [--workers 1,2] [--rounds 2] [--quick] [--out DIR]
                                       [--memory 100,1000,10000] [--memory-budget 900]
 
@@ -34,7 +34,8 @@ once. Recovery: a figure counts when its caption (letters and digits) matches th
 and "with mentions" when it also has at least one mentioning sentence.
 
 --memory N1,N2,...: peak RSS (a child's ru_maxrss, from os.wait4) of one ingest process over N
-tiny LaTeX papers (one 48x48 PNG figure each), to see whether memory stays flat in the number of
+tiny LaTeX papers (one 128x96 noise PNG figure each,
+about 37 KB), to see whether memory stays flat in the number of
 papers. Sizes that would not finish within --memory-budget seconds (extrapolated from the
 previous size) are skipped and reported as such.
 
@@ -65,6 +66,7 @@ PAGE_W, PAGE_H = 612.0, 792.0  # US letter, points
 MARGIN, GUTTER = 54.0, 18.0
 COLUMN_W = (PAGE_W - 2 * MARGIN - GUTTER) / 2
 LINE_H, BODY_SIZE = 11.0, 9.0
+TINY_PX = (128, 96)  # the figure of a tiny paper (memory run)
 WORDS = ("model data figure sample energy spectrum measured value signal noise method result training "
          "accuracy baseline error rate distribution temperature pressure density field layer network "
          "experiment observed increase decrease region response parameter estimate variance scale "
@@ -359,16 +361,17 @@ def write_papers(root: Path, papers: int, figures_per_paper: int, log) -> dict:
 
 
 def write_tiny_papers(root: Path, papers: int) -> None:
-    """`papers` tiny LaTeX papers, one small PNG figure each (the memory run)."""
+    """`papers` tiny LaTeX papers, one small noisy PNG figure each (TINY_PX, about 37 KB: a
+    program that kept every figure in memory would grow by that much per paper)."""
+    import numpy as np
     from PIL import Image
 
-    buffer = io.BytesIO()
-    Image.new("RGB", (48, 48), (30, 90, 160)).save(buffer, format="PNG")
-    png = buffer.getvalue()
+    rng = np.random.default_rng(0)
     for i in range(papers):
         folder = root / f"tiny-{i:05d}"
         folder.mkdir(parents=True)
-        (folder / "fig.png").write_bytes(png)
+        pixels = rng.integers(0, 256, (TINY_PX[1], TINY_PX[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / "fig.png")
         (folder / "main.tex").write_text(
             "\\documentclass{article}\n\\begin{document}\nAs Figure~\\ref{fig:a} shows, the run " f"{i} converged.\n"
             "\\begin{figure}\\includegraphics{fig.png}\\caption{" + _caption("png", i, 1) + "}\\label{fig:a}\\end{figure}\n"
@@ -469,8 +472,9 @@ def child(spec_path: str) -> int:
 
     timers = install_timers() if spec["instrument"] else None
     per_paper: list[tuple[float, float]] = []
-    if spec["instrument"] and hasattr(ingest_pkg, "read_paper"):
-        original = ingest_pkg.read_paper
+    per_paper_hook = next((n for n in ("read_task", "read_paper") if callable(getattr(ingest_pkg, n, None))), None)
+    if spec["instrument"] and per_paper_hook:
+        original = getattr(ingest_pkg, per_paper_hook)
 
         def read_paper(*args, **kwargs):
             wall, cpu = time.perf_counter(), time.process_time()
@@ -479,7 +483,19 @@ def child(spec_path: str) -> int:
             finally:
                 per_paper.append((time.perf_counter() - wall, time.process_time() - cpu))
 
-        ingest_pkg.read_paper = read_paper
+        setattr(ingest_pkg, per_paper_hook, read_paper)
+    import importlib
+    import inspect
+
+    for name in ("PIL.Image", "pypdfium2", "pylatexenc.latex2text", "scitune.data.ingest.latex",
+                 "scitune.data.ingest.pdf", "scitune.cli"):  # imports are not part of the time
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    options = {}
+    if "workers" in inspect.signature(ingest_pkg.ingest).parameters:
+        options["workers"] = 1  # the API's own pool would hide the timers in other processes
     start, cpu = time.time(), time.process_time()
     if spec.get("cli_workers"):
         from scitune.cli import main
@@ -489,7 +505,7 @@ def child(spec_path: str) -> int:
         if code:
             raise SystemExit(f"scitune ingest exited {code}")
     else:
-        ingest_pkg.ingest(spec["paths"], spec["out"], seed=0, dpi=spec["dpi"])
+        ingest_pkg.ingest(spec["paths"], spec["out"], seed=0, dpi=spec["dpi"], **options)
     end = time.time()
     result = {"start": start, "end": end, "cpu": time.process_time() - cpu,
               "children_cpu": resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime,
@@ -561,7 +577,7 @@ def run_ingest(paths: list[str], folder: Path, workdir: Path, name: str, workers
         hooks.update(r.get("timers", {}).get("hooks", {}))
     return {"wall": wall, "cpu": sum(r["cpu"] + r["children_cpu"] for r, _ in results), "timers": timers,
             "hooks": hooks, "per_paper": [p for r, _ in results for p in r["per_paper"]],
-            "peak_rss_mib": max(m for _, m in results), "outs": [Path(s["out"]) for s in specs],
+            "peak_rss_mib": max(m for _, m in results), "self_rss_mib": max(r["max_rss_kib"] / 1024 for r, _ in results), "outs": [Path(s["out"]) for s in specs],
             "load": [load, load_average()], "mode": "scitune ingest --workers" if cli_workers and not instrument
             else f"{len(specs)} process(es), papers split between them"}
 
@@ -668,10 +684,12 @@ def memory_table(sizes: list[int], budget: float, workdir: Path, log) -> list[di
         written = time.perf_counter() - start
         run = run_ingest([str(folder)], folder, workdir, f"mem{n}", 1, 150, False, False)
         rate = run["wall"] / n
-        rows.append({"papers": n, "measured": True, "ingest_seconds": round(run["wall"], 2),
+        figures = sum(1 for out in run["outs"] for _ in out.rglob("*.png"))
+        rows.append({"papers": n, "measured": True, "figures_written": figures, "ingest_seconds": round(run["wall"], 2),
                      "writing_papers_seconds": round(written, 2), "peak_rss_mib": round(run["peak_rss_mib"], 1),
+                     "peak_rss_mib_seen_by_child": round(run["self_rss_mib"], 1),
                      "load": run["load"]})
-        log(f"memory: {n} papers: peak RSS {run['peak_rss_mib']:.0f} MiB, {run['wall']:.1f} s")
+        log(f"memory: {n} papers ({figures} figures written): peak RSS {run['peak_rss_mib']:.0f} MiB, {run['wall']:.1f} s")
         for out in run["outs"]:
             shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
@@ -715,7 +733,8 @@ def print_tables(result: dict) -> None:
             print(f"goal {name}: {goal['value']} -> {'met' if goal['met'] else 'NOT met' if goal['met'] is False else 'n/a'}")
     for row in result.get("memory") or []:
         if row["measured"]:
-            print(f"memory: {row['papers']:>6} tiny papers: peak RSS {row['peak_rss_mib']:.0f} MiB, ingest {row['ingest_seconds']} s")
+            print(f"memory: {row['papers']:>6} tiny papers: peak RSS {row['peak_rss_mib']:.0f} MiB, ingest {row['ingest_seconds']} s, "
+                  f"{row['figures_written']} figures written (load {row['load'][0]:.2f})")
         else:
             print(f"memory: {row['papers']:>6} tiny papers: not measured, {row['reason']}")
 
@@ -755,7 +774,7 @@ def _counts(value: str) -> list[int]:
 
 def main(argv=None) -> int:
     parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--papers", type=int, default=8, help="papers written (each as LaTeX and as PDF; default 8)")
+    parser.add_argument("--papers", type=int, default=16, help="papers written (each as LaTeX and as PDF; default 16)")
     parser.add_argument("--figures-per-paper", type=int, default=6, help="figures per paper (default 6)")
     parser.add_argument("--dpi", type=int, default=150, help="resolution of rendered figures (default 150)")
     parser.add_argument("--workers", type=_counts, default=[1, 2], help="worker counts, e.g. 1,2 (default)")
@@ -766,6 +785,7 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-budget", type=float, default=900.0, help="seconds a memory size may take (default 900)")
     parser.add_argument("--skip-speed", action="store_true", help="only the memory run")
     parser.add_argument("--out", help="folder for the result JSON and the work files (default: a temporary folder)")
+    parser.add_argument("--note", default="", help="a note kept in the result JSON (e.g. which copy of the code was measured)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -801,8 +821,10 @@ def main(argv=None) -> int:
     result = {"benchmark": "ingest_speed", "commit": commit, "src_dirty": dirty, "scitune_from": str(Path(scitune.__file__).parent),
               "papers": args.papers, "figures_per_paper": args.figures_per_paper, "dpi": args.dpi, "workers": args.workers,
               "rounds": args.rounds, "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-              "python": platform.python_version(), "load": [load_average(), None]}
-    log(f"scitune from {result['scitune_from']} (commit {commit}{', src modified' if dirty else ''}); "
+              "python": platform.python_version(), "load": [load_average(), None], "note": args.note}
+    if not Path(scitune.__file__).resolve().is_relative_to(ROOT / "src"):
+        result["commit"], result["src_dirty"] = None, None  # measuring another copy of the code
+    log(f"scitune from {result['scitune_from']} (commit {result['commit']}{', src modified' if dirty else ''}); "
         f"load average {result['load'][0]}; work files in {workdir}")
     try:
         if not args.skip_speed:
