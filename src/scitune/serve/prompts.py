@@ -64,7 +64,11 @@ def request_id(prefix: str) -> str:
 
 def load_image(url: str, slot: ModelSlot, limits: ServeLimits, image_root: Path | None, where: str):
     """(key, pixel values) of one request image."""
-    image = decode_image(image_bytes(url, limits, image_root, where), limits, where)
+    try:
+        image = decode_image(image_bytes(url, limits, image_root, where), limits, where)
+    except OSError as err:  # a path the system refuses (too long, a loop of links, ...): the request's fault
+        raise ApiError(400, f"{where}: cannot read the image ({err.strerror or type(err).__name__})", "invalid_image_url",
+                       where) from None
     try:
         pixels = pixel_values(image, slot.engine.images.image_processor)
     except (ValueError, OSError, RuntimeError) as err:
