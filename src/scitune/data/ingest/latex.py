@@ -245,7 +245,7 @@ def read_latex_paper(root: Path, name: str, source: str, dpi: int = 150, limits:
         caption_text = latex_to_text(resolve(caption_latex))
         graphics = [g for s in subs for g in s["graphics"]] + _graphics(rest)
         if not graphics:
-            if _DRAWING.search(body, inner, units[index][3]):
+            if _DRAWING.search(body, units[index][2], units[index][3]):
                 counts["tikz_skipped"] = counts.get("tikz_skipped", 0) + 1
                 paper.skip("figure", where, "a TikZ/PGF drawing (drawing code is not rendered)")
             else:

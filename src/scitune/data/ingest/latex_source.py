@@ -32,13 +32,14 @@ INPUTENC_CODECS = {"utf8": "utf-8", "utf8x": "utf-8", "latin1": "latin-1", "lati
                    "latin2": "iso8859-2", "latin5": "iso8859-9", "ansinew": "cp1252", "cp1252": "cp1252",
                    "cp1250": "cp1250", "cp1251": "cp1251", "cp850": "cp850", "cp437": "cp437",
                    "applemac": "mac_roman", "koi8-r": "koi8-r", "decmulti": "latin-1"}
-# charset_normalizer's guess is taken only for these, and only when it is this sure (chaos is its
-# measure of how garbled the decoded text looks: 0 clean, 1 noise)
-DETECTED_CODECS = ("cp1252", "latin_1", "iso8859_15", "iso8859_2", "cp1250", "mac_roman")
+# charset_normalizer's guess is taken only for these (Western code pages: a Central European one
+# reads French as well as cp1252 does, but turns "même" into "męme"), and only when it is this
+# sure (chaos is its measure of how garbled the decoded text looks: 0 clean, 1 noise)
+DETECTED_CODECS = ("cp1252", "latin_1")
 MAX_CHAOS = 0.05
 # C0 controls other than tab, newline, form feed and carriage return, and DEL: never text
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
-MAX_CONTROL_SHARE = 0.01  # more control characters than this: binary data, not a .tex file
+MAX_CONTROL_SHARE = 0.05  # more control characters than this: binary data, not a .tex file (random bytes: ~12%)
 
 
 @dataclass
@@ -66,8 +67,8 @@ def decode_tex(data: bytes, where: str, declared: str | None = None) -> tuple[st
     """The text of a .tex file and the encoding its `\\usepackage[...]{inputenc}` declares (for the
     files it inputs). UTF-8 first; else the declared encoding (its own, or the main file's);
     else a confident charset_normalizer guess among the Western/Central European code pages;
-    else refused. Control characters (NUL etc.) are removed; a file with more than 1% of them is
-    not text. No byte is ever replaced by U+FFFD."""
+    else refused. Control characters (NUL etc.) are removed; a file with too many of them is
+    not text (over 5% of them). No byte is ever replaced by U+FFFD."""
     own = _declared_codec(data)
     codec = own or declared
     text = None
