@@ -83,3 +83,32 @@ class Page:
 @pytest.fixture
 def page():
     return Page()
+
+
+def embed_pdf(path: Path, placements: list[tuple[int, bytes, float, float, float, float]]) -> Path:
+    """Places the first page of each PDF (`(page index, pdf bytes, x, y, width, height)`, y from
+    the top as in `Page`) on a page of the PDF at `path` as a form XObject, the way pdflatex's
+    \\includegraphics of a PDF file does, and saves the PDF in place."""
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(path))
+    sources = []
+    try:
+        for index, data, x, y, width, height in placements:
+            source = pdfium.PdfDocument(data)
+            sources.append(source)
+            source_width, source_height = source.get_page_size(0)
+            obj = source.page_as_xobject(0, doc).as_pageobject()
+            page = doc[index]
+            obj.transform(pdfium.PdfMatrix().scale(width / source_width, height / source_height)
+                          .translate(x, page.get_height() - y - height))
+            page.insert_obj(obj)
+            page.gen_content()
+        buffer = io.BytesIO()
+        doc.save(buffer)
+    finally:
+        doc.close()
+        for source in sources:
+            source.close()
+    path.write_bytes(buffer.getvalue())
+    return path

@@ -110,8 +110,10 @@ def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Li
     for box, text in runs:
         height = max(box[3] - box[1], 1.0)
         last = lines[-1] if lines else None
+        # a line number in the margin (lineno) sits about one em from its line: not part of it
+        reach = 0.4 * height if last and (NUMBER_ONLY.match(last.text) or NUMBER_ONLY.match(text)) else 1.2 * height
         if (last and abs(last.box[3] - box[3]) < 0.5 * height and abs(last.box[1] - box[1]) < 0.5 * height
-                and -0.5 * height <= box[0] - last.box[2] < 1.2 * height):
+                and -0.5 * height <= box[0] - last.box[2] < reach):
             joiner = "" if last.text.endswith(" ") or text.startswith(" ") else " "
             last.text = f"{last.text}{joiner}{text}"
             last.box = (last.box[0], min(last.box[1], box[1]), max(last.box[2], box[2]), max(last.box[3], box[3]))
@@ -129,7 +131,7 @@ def is_two_column(lines: list[Line], width: float) -> bool:
     left = sum(1 for ln in lines if ln.box[2] <= middle + 4 and ln.box[2] - ln.box[0] > 0.25 * width)
     right = sum(1 for ln in lines if ln.box[0] >= middle - 4 and ln.box[2] - ln.box[0] > 0.25 * width)
     across = sum(1 for ln in lines if ln.box[0] < middle - 4 and ln.box[2] > middle + 4)
-    return left >= 3 and right >= 3 and across < left + right
+    return left >= 2 and right >= 2 and across < left + right
 
 
 def reading_order(lines: list[Line], width: float) -> list[Line]:
@@ -157,19 +159,31 @@ def reading_order(lines: list[Line], width: float) -> list[Line]:
     return ordered
 
 
+OPEN_BLOCKS = 4  # blocks a line may continue: the last few (side-by-side captions interleave)
+
+
 def blocks(lines: list[Line], page: int, starts_block) -> list[Block]:
-    """Lines (in reading order) grouped into blocks by column and vertical gap; a line for which
-    `starts_block(text)` holds (a caption label) always opens a new block."""
+    """Lines (in reading order) grouped into blocks: a line continues one of the last few blocks
+    whose last line sits just above it, in its column, overlapping it horizontally; a line for
+    which `starts_block(text)` holds (a caption label) always opens a new block."""
     out: list[Block] = []
     for line in lines:
-        last = out[-1].lines[-1] if out else None
         height = max(line.box[3] - line.box[1], 1.0)
-        same_column = last is not None and (last.column == line.column or "full" in (last.column, line.column)
-                                            and abs(last.box[0] - line.box[0]) < 2 * height)
-        gap = last.box[1] - line.box[3] if last is not None else 0
-        if last is None or not same_column or gap > 0.9 * height or gap < -height or starts_block(line.text):
-            out.append(Block(page=page))
-        out[-1].lines.append(line)
+        home = None
+        if not starts_block(line.text):
+            for block in reversed(out[-OPEN_BLOCKS:]):
+                last = block.lines[-1]
+                same_column = last.column == line.column or ("full" in (last.column, line.column)
+                                                             and abs(last.box[0] - line.box[0]) < 2 * height)
+                gap = last.box[1] - line.box[3]
+                overlap = min(last.box[2], line.box[2]) - max(last.box[0], line.box[0])
+                if same_column and -height <= gap <= 0.9 * height and overlap > 0:
+                    home = block
+                    break
+        if home is None:
+            home = Block(page=page)
+            out.append(home)
+        home.lines.append(line)
     return out
 
 

@@ -1,0 +1,184 @@
+"""PDF pages laid out as pdflatex writes them: figures embedded from PDF files as form XObjects,
+two columns, a figure* across both columns, subpanels, side-by-side figures, captions above,
+figures spilling off the page, rules, line and page numbers, body text right next to a figure."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from scitune.data.ingest import read_paper
+from scitune.data.ingest.pdf_mentions import CAPTION, referenced_numbers
+from tests.data.ingest.conftest import embed_pdf
+
+LEFT, RIGHT, COL, MIDDLE = 54.0, 315.0, 243.0, 306.0
+PAGE_W, PAGE_H = 612.0, 792.0
+
+
+def plot(xlabel: str, ylabel: str = "Signal", points: int = 0, spill: bool = False, size=(3.0, 2.2)) -> bytes:
+    """A matplotlib figure saved as a one-page PDF with a text layer (TrueType fonts)."""
+    import matplotlib
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        fig = Figure(figsize=size)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.plot([0, 1, 2, 3], [1, 3, 2, 4])
+        if points:
+            xy = np.random.default_rng(0).normal(size=(points, 2))
+            ax.scatter(xy[:, 0], xy[:, 1], s=1)
+        if spill:
+            ax.plot([-50, 50], [-50, 50])  # far outside the axes: clipped when drawn
+            ax.set_xlim(-3, 3)
+            ax.set_ylim(-3, 3)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="pdf")
+    return buffer.getvalue()
+
+
+def furniture(page, lines: int = 30) -> None:
+    """What a journal page carries besides the paper: a running header, line numbers in the
+    margin, a page number."""
+    page.text(LEFT, 30, 504, "Journal of Reproducible Tests, Volume 7")
+    for k in range(lines):
+        page.text(24, 60 + 22 * k, 26, str(100 + k))
+    page.text(300, 760, 20, "3")
+
+
+def figures_of(path: Path):
+    paper = read_paper("pdf", path, "paper")
+    return paper, {f.number: f for f in paper.figures}
+
+
+def assert_inside(box, left: float, right: float) -> None:
+    assert 0 <= box[0] and box[2] <= PAGE_W and 0 <= box[1] and box[3] <= PAGE_H, box
+    assert left - 1 <= box[0] and box[2] <= right + 1, (box, left, right)
+
+
+def test_two_column_page_with_embedded_pdf_figures(page, tmp_path: Path):
+    page.new_page()
+    furniture(page)
+    page.text(LEFT, 60, COL, "We study two devices. The knee of the curve, as shown in Fig. 2(b), moves with "
+                             "the temperature. This sentence names no figure.")
+    page.text(LEFT, 280, COL, "Figure 1: Current against voltage for the first device.")
+    page.text(LEFT, 320, COL, "Figures 1 and 2 agree with each other. The later plots in Figs. 2-3 repeat it. "
+                              "Nothing more is said here.")
+    page.pdf.set_line_width(0.5)
+    page.pdf.line(LEFT, 700, LEFT + 120, 700)  # a footnote rule: not a figure
+    page.text(LEFT, 704, COL, "1 A footnote under the rule.")
+    # right column: a narrow figure with body text set right beside it (wrapfigure)
+    page.text(RIGHT, 60, COL, "The right column starts with plain body text that cites nothing at all.")
+    page.text(RIGHT + 146, 100, 97, "Text that wraps beside the second figure and stays body text.")
+    page.text(RIGHT, 215, 140, "Fig. 2. Temperature over time.")
+    page.text(RIGHT, 250, COL, "More text follows the second figure and closes the page.")
+    path = page.save(tmp_path / "paper.pdf")
+    embed_pdf(path, [(0, plot("Voltage (V)", "Current"), LEFT + 20, 110, 200, 160),
+                     (0, plot("Time (s)", "Heat", size=(2.0, 1.5)), RIGHT, 100, 140, 105)])
+    paper, figs = figures_of(path)
+    assert sorted(figs) == ["1", "2"], paper.unpaired
+    one, two = figs["1"], figs["2"]
+    assert one.caption == "Figure 1: Current against voltage for the first device."
+    assert two.caption_no_index == "Temperature over time."
+    assert_inside(one.provenance["box"], 0, MIDDLE)
+    assert_inside(two.provenance["box"], MIDDLE, PAGE_W)
+    # the figure's text is its own labels, never the body text beside it or the line numbers
+    assert "Voltage (V)" in one.ocr and "Current" in one.ocr
+    assert "Time (s)" in two.ocr and "Heat" in two.ocr
+    assert not [t for t in one.ocr + two.ocr if "wraps" in t or "beside" in t or t.isdigit() and len(t) == 3]
+    # mentions by the number they name: "Fig. 2(b)" and the range "Figs. 2-3" belong to figure 2
+    assert one.mentions == [["Figures 1 and 2 agree with each other."]]
+    flat = [s for m in two.mentions for s in m]
+    assert "The knee of the curve, as shown in Fig. 2(b), moves with the temperature." in flat
+    assert "The later plots in Figs. 2-3 repeat it." in flat and "Figures 1 and 2 agree with each other." in flat
+    assert not any("Figs. 2-3" in s for m in one.mentions for s in m)
+    # the body keeps the wrapped text; line and page numbers do not enter it
+    assert one.paragraphs == ["Figures 1 and 2 agree with each other. The later plots in Figs. 2-3 repeat it. "
+                              "Nothing more is said here."]
+    assert [u for u in paper.unpaired if u["what"] == "drawing"] == []  # the rule is not a figure
+
+
+def test_figure_across_both_columns_with_subpanels(page, tmp_path: Path):
+    page.new_page()
+    caption = ("Figure 3: A figure set across both columns: panel (a) shows the loss and panel (b) the accuracy of "
+               "every model, and the caption runs over the full width of the page.")
+    y = page.text(LEFT, 250, 504, caption)
+    page.text(LEFT, y + 14, COL, "The left column cites Figure 3 once and goes on with its own business.")
+    page.text(RIGHT, y + 14, COL, "The right column has its own text. It says nothing of figures.")
+    path = page.save(tmp_path / "wide.pdf")
+    # two panels with a 40 point gap, wider than the clustering gap: still one figure
+    embed_pdf(path, [(0, plot("Epoch", "Loss"), LEFT + 10, 60, 220, 180),
+                     (0, plot("Epoch", "Accuracy"), LEFT + 270, 60, 220, 180)])
+    paper, figs = figures_of(path)
+    assert sorted(figs) == ["3"], paper.unpaired
+    three = figs["3"]
+    assert three.caption == caption
+    box = three.provenance["box"]
+    assert_inside(box, 0, PAGE_W)
+    assert box[0] < LEFT + 20 and box[2] > LEFT + 480  # both panels
+    assert "Loss" in three.ocr and "Accuracy" in three.ocr
+    assert three.mentions == [["The left column cites Figure 3 once and goes on with its own business."]]
+
+
+def test_side_by_side_figures_and_caption_above(page, tmp_path: Path):
+    page.new_page()
+    # two minipages in the left column, each with its own caption
+    page.text(LEFT, 60, COL, "Body text of the left column opens the page and cites Figure 5 and Figure 4.")
+    page.text(LEFT, 200, 110, "Figure 4: The left panel.")
+    page.text(LEFT + 130, 200, 110, "Figure 5: The right panel.")
+    page.text(LEFT, 240, COL, "Body text follows both of the small figures.")
+    # right column: a caption set above its figure
+    page.text(RIGHT, 60, COL, "The right column opens with body text, then a figure whose caption is on top.")
+    page.text(RIGHT, 100, COL, "Figure 6: A caption above its figure.")
+    page.text(RIGHT, 290, COL, "Body text under the figure.")
+    path = page.save(tmp_path / "side.pdf")
+    embed_pdf(path, [(0, plot("Left x", size=(2, 1.6)), LEFT, 90, 110, 100),
+                     (0, plot("Right x", size=(2, 1.6)), LEFT + 130, 90, 110, 100),
+                     (0, plot("Below x", size=(3, 2)), RIGHT + 20, 120, 200, 160)])
+    paper, figs = figures_of(path)
+    assert sorted(figs) == ["4", "5", "6"], paper.unpaired
+    four, five, six = figs["4"].provenance["box"], figs["5"].provenance["box"], figs["6"].provenance["box"]
+    assert four[2] <= five[0]  # each caption took the panel above it, not both
+    assert "Left x" in figs["4"].ocr and "Right x" not in figs["4"].ocr
+    assert "Right x" in figs["5"].ocr and "Left x" not in figs["5"].ocr
+    assert_inside(six, MIDDLE, PAGE_W)
+    assert PAGE_H - six[3] >= 115 and "Below x" in figs["6"].ocr
+    assert figs["6"].caption_no_index == "A caption above its figure."
+
+
+def test_region_spilling_off_the_page_and_a_dense_scatter(page, tmp_path: Path):
+    page.new_page()
+    page.text(LEFT, 60, 504, "A one-column page. The scatter in Figure 7 has many points.")
+    page.text(LEFT, 330, 504, "Figure 7: Five thousand points and a line that leaves the axes.")
+    page.text(LEFT, 370, 504, "Closing text of the page.")
+    path = page.save(tmp_path / "spill.pdf")
+    # placed so that its right part lies beyond the page edge
+    embed_pdf(path, [(0, plot("Component 1", "Component 2", points=5000, spill=True), 380, 90, 300, 230)])
+    paper, figs = figures_of(path)
+    assert sorted(figs) == ["7"], paper.unpaired
+    box = figs["7"].provenance["box"]
+    assert_inside(box, 370, PAGE_W)
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(figs["7"].png))
+    dpi = figs["7"].provenance["dpi"]
+    assert abs(image.width - (box[2] - box[0]) * dpi / 72) <= 2
+    assert "Component 2" in figs["7"].ocr
+    assert [u for u in paper.unpaired if u["what"] == "drawing"] == []  # the points made one region
+
+
+def test_caption_labels_and_references():
+    assert [CAPTION.match(t).group(1) for t in ("FIG. 3. Text", "Figure S1: Text", "Fig. 3.1: Text", "Figure 12 | Text")] \
+        == ["3", "S1", "3.1", "12"]
+    assert CAPTION.match("Figure 3 shows the trend.") is None
+    assert referenced_numbers("as shown in Fig. 2(b), it rises") == {"2"}
+    assert referenced_numbers("Figures 2 and 3 agree") == {"2", "3"}
+    assert referenced_numbers("see Figs. 2-4 and Fig. 10") == {"2", "3", "4", "10"}
+    assert referenced_numbers("Figs. S1\u2013S3 hold the rest") == {"S1", "S2", "S3"}
+    assert referenced_numbers("Figure 1(a,b) and Fig. 5a") == {"1", "5"}
+    assert referenced_numbers("the figure in Table 2 and Eq. 3") == set()
