@@ -118,6 +118,48 @@ def build_stage_model(recipe: Recipe, index: int, out_root: Path, texts: list[st
     return model, processor
 
 
+def check_max_length(model, max_length: int, name: str) -> None:
+    """Refuses a `data.max_length` over the language model's positions (a longer sample would
+    index past its position table, or train positions the model never had)."""
+    config = getattr(model, "config", None)
+    text_config = getattr(config, "text_config", None) or config
+    positions = getattr(text_config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise ScituneError(
+            f"{name}.data.max_length: {max_length} is over the model's {positions} positions "
+            "(text_config.max_position_embeddings); lower it"
+        )
+
+
+# What may change between a finished stage and a --resume without changing what it trained.
+_SETTINGS_IGNORED = ("gradient_checkpointing", "feature_cache")
+
+
+def stage_settings(run: StageRun) -> dict[str, Any]:
+    """A stage's recipe settings as JSON values, and its training file's sha256 (what `done.json`
+    keeps to compare on --resume)."""
+    import dataclasses
+
+    settings = json.loads(json.dumps(dataclasses.asdict(run), default=str))
+    for key in _SETTINGS_IGNORED:
+        settings.pop(key, None)
+    if run.data.train and Path(run.data.train).is_file():
+        settings["data_sha256"] = file_digest(run.data.train)
+    return settings
+
+
+def changed_settings(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """`key (old -> new)` for each setting that differs (nested sections as `data.max_length`)."""
+    changed = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += changed_settings(old, new, f"{prefix}{key}.")
+        elif old != new and key not in _SETTINGS_IGNORED:
+            changed.append(f"{prefix}{key} ({old!r} -> {new!r})")
+    return changed
+
+
 def _shards_parameters(accelerator) -> bool:
     from accelerate.utils import DistributedType
 
@@ -207,6 +249,7 @@ class StageRunner:
 
         run = self.run_config
         model, processor = build_stage_model(self.recipe, self.index, self.out_root, self.texts)
+        check_max_length(model, run.data.max_length, self.name)
         # Image preprocessing is the processor's: padding set here is saved with the model.
         set_pad_to_square(processor, run.data.pad_to_square)
         if run.stage.lora:
@@ -545,6 +588,7 @@ class StageRunner:
             write_json(self.stage_dir / "done.json", {
                 "steps": step, "samples": len(self.items), "dropped": self.dropped,
                 "bad_records_skipped": self.skipped, "final_loss": self.last_loss, "seconds": round(seconds, 2),
+                "settings": stage_settings(self.run_config),
             })
         accelerator.wait_for_everyone()
         return result
@@ -578,11 +622,21 @@ class StageRunner:
 
     # ------------------------------------------------------------------ the whole stage
     def finished(self) -> StageResult | None:
+        """With --resume, a stage that finished: its result, once its settings are found unchanged
+        (a changed one is refused by name, as for a checkpoint of an unfinished stage)."""
         done_file = self.stage_dir / "done.json"
         if not (self.resume and done_file.is_file()):
             return None
-        self.echo(f"[{self.name}] already finished ({done_file}); skipping")
         done = json.loads(done_file.read_text())
+        saved = done.get("settings") if isinstance(done, dict) else None
+        if isinstance(saved, dict):
+            changed = changed_settings(saved, stage_settings(self.run_config))
+            if changed:
+                raise ScituneError(
+                    f"[{self.name}] cannot resume: the stage finished ({done_file}) with other settings: "
+                    + ", ".join(changed) + " (train into a new --out, or start again with --overwrite)"
+                )
+        self.echo(f"[{self.name}] already finished ({done_file}); skipping")
         return StageResult(
             self.name, self.stage_dir, done["steps"], done["samples"], done["dropped"], done["bad_records_skipped"],
             0.0, done.get("final_loss"),
