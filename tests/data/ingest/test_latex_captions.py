@@ -48,11 +48,11 @@ def test_user_macros_with_arguments_defaults_def_operators_and_xspace(tmp_path: 
 
 def test_spacing_commands_and_ties_become_blanks_in_captions_and_mentions(tmp_path: Path):
     paper = _paper(tmp_path, "",
-                   "As shown in Fig.~\\ref{f}, the gap\\,is\\;small\\ and\\quad stable.\n\n"
+                   "As shown in Fig.~\\ref{f}, the gap\\,is\\;small\\ and\\quad stable at $n~=~5$, $10\\,\\mathrm{ms}$.\n\n"
                    "\\begin{figure}\\includegraphics{a.png}\\caption{Loss~over\\,time\\;and\\ steps\\qquad here.}\\label{f}\\end{figure}")
     [figure] = paper.figures
     assert figure.caption_no_index == "Loss over time and steps here."
-    assert figure.mentions == [["As shown in Fig. 1, the gap is small and stable."]]
+    assert figure.mentions == [["As shown in Fig. 1, the gap is small and stable at n = 5, 10 ms."]]
     assert "~" not in figure.paragraphs[0]
 
 
