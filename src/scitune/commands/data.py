@@ -23,7 +23,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
     p = _sub(commands, "scicap", "SciCap figures -> stage-1 instructions (LLaVA JSON).", EXAMPLE)
-    p.add_argument("--input", required=True, help="challenge-layout JSON, an original per-figure JSON, or a folder of those")
+    p.add_argument("--input", required=True, help="challenge-layout JSON, an original per-figure JSON, a folder of "
+                   "those, or a `scitune ingest` output folder")
+    p.add_argument("--split", default="train", choices=("train", "val", "test"),
+                   help="with an ingest output folder as --input: the split to read (default train)")
     p.add_argument("--images", required=True, help="folder holding the figure images (checked unless --no-check)")
     p.add_argument("--out", required=True, help="output .json or .jsonl")
     p.add_argument("--task", default="describe", choices=("describe", "figure-type", "figure-type-choice", "caption"))
@@ -141,7 +144,7 @@ def run_scicap(args) -> int:
     from scitune.data.scicap import build_instructions, read_scicap
 
     _claim(args, args.input, args.images)
-    records = read_scicap(args.input)
+    records = read_scicap(args.input, split=args.split)
     fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     samples = build_instructions(
         records, task=args.task, fields=fields, seed=args.seed, replace_figure_word=not args.keep_figure_word

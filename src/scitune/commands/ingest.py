@@ -100,8 +100,6 @@ def run(args: argparse.Namespace) -> int:
         raise ScituneError(EXTRA_HINT.format(missing=err.name)) from None
     from scitune.data.ingest import ingest
     from scitune.data.ingest.arxiv import parse_list
-    from scitune.data.ingest.overlap import listing
-
     ratios = _ratios(args.split)
     categories, licences = parse_list(args.categories, "--categories"), parse_list(args.licence, "--licence")
     classify = _classifier(args.classify) if args.classify else None
@@ -125,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if report["pdfs_with_source"]:
         print(f"read the LaTeX source instead of the PDF for {len(report['pdfs_with_source'])} papers given both ways")
     if report["overlaps"]:
+        from scitune.data.ingest.overlap import listing
+
         print(f"overlap with the evaluation sets ({len(report['overlaps'])}):")
         print(listing(report["overlaps"], args.list))
     if not report["written"]:

@@ -50,9 +50,15 @@ _LEADING_LABEL = re.compile(r"^\s*(?:Figure|FIGURE|Fig|FIG)\.?\s*S?\d+[a-z]?\s*[
 # ----------------------------------------------------------------------------- reading
 
 
-def read_scicap(path: str | Path) -> list[dict[str, Any]]:
-    """Figure records from a challenge-layout file, an original per-figure JSON, or a folder of those."""
+INGEST_SPLITS = ("train", "val", "test")
+
+
+def read_scicap(path: str | Path, split: str = "train") -> list[dict[str, Any]]:
+    """Figure records from a challenge-layout file, an original per-figure JSON, a folder of
+    those, or a `scitune ingest` output folder (its `split`: the papers of all its shards)."""
     path = Path(path)
+    if path.is_dir() and (path / "ingest.json").is_file():
+        return _ingest_records(path, split)
     if path.is_dir():
         files = sorted(path.glob("*.json"))
         if not files:
@@ -67,6 +73,17 @@ def read_scicap(path: str | Path) -> list[dict[str, Any]]:
         f"{path}: not a SciCap file: expected the challenge layout (images + annotations) "
         "or an original per-figure record (figure-ID, figure-type, Img-text, 0-originally-extracted)"
     )
+
+
+def _ingest_records(out: Path, split: str) -> list[dict[str, Any]]:
+    """One split of an ingest output: the split file the run wrote from its shards at the end."""
+    if split not in INGEST_SPLITS:
+        raise ScituneError(f"--split: expected one of {', '.join(INGEST_SPLITS)}, got {split!r}")
+    report = _load(out / "ingest.json")
+    if not isinstance(report, dict) or report.get("written") is False:
+        raise ScituneError(f"{out}: the ingest run wrote no split files (see {out / 'ingest.json'}: "
+                           "overlap with the evaluation sets, or a run that did not finish; re-run scitune ingest)")
+    return _challenge_records(_load(out / f"{split}.json"), out / f"{split}.json")
 
 
 def _load(path: Path) -> Any:

@@ -18,13 +18,14 @@ import tarfile
 import tempfile
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from scitune.data.ingest.limits import DEFAULT_LIMITS, Limits
 from scitune.data.ingest.records import Paper
 from scitune.data.ingest.sources import Task
-from scitune.errors import ScituneError
+from scitune.errors import RunFailed, ScituneError
 
 Result = dict[str, Any]
 
@@ -65,41 +66,54 @@ def _member_kind(data: bytes, where: str, limits: Limits) -> str:
 
 def _read(task: Task, dpi: int, limits: Limits, counts: dict) -> Paper:
     with tempfile.TemporaryDirectory(prefix="scitune-ingest-") as name:
-        tmp = Path(name)
-        if task.path is not None:
-            path = Path(task.path)
-            if task.kind == "latex":
-                return _read_latex_dir(path, task, dpi, limits, counts)
-            if task.kind == "pdf":
-                return _read_pdf_file(path, task, dpi, limits)
-            return _read_archive_file(path, task, dpi, limits, counts, tmp)
-        data = task.data or b""
-        kind = task.kind
-        file_name = Path(task.source.rsplit(":", 1)[-1].rsplit("/", 1)[-1]).name or "paper"
-        if kind == "member":
-            kind = _member_kind(data, task.source, limits)
-            if kind == "gzip-pdf":
-                try:
-                    data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(limits.pdf_bytes + 1)
-                except (OSError, EOFError) as err:
-                    raise ScituneError(f"{task.source}: malformed gzip member ({err})") from None
-                if len(data) > limits.pdf_bytes:
-                    raise ScituneError(f"{task.source}: the PDF is more than {limits.pdf_bytes} bytes; refused")
-                kind = "pdf"
-            if kind == "tar":
-                file_name = f"{task.name}.tar"
-        if kind == "pdf":
-            path = tmp / "paper.pdf"
-            path.write_bytes(data)
+        try:
+            return _read_in(task, dpi, limits, counts, Path(name))
+        except (ScituneError, OSError, ValueError, EOFError, tarfile.TarError, RecursionError, MemoryError) as err:
+            # a paper given as bytes is read from a temporary copy: name the input, not the copy
+            # (and the message is the same whichever machine read it); a library's own refusal
+            # of a hostile or broken input is that paper's failure, in its words
+            message = str(err) if isinstance(err, ScituneError) else \
+                f"{task.source}: {type(err).__name__}: {' '.join(str(err).split())[:500]}"
+            for copy in sorted(Path(name).iterdir(), key=lambda p: -len(str(p))):
+                message = message.replace(str(copy), task.source)
+            raise ScituneError(message.replace(name, task.source)) from None
+
+
+def _read_in(task: Task, dpi: int, limits: Limits, counts: dict, tmp: Path) -> Paper:
+    if task.path is not None:
+        path = Path(task.path)
+        if task.kind == "latex":
+            return _read_latex_dir(path, task, dpi, limits, counts)
+        if task.kind == "pdf":
             return _read_pdf_file(path, task, dpi, limits)
-        if kind == "latex" or kind == "tar":
-            # a source folder packed by `sources.portable`, or a bulk member that is a plain tar
-            path = tmp / (file_name if file_name.endswith(".tar") else "source.tar")
-            path.write_bytes(data)
-            return _read_archive_file(path, task, dpi, limits, counts, tmp)
-        path = tmp / file_name  # keeps ".gz" / ".tar.gz": extract_archive reads the suffix
+        return _read_archive_file(path, task, dpi, limits, counts, tmp)
+    data = task.data or b""
+    kind = task.kind
+    file_name = Path(task.source.rsplit(":", 1)[-1].rsplit("/", 1)[-1]).name or "paper"
+    if kind == "member":
+        kind = _member_kind(data, task.source, limits)
+        if kind == "gzip-pdf":
+            try:
+                data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(limits.pdf_bytes + 1)
+            except (OSError, EOFError) as err:
+                raise ScituneError(f"{task.source}: malformed gzip member ({err})") from None
+            if len(data) > limits.pdf_bytes:
+                raise ScituneError(f"{task.source}: the PDF is more than {limits.pdf_bytes} bytes; refused")
+            kind = "pdf"
+        if kind == "tar":
+            file_name = f"{task.name}.tar"
+    if kind == "pdf":
+        path = tmp / "paper.pdf"
+        path.write_bytes(data)
+        return _read_pdf_file(path, task, dpi, limits)
+    if kind == "latex" or kind == "tar":
+        # a source folder packed by `sources.portable`, or a bulk member that is a plain tar
+        path = tmp / (file_name if file_name.endswith(".tar") else "source.tar")
         path.write_bytes(data)
         return _read_archive_file(path, task, dpi, limits, counts, tmp)
+    path = tmp / file_name  # keeps ".gz" / ".tar.gz": extract_archive reads the suffix
+    path.write_bytes(data)
+    return _read_archive_file(path, task, dpi, limits, counts, tmp)
 
 
 def figure_fields(figure) -> dict[str, Any]:
@@ -119,10 +133,6 @@ def read_task(task: Task, dpi: int = 150, limits: Limits = DEFAULT_LIMITS) -> Re
         paper = _read(task, dpi, limits, counts)
     except ScituneError as err:
         result["failed"] = str(err)
-        return result
-    except (OSError, ValueError, EOFError, tarfile.TarError, RecursionError, MemoryError, UnicodeError) as err:
-        # a hostile or broken input that a library refused in its own words
-        result["failed"] = f"{task.source}: {type(err).__name__}: {' '.join(str(err).split())[:500]}"
         return result
     result.update(kind=paper.kind, found_licence=paper.licence, unpaired=paper.unpaired, counts=counts,
                   figures=[figure_fields(f) for f in paper.figures])
@@ -145,10 +155,14 @@ def run_pool(tasks: Iterable[Task], read: Callable[[Task], Result], workers: int
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending: deque = deque()
-        for task in tasks:
-            pending.append(pool.submit(read, task))
-            if len(pending) >= 2 * workers:
+        try:
+            for task in tasks:
+                pending.append(pool.submit(read, task))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        except BrokenProcessPool as err:
+            raise RunFailed(f"a reading process died ({err}); the papers written so far are kept: re-run the same "
+                            "command to resume (from a script, call ingest under `if __name__ == \"__main__\":`)") from None
 

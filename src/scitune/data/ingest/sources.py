@@ -302,7 +302,7 @@ class Planner:
         if meta is not None:
             extra["categories"] = list(meta.categories)
             extra["licence_url"] = meta.licence_url
-            licence = licence_id(meta.licence_url) or meta.licence
+            licence = licence_id(meta.licence_url)
         task = Task(self.index, kind, name, source, key, extra=extra, licence=licence, **content)
         self.index += 1
         return task
