@@ -27,10 +27,12 @@ start-up and imports (each child stamps the start and end of its ingest).
 
 Shares of time (instrumented run, 1 worker; hooks are looked up by name at run time, "n/a" when
 one is missing): rendering = pypdfium2 `PdfPage.render` + `PdfBitmap.to_pil`; text extraction =
-pypdfium2 text-page calls (`get_textpage`, the `PdfTextPage` methods, raw `FPDFText_*`) and
-scitune's own line grouping (`pdf._text_lines`); encoding = `images.png_bytes`; writing = the
-functions of `scitune.data.ingest.writer` whose names start with "write". Nested hooks count
-once. Recovery: a figure counts when its caption (letters and digits) matches the one written,
+pypdfium2 text-page calls (`get_textpage`, the `PdfTextPage` methods) and scitune's own text
+lines (`pdf._text_lines`, which includes the raw per-character PDFium calls it makes; raw ctypes
+functions are not wrapped, the code takes their addresses); encoding = `images.png_bytes`;
+writing = the functions of `scitune.data.ingest.writer` and `.shards` whose names start with
+"write" and their classes' `append` / `add` / `close` / `write*` methods (shards, split files).
+Nested hooks count once. Recovery: a figure counts when its caption (letters and digits) matches the one written,
 and "with mentions" when it also has at least one mentioning sentence.
 
 --memory N1,N2,...: peak RSS (a child's ru_maxrss, from os.wait4) of one ingest process over N
@@ -419,7 +421,6 @@ def install_timers() -> Timers:
     import importlib
 
     import pypdfium2 as pdfium
-    import pypdfium2.raw as raw
 
     timers = Timers()
     for cls, name in ((pdfium.PdfPage, "render"), (pdfium.PdfBitmap, "to_pil")):
@@ -428,10 +429,6 @@ def install_timers() -> Timers:
     for name in dir(pdfium.PdfTextPage):
         if not name.startswith("_") and name not in ("parent", "close") and callable(getattr(pdfium.PdfTextPage, name)):
             timers.wrap("text", pdfium.PdfTextPage, name, f"pypdfium2.PdfTextPage.{name}")
-    raw_text = [n for n in dir(raw) if n.startswith("FPDFText_")]
-    for name in raw_text:
-        timers.wrap("text", raw, name, "")
-    timers.hooks["text"] = [h for h in timers.hooks.get("text", []) if h] + ([f"pypdfium2.raw.FPDFText_* ({len(raw_text)})"] if raw_text else [])
 
     def module(name):
         try:
@@ -440,21 +437,29 @@ def install_timers() -> Timers:
             return None
 
     pdf_module = module("scitune.data.ingest.pdf")
-    if pdf_module is not None:
+    if pdf_module is not None:  # scitune's line building over the text page (it calls PDFium itself)
         timers.wrap("text", pdf_module, "_text_lines", "scitune pdf._text_lines")
     images = module("scitune.data.ingest.images")
     if images is not None:
         timers.wrap("encode", images, "png_bytes", "scitune images.png_bytes")
-    writer = module("scitune.data.ingest.writer")
-    if writer is not None:
-        for name in sorted(vars(writer)):
-            value = getattr(writer, name)
-            if name.startswith("write") and callable(value) and getattr(value, "__module__", "") == writer.__name__:
-                timers.wrap("write", writer, name, f"scitune writer.{name}")
-                # the package may hold its own reference (`from .writer import write_output`)
-                package = module("scitune.data.ingest")
-                if package is not None and getattr(package, name, None) is value:
-                    setattr(package, name, getattr(writer, name))
+    package = module("scitune.data.ingest")
+    for name in ("scitune.data.ingest.writer", "scitune.data.ingest.shards"):
+        mod = module(name)
+        if mod is None:
+            continue
+        short = name.rsplit(".", 1)[1]
+        for attr, value in sorted(vars(mod).items()):
+            if getattr(value, "__module__", "") != mod.__name__:
+                continue
+            if attr.startswith("write") and callable(value) and not isinstance(value, type):
+                timers.wrap("write", mod, attr, f"scitune {short}.{attr}")
+                # the package may hold its own reference (`from .writer import write_layout`)
+                if package is not None and getattr(package, attr, None) is value:
+                    setattr(package, attr, getattr(mod, attr))
+            elif isinstance(value, type):
+                for method in sorted(vars(value)):
+                    if method in ("append", "add", "close") or method.startswith("write"):
+                        timers.wrap("write", value, method, f"scitune {short}.{attr}.{method}")
     return timers
 
 
@@ -724,10 +729,11 @@ def print_tables(result: dict) -> None:
               "cpu s/p: CPU seconds per paper; shares: of the 1-worker ingest time")
         for kind, det in d.items():
             speedups = {k: v for k, v in det.items() if k.startswith("speedup_")}
-            print(f"{kind}: text extraction / rendering = {_pct(det['text_over_render'])}; "
-                  + "; ".join(f"{k.replace('speedup_', '').replace('_over_', ' vs ')} workers: {v['median']:.2f}x "
-                              f"(rounds {v['per_round']})" for k, v in speedups.items())
-                  + f"; median CPU s/paper {det['median_cpu_s_per_paper']}")
+            parts = [f"text extraction / rendering = {_pct(det['text_over_render'])}"]
+            parts += [f"{k.replace('speedup_', '').replace('_over_', ' vs ')} workers: {v['median']:.2f}x "
+                      f"(rounds {v['per_round']})" for k, v in speedups.items()]
+            parts.append(f"median CPU s/paper {det['median_cpu_s_per_paper']}")
+            print(f"{kind}: " + "; ".join(parts))
         goals = result.get("goals", {})
         for name, goal in goals.items():
             print(f"goal {name}: {goal['value']} -> {'met' if goal['met'] else 'NOT met' if goal['met'] is False else 'n/a'}")
