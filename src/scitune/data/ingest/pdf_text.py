@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from scitune.data.ingest.text import clean_text
 
 NUMBER_ONLY = re.compile(r"^\s*\d{1,4}\s*$")  # a page number or a line number (lineno), not prose
+MARGIN_SHARE = 0.11  # line numbers sit in the outer 11% of the page width
 
 
 @dataclass
@@ -46,55 +47,64 @@ class Block:
         return clean_text(out)
 
 
+def _function(raw_function, restype, *argtypes):
+    """A ctypes prototype of our own over one of PDFium's exported functions: pypdfium2's own
+    returns a typed pointer that needs a cast per call; ours returns the address as an int."""
+    address = ctypes.cast(raw_function, ctypes.c_void_p).value
+    return ctypes.CFUNCTYPE(restype, *argtypes)(address)
+
+
+_LINE = re.compile(r"[^\r\n]+")  # PDFium ends each line it finds with a generated CR LF
+_DROP = {code: None for code in [*range(32), *range(0xD800, 0xE000)] if code != 2} | {2: "-"}  # \x02: a line-end hyphen
+
+
 def _runs(textpage) -> list[tuple[list[float], str]]:
-    """Runs of characters: consecutive characters of one text object on one line (PDFium breaks
-    lines with generated CR/LF). One ctypes round of calls per character, nothing per pair."""
+    """Runs of characters: stretches of a line between the spaces PDFium generated (word gaps
+    it inferred from glyph positions, where no space character was drawn). The text comes from
+    one `get_text_range` call; C calls are one per space (is it generated?) and two per run (the
+    loose boxes of its first and last glyphs), nothing per pair of anything."""
     import pypdfium2.raw as raw
 
-    unicode_of, generated = raw.FPDFText_GetUnicode, raw.FPDFText_IsGenerated
-    loose_box, text_object = raw.FPDFText_GetLooseCharBox, raw.FPDFText_GetTextObject
-    rect = raw.FS_RECTF()
-    rect_ref = ctypes.byref(rect)
+    handle = textpage.raw
+    count = textpage.count_chars()
+    text = textpage.get_text_range() if count > 0 else ""
+    if len(text) != count:  # the text view dropped or added characters: read them one by one
+        text = "".join(chr(raw.FPDFText_GetUnicode(handle, i)) for i in range(count))
+    generated = raw.FPDFText_IsGenerated
+    loose_box = _function(raw.FPDFText_GetLooseCharBox, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+    address = ctypes.cast(handle, ctypes.c_void_p).value
+    rect = (ctypes.c_float * 4)()  # FS_RECTF: left, top, right, bottom
+    rect_address = ctypes.addressof(rect)
     runs: list[tuple[list[float], str]] = []
-    box: list[float] | None = None
-    chars: list[str] = []
-    owner = None
 
-    def flush():
-        nonlocal box, chars, owner
-        if box is not None and "".join(chars).strip():
-            runs.append((box, "".join(chars)))
-        box, chars, owner = None, [], None
+    def emit(lo: int, hi: int) -> None:
+        piece = text[lo:hi]
+        stripped = piece.strip()
+        if not stripped:
+            return
+        first = lo + piece.index(stripped[0])
+        last = lo + piece.rindex(stripped[-1])
+        # the glyphs of a run advance from the first to the last, so the union of those two
+        # loose boxes is the run's box (rotated labels included)
+        corners = []
+        for i in (first, last):
+            if loose_box(address, i, rect_address):
+                corners.append(tuple(rect))
+        if corners:
+            xs = [c[0] for c in corners] + [c[2] for c in corners]
+            ys = [c[1] for c in corners] + [c[3] for c in corners]
+            runs.append(([min(xs), min(ys), max(xs), max(ys)], stripped.translate(_DROP)))
 
-    for i in range(textpage.count_chars()):
-        code = unicode_of(textpage, i)
-        if code in (10, 13):
-            flush()
-            continue
-        if code == 2:  # PDFium's mark for a hyphen that ends a line
-            code = 0x2D
-        if code < 32 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
-            continue
-        char = chr(code)
-        if code == 32 and generated(textpage, i) == 1:  # a space PDFium inferred from the glyph spacing
-            if box is not None:
-                chars.append(" ")
-            continue
-        obj = ctypes.cast(text_object(textpage, i), ctypes.c_void_p).value
-        if obj != owner:
-            flush()
-            owner = obj
-        chars.append(char)
-        if char.isspace() or not loose_box(textpage, i, rect_ref):
-            continue
-        left, right = min(rect.left, rect.right), max(rect.left, rect.right)
-        bottom, top = min(rect.bottom, rect.top), max(rect.bottom, rect.top)
-        if box is None:
-            box = [left, bottom, right, top]
-        else:
-            box[0], box[1] = min(box[0], left), min(box[1], bottom)
-            box[2], box[3] = max(box[2], right), max(box[3], top)
-    flush()
+    for line in _LINE.finditer(text):
+        lo, hi = line.span()
+        start = lo
+        space = text.find(" ", lo, hi)
+        while space >= 0:
+            if generated(handle, space) == 1:
+                emit(start, space)
+                start = space + 1
+            space = text.find(" ", space + 1, hi)
+        emit(start, hi)
     return runs
 
 
@@ -106,12 +116,16 @@ def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Li
         if box[0] < page_box[2] and box[2] > page_box[0] and box[1] < page_box[3] and box[3] > page_box[1]:
             runs.append((tuple(box), text))
     runs.sort(key=lambda r: (-round(r[0][3], 0), r[0][0]))
+    margin = MARGIN_SHARE * (page_box[2] - page_box[0])
     lines: list[Line] = []
     for box, text in runs:
         height = max(box[3] - box[1], 1.0)
         last = lines[-1] if lines else None
-        # a line number in the margin (lineno) sits about one em from its line: not part of it
-        reach = 0.4 * height if last and (NUMBER_ONLY.match(last.text) or NUMBER_ONLY.match(text)) else 1.2 * height
+        # a line number in the page margin (lineno) sits about one em from its line: not part of it
+        reach = 1.2 * height
+        if last and (NUMBER_ONLY.match(last.text) and last.box[2] < page_box[0] + margin
+                     or NUMBER_ONLY.match(text) and box[0] > page_box[2] - margin):
+            reach = 0.4 * height
         if (last and abs(last.box[3] - box[3]) < 0.5 * height and abs(last.box[1] - box[1]) < 0.5 * height
                 and -0.5 * height <= box[0] - last.box[2] < reach):
             joiner = "" if last.text.endswith(" ") or text.startswith(" ") else " "
@@ -120,8 +134,17 @@ def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Li
         else:
             lines.append(Line(text=text, box=box))
     for line in lines:
-        line.text = clean_text(line.text)
+        line.text = _tidy(line.text)
     return [ln for ln in lines if ln.text]
+
+
+def _tidy(text: str) -> str:
+    """`clean_text` for one line, with its regular expressions run only where they can change
+    something (they cost more than all the rest of the line building)."""
+    text = " ".join(text.split())
+    if "(" in text or "[" in text or " " in text and any(f" {p}" in text for p in ",.;:!?)]"):
+        return clean_text(text)
+    return text
 
 
 def is_two_column(lines: list[Line], width: float) -> bool:
