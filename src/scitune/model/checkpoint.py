@@ -61,9 +61,14 @@ def load_model(path: str | Path, dtype: str = "auto", device: str = "cpu"):
             "expected 'llava' (a LlavaForConditionalGeneration folder, e.g. from scitune model build)"
         )
     require_safetensors(path, "checkpoint")
+    from safetensors import SafetensorError
+
     try:
         model = LlavaForConditionalGeneration.from_pretrained(path, dtype=resolve_dtype(dtype, device), use_safetensors=True)
         processor = AutoProcessor.from_pretrained(path)
+    except SafetensorError as err:  # the library's own error for a cut or garbled weights file
+        weights = path / "model.safetensors" if (path / "model.safetensors").is_file() else path
+        raise ScituneError(f"{weights}: truncated or damaged safetensors file ({_first_line(err)})") from None
     except (OSError, ValueError) as err:
         raise ScituneError(f"checkpoint {str(path)!r}: cannot load ({str(err).splitlines()[0]})") from None
     return model.to(device), processor

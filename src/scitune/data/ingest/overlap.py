@@ -64,7 +64,7 @@ def _image_item(source: str, item_id: str, texts: list[str], root: Path, relativ
     if not isinstance(relative, str):
         return Item(source, item_id, texts, problem=f"image_unreadable: image field {relative!r} is not a path")
     try:
-        return Item(source, item_id, texts, image_path(root, relative, f"{source} {item_id}"))
+        return Item(source, item_id, texts, image_path(root, relative, str(root / relative)))
     except ImageProblem as problem:
         return Item(source, item_id, texts, problem=f"{problem.reason}: {problem}")
 
@@ -234,7 +234,8 @@ def _hashes(items: list[Item], side: str, unchecked: list[dict]) -> list[tuple[I
     for item in items:
         if item.problem is None and item.image is None:
             continue
-        value, problem = (None, item.problem) if item.problem else hash_image(item.image, f"{item.source} {item.id}")
+        where = str(item.image) if isinstance(item.image, Path) else f"{item.source} {item.id}"
+        value, problem = (None, item.problem) if item.problem else hash_image(item.image, where)
         if problem:
             reason, _, detail = problem.partition(": ")
             unchecked.append({"side": side, "id": item.id, "source": item.source, "reason": reason, "detail": detail})
