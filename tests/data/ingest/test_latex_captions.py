@@ -69,3 +69,7 @@ def test_text_fragments():
     assert latex_to_text(r"$x^2 + y_{i,j}$ and $\mathcal{L}$ in $\mathbb{R}^n$") == "x2 + yi,j and L in Rn"
     assert latex_to_text("a\x00b\x1b c\x7f") == "ab c"  # control characters never reach the text
     assert latex_to_text(r"\mbox{kept} \makebox[2cm]{box} my\_name 50\%") == "kept box my_name 50%"
+    # what pylatexenc alone drops or misprints: typewriter text, coloured text, links, scaled boxes
+    assert latex_to_text(r"the \texttt{field+erratum} and \textsf{sans} \textcolor{red}{hot} \href{http://x}{site} "
+                         r"\scalebox{0.8}{small} \url{http://y.z}") == "the field+erratum and sans hot site small http://y.z"
+    assert latex_to_text("full vs.\\\ntransplant, a\\\\\nb") == "full vs. transplant, a b"  # a control space at a line end

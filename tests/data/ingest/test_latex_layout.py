@@ -44,6 +44,11 @@ The wrapped plot (Figure~\ref{fig:wrap}) and the sideways one (Figure~\ref{fig:s
   \captionof{figure}{A figure in a minipage, with \Model.}\label{fig:mini}
 \end{minipage}
 
+\begin{figure}
+  \begin{minipage}{0.5\linewidth}\includegraphics{a}\caption{Left of a pair.}\label{fig:pair-l}\end{minipage}\hfill
+  \begin{minipage}{0.45\linewidth}\includegraphics{b}\caption{Right of a pair.}\label{fig:pair-r}\end{minipage}
+\end{figure}
+
 \input{sections/results}
 \import{chapters/}{extra}
 \iffalse
@@ -91,8 +96,11 @@ def _jpeg() -> bytes:
 def test_every_layout_finds_its_figure(layout: Path):
     paper = read_latex_paper(layout, "paper", "paper")
     figures = {f.provenance["label"]: f for f in paper.figures}
-    assert list(figures) == ["fig:wrap", "fig:side", "fig:sub", "fig:mini", "fig:imported"]
-    assert [f.number for f in paper.figures] == ["1", "2", "3", "4", "5"]
+    assert list(figures) == ["fig:wrap", "fig:side", "fig:sub", "fig:mini", "fig:pair-l", "fig:pair-r", "fig:imported"]
+    assert [f.number for f in paper.figures] == ["1", "2", "3", "4", "5", "6", "7"]
+    # one float holding two captioned minipages is two figures, each with its own graphic
+    assert [(figures[k].caption, figures[k].provenance["graphics"]) for k in ("fig:pair-l", "fig:pair-r")] == [
+        ("Figure 5: Left of a pair.", ["img/a.png"]), ("Figure 6: Right of a pair.", ["img/b.jpg"])]
     assert figures["fig:wrap"].provenance["graphics"] == ["figures/wrapped.png"]  # via \graphicspath, no extension
     assert figures["fig:sub"].provenance["graphics"] == ["img/a.png", "img/b.jpg"]
     assert [s["caption"] for s in figures["fig:sub"].provenance["subfigures"]] == ["Line.", "Bars."]
@@ -102,7 +110,7 @@ def test_every_layout_finds_its_figure(layout: Path):
                                                   "tex_file": "chapters/parts/inner.tex",
                                                   "graphics": ["chapters/parts/local.png"]}
     # mentions resolve across files and kinds of figure
-    assert figures["fig:imported"].mentions == [["Figure 5 comes from an imported file."]]
+    assert figures["fig:imported"].mentions == [["Figure 7 comes from an imported file."]]
     assert figures["fig:side"].mentions == [["The wrapped plot (Figure 1) and the sideways one (Figure 2) differ; "
                                              "(b) in Figure 3 is the bar plot, 4 sits in a minipage."]]
     # nothing from inside \iffalse; the other stand-alone .tex reported, not read

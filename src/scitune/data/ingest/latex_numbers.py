@@ -28,6 +28,8 @@ _EVENTS = re.compile(
 )
 _ANY_ENV = re.compile(r"\\(begin|end)\s*\{([^}]+)\}")
 _CAPTIONOF_FIGURE = re.compile(r"\\captionof\*?\s*\{\s*figure\s*\}")
+_CAPTION = re.compile(r"\\caption\*?(?![A-Za-z])")
+_SUBFIGURE = re.compile(r"\\begin\s*\{subfigure\*?\}|\\(?:subfloat|subcaptionbox|subfigure)(?![A-Za-z])")
 
 Unit = tuple[str, int, int, int, int]  # (environment, start, body start, body end, end)
 
@@ -37,11 +39,26 @@ def _inside(spans: list[Unit], starts: list[int], pos: int) -> bool:
     return k >= 0 and spans[k][1] <= pos < spans[k][4]
 
 
+def _split_minipages(body: str, env: Unit) -> list[Unit]:
+    """A figure environment that holds several figures side by side, each in its own `minipage`
+    with its own `\\caption` (one float, two numbers), as those minipages; else the environment."""
+    name, start, inner, inner_end, end = env
+    captions = [m.start() for m in _CAPTION.finditer(body, inner, inner_end)]
+    if len(captions) < 2 or _SUBFIGURE.search(body, inner, inner_end):
+        return [env]
+    pages = [(n, s + inner, i + inner, ie + inner, e + inner)
+             for n, s, i, ie, e in tp.find_environments(body[inner:inner_end], ("minipage",))]
+    holding = [p for p in pages if any(p[1] <= c < p[4] for c in captions)]
+    if len(holding) < 2 or any(not any(p[1] <= c < p[4] for p in holding) for c in captions):
+        return [env]
+    return holding
+
+
 def figure_units(body: str) -> list[Unit]:
     """The figures of a body, in order: top-level figure environments, and for each
     `\\captionof{figure}` outside them the innermost environment around it (a `minipage`, a
     `center`), or its paragraph when it stands in none."""
-    envs = tp.find_environments(body, FIGURE_ENVS)
+    envs = [unit for env in tp.find_environments(body, FIGURE_ENVS) for unit in _split_minipages(body, env)]
     starts = [e[1] for e in envs]
     positions = [m.start() for m in _CAPTIONOF_FIGURE.finditer(body) if not _inside(envs, starts, m.start())]
     if not positions:

@@ -41,6 +41,8 @@ DROP_WITH_ARG = ("footnote", "label", "index", "vspace", "hspace", "thanks", "ma
 _DROP = re.compile(r"\\(" + "|".join(DROP_WITH_ARG) + r")\*?(?![A-Za-z])")
 _MATH = re.compile(r"(?<!\\)(\$\$?|\\\(|\\\)|\\\[|\\\])|\\(begin|end)\s*\{(equation|align|gather|multline|eqnarray|math|displaymath)\*?\}")
 _SCRIPT = re.compile(r"(?<!\\)[_^]")
+# a backslash before a newline or tab is a control space ("vs.\\<newline>"), unless it ends a `\\\\`
+_CONTROL_SPACE = re.compile(r"(?<!\\)((?:\\\\)*)\\(?=[\n\t])")
 _XSPACE = re.compile(r"\\xspace(?![A-Za-z@])(?:\s*\{\})?")
 # after \xspace no blank is added before these (the package's own list, roughly)
 _XSPACE_NO_BLANK = set(".,;:!?'\")]}/-~\\ \t\n") | {"\u00a0"}
@@ -114,32 +116,33 @@ def _plain_letters(text: str) -> str:
                    for c in text)
 
 
+# (name, pylatexenc argument spec, text) for the macros pylatexenc 2.x drops or prints wrongly:
+# boxes and typewriter/sans text lose their content there (`\\texttt{erratum}` -> ""), a colour or
+# box size is printed as if it were text, a URL gets angle brackets.
+_MACROS = [
+    *((name, "{", "%(1)s") for name in ("mbox", "hbox", "fbox", "textnormal", "texttt", "textsf", "textup", "textmd",
+                                        "url", "nolinkurl")),
+    ("makebox", "[[{", "%(3)s"), ("framebox", "[[{", "%(3)s"), ("texorpdfstring", "{{", "%(1)s"),
+    ("textcolor", "[{{", "%(3)s"), ("colorbox", "[{{", "%(3)s"), ("fcolorbox", "[{{{", "%(4)s"),
+    ("href", "[{{", "%(3)s"), ("scalebox", "{[{", "%(3)s"), ("resizebox", "*{{{", "%(4)s"),
+    ("raisebox", "{[[{", "%(4)s"), ("enspace", "", " "), ("enskip", "", " "), ("xspace", "", " "),
+]
 _converter = None
 _parse_context = None
 
 
 def _pylatexenc():
-    """pylatexenc's converter with a few macros it drops or prints wrongly taught: boxes keep
-    their text (`\\mbox{cd}` -> cd), `\\makebox[w]{x}` keeps only x, `\\enspace` is a blank."""
+    """pylatexenc's converter, taught the macros of `_MACROS`."""
     global _converter, _parse_context
     if _converter is None:
         from pylatexenc import latex2text, latexwalker, macrospec
 
         walker_db = latexwalker.get_default_latex_context_db()
-        walker_db.add_context_category("scitune", prepend=True, macros=[
-            macrospec.MacroSpec("mbox", "{"), macrospec.MacroSpec("hbox", "{"), macrospec.MacroSpec("fbox", "{"),
-            macrospec.MacroSpec("makebox", "[[{"), macrospec.MacroSpec("framebox", "[[{"),
-            macrospec.MacroSpec("textnormal", "{"), macrospec.MacroSpec("enspace", ""),
-            macrospec.MacroSpec("enskip", ""), macrospec.MacroSpec("xspace", ""),
-        ])
+        walker_db.add_context_category("scitune", prepend=True,
+                                       macros=[macrospec.MacroSpec(name, args) for name, args, _ in _MACROS])
         text_db = latex2text.get_default_latex_context_db()
-        text_db.add_context_category("scitune", prepend=True, macros=[
-            latex2text.MacroTextSpec("mbox", "%(1)s"), latex2text.MacroTextSpec("hbox", "%(1)s"),
-            latex2text.MacroTextSpec("fbox", "%(1)s"), latex2text.MacroTextSpec("makebox", "%(3)s"),
-            latex2text.MacroTextSpec("framebox", "%(3)s"), latex2text.MacroTextSpec("textnormal", "%(1)s"),
-            latex2text.MacroTextSpec("enspace", " "), latex2text.MacroTextSpec("enskip", " "),
-            latex2text.MacroTextSpec("xspace", " "),
-        ])
+        text_db.add_context_category("scitune", prepend=True,
+                                     macros=[latex2text.MacroTextSpec(name, text) for name, _, text in _MACROS])
         _converter = latex2text.LatexNodes2Text(latex_context=text_db, math_mode="text", strict_latex_spaces=True)
         _parse_context = walker_db
     return _converter, _parse_context
@@ -151,7 +154,7 @@ def latex_to_text(latex: str) -> str:
     latex = FILE_MARK.sub(" ", latex)
     latex = replace_citations(latex)
     latex = _drop_macros(latex)
-    latex = _xspace(latex)
+    latex = _xspace(_CONTROL_SPACE.sub(r"\1 ", latex))
     latex = _flatten_scripts(latex)
     try:
         text = converter.latex_to_text(latex, latex_context=context, tolerant_parsing=True)

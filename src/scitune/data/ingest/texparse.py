@@ -1,5 +1,5 @@
 """Small LaTeX scanning helpers: comments, brace groups, optional arguments, environments,
-simple macro definitions and their expansion.
+macro definitions and their bounded expansion, `\\iffalse` blocks, brace balance.
 
 Why our own scanner: pylatexenc (used for LaTeX -> text in `latex.py`) parses a document into
 nodes but does not follow `\\input`, expand `\\newcommand`s, or tell figure captions from
@@ -28,11 +28,16 @@ _DEF = re.compile(
     r"|\\[gex]?def\s*\\(?P<def>[A-Za-z@]+)(?P<params>(?:#\d)*)\s*(?=\{)"
 )
 _CONTROL = re.compile(r"\\([A-Za-z@]+)|\\.", re.S)
-# Never expanded even when a source redefines them: the scanner itself reads these.
-PROTECTED = frozenset({"begin", "end", "caption", "label", "ref", "includegraphics", "input", "include",
-                       "subfloat", "subfigure", "subcaptionbox", "autoref", "cref", "Cref", "eqref", "cite",
-                       "section", "subsection", "subsubsection", "newcommand", "renewcommand", "def",
-                       "captionof", "import", "subimport", "iffalse", "iftrue", "fi", "else"})
+# Never expanded even when a source (or a conference style file shipped with it) redefines them:
+# the scanner and the text conversion read these themselves.
+PROTECTED = frozenset({
+    "begin", "end", "caption", "captionof", "label", "includegraphics", "graphicspath", "input", "include",
+    "import", "subimport", "subfloat", "subfigure", "subcaptionbox", "ref", "autoref", "Autoref", "cref", "Cref",
+    "eqref", "subref", "pageref", "nameref", "vref", "Vref", "cite", "citep", "citet", "Citep", "Citet",
+    "citealp", "citealt", "citeauthor", "citeyear", "parencite", "textcite", "autocite", "nocite", "footnote",
+    "footnotemark", "footnotetext", "thanks", "index", "xspace", "chapter", "section", "subsection",
+    "subsubsection", "paragraph", "par", "maketitle", "appendix", "newpage", "clearpage", "newcommand",
+    "renewcommand", "def", "iffalse", "iftrue", "fi", "else"})
 
 
 def strip_comments(text: str) -> str:
