@@ -175,3 +175,25 @@ def test_no_bibliography_or_an_inline_one(tmp_path: Path):
                                             "a.png": draw_figure()})
         [figure] = read_latex_paper(root, name, name).figures
         assert figure.mentions == [["See Figure 1."]], name
+
+
+def test_subfiles_are_read_for_their_body_and_not_reported(tmp_path: Path):
+    root = write_tree(tmp_path / "s", {
+        "main.tex": "\\documentclass{article}\\usepackage{subfiles}\\begin{document}\n\\subfile{sections/intro}\n"
+                    "\\begin{figure}\\includegraphics{a.png}\\caption{After the subfile.}\\label{f}\\end{figure}\n\\end{document}\n",
+        "sections/intro.tex": "\\documentclass[../main.tex]{subfiles}\n\\begin{document}\nThe intro cites Figure~\\ref{f}.\n\\end{document}\n",
+        "a.png": draw_figure(),
+    })
+    paper = read_latex_paper(root, "s", "s")
+    [figure] = paper.figures
+    assert figure.mentions == [["The intro cites Figure 1."]] and paper.unpaired == []
+
+
+def test_begin_document_in_an_input_file(tmp_path: Path):
+    root = write_tree(tmp_path / "b", {
+        "paper.tex": "\\documentclass{article}\n\\input{body}\n",
+        "body.tex": "\\begin{document}\\begin{figure}\\includegraphics{a.png}\\caption{Found.}\\end{figure}\\end{document}",
+        "notes.tex": "Some notes.",
+        "a.png": draw_figure(),
+    })
+    assert [f.caption for f in read_latex_paper(root, "b", "b").figures] == ["Figure 1: Found."]

@@ -199,7 +199,7 @@ def read_latex_paper(root: Path, name: str, source: str, dpi: int = 150, limits:
     loaded: Source = load_source(main, root, limits)
     main_rel = loaded.main.relative_to(root).as_posix()
     paper = Paper(name=name, source=source, kind="latex")
-    for other in others:
+    for other in (p for p in others if p.resolve() not in loaded.files):  # a \subfile is read, not reported
         paper.skip("tex file", f"{source}: {other.relative_to(root).as_posix()}",
                    f"has \\documentclass but is not the main file ({main_rel} is); not read")
     for where, reason in loaded.problems:

@@ -25,6 +25,7 @@ _INPUT = re.compile(
 )
 _HEAD = re.compile(r"\\document(?:class|style)(?![A-Za-z])")
 _BEGIN_DOCUMENT = re.compile(r"\\begin\s*\{document\}")
+_END_DOCUMENT = re.compile(r"\\end\s*\{document\}")
 _COMMENT_ENV = re.compile(r"\\begin\s*\{comment\}.*?\\end\s*\{comment\}", re.S)
 _INPUTENC = re.compile(rb"\\usepackage\s*\[([^\]]*)\]\s*\{inputenc\}")
 # inputenc's option -> Python codec (the ones arXiv sources use)
@@ -50,6 +51,7 @@ class Source:
     text: str
     raw_texts: list[str] = field(default_factory=list)  # each file as decoded (the licence search reads them)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (where, reason) not taken
+    files: set[Path] = field(default_factory=set)  # every file read (resolved)
 
 
 def _declared_codec(data: bytes) -> str | None:
@@ -111,18 +113,21 @@ def _head_text(path: Path) -> str:
 
 def find_main_files(root: Path) -> tuple[Path, list[Path]]:
     """The main .tex file of a source folder, and the other files that also have
-    `\\documentclass` and `\\begin{document}` (reported, not read). The main file is the one that
-    no other file inputs; among several, main.tex / ms.tex / paper.tex, else the first by name."""
+    `\\documentclass` and `\\begin{document}` (the caller reports those it did not read). The main
+    file is the one that no other file inputs; among several, main.tex / ms.tex / paper.tex, else
+    the first by name. Without `\\begin{document}` anywhere, `\\documentclass` alone decides."""
     texs = sorted(p for p in root.rglob("*.tex") if p.is_file())
     if not texs:
         raise ScituneError(f"{root}: no .tex file")
     if len(texs) == 1:
         return texs[0], []
-    heads, inputs = [], set()
+    heads, classes, inputs = [], [], set()
     for path in texs:
         text = _head_text(path)
-        if _HEAD.search(text) and _BEGIN_DOCUMENT.search(text):
-            heads.append(path)
+        if _HEAD.search(text):
+            classes.append(path)
+            if _BEGIN_DOCUMENT.search(text):
+                heads.append(path)
         for match in _INPUT.finditer(text):
             if match.group("packages") is not None:
                 continue
@@ -131,9 +136,10 @@ def find_main_files(root: Path) -> tuple[Path, list[Path]]:
             for base in (path.parent, root):
                 inputs.add((base / folder / name).resolve())
                 inputs.add((base / folder / (name + ".tex")).resolve())
+    heads = heads or classes  # \begin{document} may stand in an input file
     candidates = [p for p in heads if p.resolve() not in inputs] or heads
     if not candidates:
-        raise ScituneError(f"{root}: no .tex file has \\documentclass and \\begin{{document}}")
+        raise ScituneError(f"{root}: no .tex file has \\documentclass")
     main = candidates[0]
     for preferred in ("main.tex", "ms.tex", "paper.tex"):  # arXiv's own tie-break is alphabetical
         match = next((p for p in candidates if p.name == preferred), None)
@@ -176,11 +182,17 @@ def load_source(main: Path, root: Path, limits: Limits = DEFAULT_LIMITS) -> Sour
         if path.stat().st_size > limits.tex_bytes:
             raise ScituneError(f"{rel}: more than {limits.tex_bytes} bytes; refused")
         raw, declared = decode_tex(path.read_bytes(), rel, encoding[0])
+        source.files.add(path)
         if depth == 0:
             encoding[0] = declared
         source.raw_texts.append(raw)
         text = tp.drop_false_branches(tp.strip_comments(raw))
         text = _COMMENT_ENV.sub("", text)
+        if depth > 0:  # a `subfiles` / `standalone` document read from the main one: its body only
+            begin = _BEGIN_DOCUMENT.search(text)
+            if begin:
+                end = _END_DOCUMENT.search(text, begin.end())
+                text = text[begin.end() : end.start() if end else len(text)]
         # a package's own code plays with braces on purpose (\catcode, \iffalse{\fi): .tex files only
         problem = tp.unbalanced_brace(text) if path.suffix != ".sty" else None
         if problem:
