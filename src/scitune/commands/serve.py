@@ -50,6 +50,10 @@ def register(subparsers) -> None:
                         help="how long a request waits for others to share its batch (default 10 ms)")
     limits.add_argument("--max-queue", type=positive_int, default=64, help="waiting requests; one more gets 429 (default 64)")
     limits.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds a request may take; then 504 (default 120)")
+    limits.add_argument("--header-timeout", type=_positive_float, default=10.0,
+                        help="seconds a connection has to send a request's headers; then 408 (default 10)")
+    limits.add_argument("--body-timeout", type=_positive_float, default=30.0,
+                        help="seconds a request has to send its body after its headers; then 408 (default 30)")
     limits.add_argument("--max-tokens", type=positive_int, default=512, help="cap on a request's max_tokens (default 512)")
     limits.add_argument("--max-body-mb", type=_positive_float, default=16.0, help="request body size limit (default 16 MiB)")
     limits.add_argument("--max-image-mb", type=_positive_float, default=8.0, help="one image's size limit (default 8 MiB)")
@@ -81,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         window_ms=args.window_ms,
         max_queue=args.max_queue,
         timeout_s=args.timeout,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
     )
     slots = load_slots(args.model, dtype=args.dtype, device=args.device, image_placement=args.image_placement,
                        echo=lambda line: print(f"scitune serve: {line}", file=sys.stderr))

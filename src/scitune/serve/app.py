@@ -181,13 +181,17 @@ def _body(model) -> dict:
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
 
-def _openapi(app: FastAPI) -> dict:
-    """FastAPI's schema, with the request-body models the handlers parse themselves."""
+def _openapi(app: FastAPI, models: list[str]) -> dict:
+    """FastAPI's schema, with the request-body models the handlers parse themselves; `model` is
+    one of the served `models`."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        _, defs = models_json_schema([(m, "validation") for m in (ChatRequest, ClassifyRequest, CaptionRequest)],
-                                     ref_template="#/components/schemas/{model}")
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        bodies = (ChatRequest, ClassifyRequest, CaptionRequest)
+        _, defs = models_json_schema([(m, "validation") for m in bodies], ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(defs.get("$defs", {}))
+        for body in bodies:
+            components[body.__name__]["properties"]["model"] = {"type": "string", "enum": models, "title": "Model"}
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -231,7 +235,7 @@ def create_app(
     app.state.slots = slots
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s)
-    app.openapi = lambda: _openapi(app)
+    app.openapi = lambda: _openapi(app, list(slots))
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError):

@@ -198,10 +198,14 @@ def _int(text: str) -> int:
     return int(text)
 
 
-def _float(text: str) -> float:
+def _float(text: str) -> float | int:
+    """A JSON number with a fraction or exponent; one with an integral value is an integer (JSON
+    has one number type, and JSON Schema counts 5.0 as an integer), so `max_tokens: 5.0` is 5."""
     value = float(text)
     if not math.isfinite(value):
         raise _Refused(f"the number {text[:24]}{'...' if len(text) > 24 else ''} is out of range")
+    if value.is_integer() and abs(value) < 2**64:
+        return int(value)
     return value
 
 
