@@ -115,3 +115,10 @@ def test_a_long_source_reads_every_figure_and_mention(tmp_path: Path):
     paper = _read(tmp_path, {"main.tex": _tex("".join(parts), "\\newcommand{\\model}{TinyNet}\n")})
     assert [f.caption_no_index for f in paper.figures] == [f"Setting {i} of TinyNet." for i in range(40)]
     assert [f.mentions[0][-1] for f in paper.figures] == [f"Figure {i + 1} shows setting {i}." for i in range(40)]
+
+
+def test_inputs_are_bounded_in_total(tmp_path: Path):
+    # one small file input many times adds up: refused before it is all in memory
+    main = _tex("\\input{part}\n" * 50)
+    with pytest.raises(ScituneError, match=r"^main\.tex: its inputs add up to more than 20000 bytes; refused$"):
+        _read(tmp_path, {"main.tex": main, "part.tex": "x" * 1000}, limits=Limits(macro_text_bytes=20_000))

@@ -169,7 +169,7 @@ def load_source(main: Path, root: Path, limits: Limits = DEFAULT_LIMITS) -> Sour
     root = root.resolve()
     main = main.resolve()
     source = Source(main=main, text="")
-    count = [0]
+    count, total = [0], [0]
     encoding: list[str | None] = [None]
 
     def read(path: Path, depth: int, base: Path) -> str:
@@ -179,8 +179,12 @@ def load_source(main: Path, root: Path, limits: Limits = DEFAULT_LIMITS) -> Sour
         count[0] += 1
         if count[0] > limits.tex_inputs:
             raise ScituneError(f"{main.name}: more than {limits.tex_inputs} \\input files; refused")
-        if path.stat().st_size > limits.tex_bytes:
+        size = path.stat().st_size
+        if size > limits.tex_bytes:
             raise ScituneError(f"{rel}: more than {limits.tex_bytes} bytes; refused")
+        total[0] += size  # the inlined text is bounded like the expanded one
+        if total[0] > limits.macro_text_bytes:
+            raise ScituneError(f"{main.name}: its inputs add up to more than {limits.macro_text_bytes} bytes; refused")
         raw, declared = decode_tex(path.read_bytes(), rel, encoding[0])
         source.files.add(path)
         if depth == 0:
@@ -216,11 +220,11 @@ def load_source(main: Path, root: Path, limits: Limits = DEFAULT_LIMITS) -> Sour
                 folder = match.group("dir").strip()
                 new_base = (base if match.group("imp").startswith("sub") else main.parent) / folder
                 name = match.group("file").strip()
-                found = find(new_base, name, ("", ".tex"))
+                found = find(new_base, name, (".tex", ""))
                 return _mark(found, read(found, depth + 1, new_base), rel, root) if found else ""
             name = (match.group("name") or match.group("bare") or "").strip()
             for folder in (base, main.parent, path.parent, root):
-                found = find(folder, name, ("", ".tex")) if name else None
+                found = find(folder, name, (".tex", "")) if name else None  # LaTeX tries .tex first
                 if found is not None:
                     return _mark(found, read(found, depth + 1, base), rel, root)
             return ""
