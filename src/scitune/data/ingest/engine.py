@@ -162,6 +162,9 @@ def run_pool(tasks: Iterable[Task], read: Callable[[Task], Result], workers: int
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+        except GeneratorExit:  # the caller stopped (an error, Ctrl-C): drop the papers not started
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         except BrokenProcessPool as err:
             raise RunFailed(f"a reading process died ({err}); the papers written so far are kept: re-run the same "
                             "command to resume (from a script, call ingest under `if __name__ == \"__main__\":`)") from None

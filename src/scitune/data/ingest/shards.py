@@ -109,6 +109,11 @@ class ShardStore:
     def append(self, entry: dict[str, Any], images: list[tuple[str, bytes]]) -> None:
         """Writes the paper's images, then its line (flushed and synced): a paper is in the
         shards only once all of it is on disk."""
+        line = json.dumps(entry, ensure_ascii=False).encode("utf-8") + b"\n"
+        if len(line) > MAX_LINE:  # it could not be read back: the paper fails instead
+            images = []
+            line = json.dumps({k: entry.get(k) for k in ("key", "name", "source", "extra")} | {
+                "failed": f"{entry['source']}: its text is more than {MAX_LINE} bytes; refused"}).encode("utf-8") + b"\n"
         for file_name, png in images:
             write_atomic(self.out / "images" / file_name, png)
         if self.handle is None or self.in_shard >= PAPERS_PER_SHARD:
@@ -117,7 +122,7 @@ class ShardStore:
             number = int(shards[-1].stem) + 1 if shards else 0
             self.handle = (self.dir / f"{number:05d}.jsonl").open("ab")
             self.in_shard = 0
-        self.handle.write(json.dumps(entry, ensure_ascii=False).encode("utf-8") + b"\n")
+        self.handle.write(line)
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self.in_shard += 1
