@@ -197,3 +197,13 @@ def test_begin_document_in_an_input_file(tmp_path: Path):
         "a.png": draw_figure(),
     })
     assert [f.caption for f in read_latex_paper(root, "b", "b").figures] == ["Figure 1: Found."]
+
+
+@pytest.mark.skipif(shutil.which("gs") is None, reason="Ghostscript (gs) is not installed")
+def test_an_eps_that_never_ends_is_stopped(tmp_path: Path):
+    from scitune.data.ingest.limits import Limits
+
+    root = _eps_paper(tmp_path)
+    (root / "plot.eps").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 40 30\n{} loop\n")
+    paper = read_latex_paper(root, "eps", "eps", limits=Limits(ghostscript_seconds=1))
+    assert paper.figures == [] and paper.unpaired[0]["reason"].endswith("Ghostscript ran more than 1 s; refused")

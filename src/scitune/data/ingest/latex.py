@@ -31,7 +31,7 @@ from scitune.data.ingest.records import Figure, Paper
 from scitune.data.ingest.text import sentences
 from scitune.errors import ScituneError
 
-__all__ = ["find_main", "latex_to_text", "load_source", "read_latex_paper"]
+__all__ = ["FIGURE_ENVS", "find_main", "latex_to_text", "load_source", "read_latex_paper"]
 
 DROPPED_ENVS = TABLE_ENVS + ("thebibliography", "tikzpicture")
 GRAPHICS_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".eps")
