@@ -55,14 +55,15 @@ def _function(raw_function, restype, *argtypes):
 
 
 _LINE = re.compile(r"[^\r\n]+")  # PDFium ends each line it finds with a generated CR LF
-_DROP = {code: None for code in [*range(32), *range(0xD800, 0xE000)] if code != 2} | {2: "-"}  # \x02: a line-end hyphen
+_CUT = re.compile("[ \x02\ufffe]")  # a space (generated or not) or PDFium's mark of a hyphen at a line end
+_DROP = {code: None for code in [*range(32), *range(0xD800, 0xE000), 0xFFFE]}
 
 
 def _runs(textpage) -> list[tuple[list[float], str]]:
     """Runs of characters: stretches of a line between the spaces PDFium generated (word gaps
     it inferred from glyph positions, where no space character was drawn). The text comes from
-    one `get_text_range` call; C calls are one per space (is it generated?) and two per run (the
-    loose boxes of its first and last glyphs), nothing per pair of anything."""
+    one `get_text_range` call; C calls are one per space (is it generated?) and four per run (the
+    text objects and loose boxes of its first and last glyphs), nothing per pair of anything."""
     import pypdfium2.raw as raw
 
     handle = textpage.raw
@@ -72,20 +73,15 @@ def _runs(textpage) -> list[tuple[list[float], str]]:
         text = "".join(chr(raw.FPDFText_GetUnicode(handle, i)) for i in range(count))
     generated = raw.FPDFText_IsGenerated
     loose_box = _function(raw.FPDFText_GetLooseCharBox, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+    text_object = _function(raw.FPDFText_GetTextObject, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
     address = ctypes.cast(handle, ctypes.c_void_p).value
     rect = (ctypes.c_float * 4)()  # FS_RECTF: left, top, right, bottom
     rect_address = ctypes.addressof(rect)
     runs: list[tuple[list[float], str]] = []
 
-    def emit(lo: int, hi: int) -> None:
-        piece = text[lo:hi]
-        stripped = piece.strip()
-        if not stripped:
-            return
-        first = lo + piece.index(stripped[0])
-        last = lo + piece.rindex(stripped[-1])
-        # the glyphs of a run advance from the first to the last, so the union of those two
-        # loose boxes is the run's box (rotated labels included)
+    def add(first: int, last: int, tail: str) -> None:
+        # the glyphs of one text object advance from the first to the last, so the union of those
+        # two loose boxes is the run's box (rotated labels included)
         corners = []
         for i in (first, last):
             if loose_box(address, i, rect_address):
@@ -93,46 +89,90 @@ def _runs(textpage) -> list[tuple[list[float], str]]:
         if corners:
             xs = [c[0] for c in corners] + [c[2] for c in corners]
             ys = [c[1] for c in corners] + [c[3] for c in corners]
-            runs.append(([min(xs), min(ys), max(xs), max(ys)], stripped.translate(_DROP)))
+            runs.append(([min(xs), min(ys), max(xs), max(ys)], text[first : last + 1].translate(_DROP) + tail))
+
+    def emit(lo: int, hi: int, tail: str = "") -> None:
+        piece = text[lo:hi]
+        stripped = piece.strip()
+        if not stripped:
+            return
+        first = lo + piece.index(stripped[0])
+        last = lo + piece.rindex(stripped[-1])
+        if text_object(address, first) == text_object(address, last):
+            add(first, last, tail)
+            return
+        # PDFium put no gap between two text objects (a stack of tick labels): split by object,
+        # which costs one call per glyph of this run only
+        start, owner = first, text_object(address, first)
+        for i in range(first + 1, last + 1):
+            if text[i] != " " and text_object(address, i) != owner:
+                end = i - 1
+                while text[end] == " ":
+                    end -= 1
+                add(start, end, "")
+                start, owner = i, text_object(address, i)
+        add(start, last, tail)
 
     for line in _LINE.finditer(text):
         lo, hi = line.span()
         start = lo
-        space = text.find(" ", lo, hi)
-        while space >= 0:
-            if generated(handle, space) == 1:
-                emit(start, space)
-                start = space + 1
-            space = text.find(" ", space + 1, hi)
+        for cut in _CUT.finditer(text, lo, hi):
+            at = cut.start()
+            if text[at] != " ":  # a hyphen PDFium joined across the line end: the line ends here
+                emit(start, at, "-")
+                start = at + 1
+            elif generated(handle, at) == 1:
+                emit(start, at)
+                start = at + 1
         emit(start, hi)
     return runs
 
 
+OPEN_ROWS = 4  # rows a run may join: the last few (a superscript or a rotated label interleaves)
+
+
 def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Line]:
-    """The page's text lines: runs on one baseline with a small horizontal gap, merged; lines
-    wholly off the page (`page_box`) are dropped. Sorting is the only superlinear step."""
+    """The page's text lines: runs on one baseline (rows), and in a row the runs with a small
+    horizontal gap merged; lines wholly off the page (`page_box`) are dropped. Sorting is the
+    only superlinear step; each run is compared with the last OPEN_ROWS rows only."""
     runs = []
     for box, text in _runs(textpage):
         if box[0] < page_box[2] and box[2] > page_box[0] and box[1] < page_box[3] and box[3] > page_box[1]:
             runs.append((tuple(box), text))
-    runs.sort(key=lambda r: (-round(r[0][3], 0), r[0][0]))
-    margin = MARGIN_SHARE * (page_box[2] - page_box[0])
-    lines: list[Line] = []
-    for box, text in runs:
+    runs.sort(key=lambda r: -r[0][3])
+    rows: list[list[tuple[tuple[float, ...], str]]] = []
+    for run in runs:
+        box = run[0]
         height = max(box[3] - box[1], 1.0)
-        last = lines[-1] if lines else None
-        # a line number in the page margin (lineno) sits about one em from its line: not part of it
-        reach = 1.2 * height
-        if last and (NUMBER_ONLY.match(last.text) and last.box[2] < page_box[0] + margin
-                     or NUMBER_ONLY.match(text) and box[0] > page_box[2] - margin):
-            reach = 0.4 * height
-        if (last and abs(last.box[3] - box[3]) < 0.5 * height and abs(last.box[1] - box[1]) < 0.5 * height
-                and -0.5 * height <= box[0] - last.box[2] < reach):
-            joiner = "" if last.text.endswith(" ") or text.startswith(" ") else " "
-            last.text = f"{last.text}{joiner}{text}"
-            last.box = (last.box[0], min(last.box[1], box[1]), max(last.box[2], box[2]), max(last.box[3], box[3]))
+        for row in reversed(rows[-OPEN_ROWS:]):
+            first = row[0][0]
+            tolerance = 0.5 * min(height, max(first[3] - first[1], 1.0))
+            if abs(first[3] - box[3]) < tolerance and abs(first[1] - box[1]) < tolerance:
+                row.append(run)
+                break
         else:
-            lines.append(Line(text=text, box=box))
+            rows.append([run])
+    margin = MARGIN_SHARE * (page_box[2] - page_box[0])
+    middle = (page_box[0] + page_box[2]) / 2
+    lines: list[Line] = []
+    for row in rows:
+        last = None
+        for box, text in sorted(row, key=lambda r: r[0][0]):
+            height = max(box[3] - box[1], 1.0)
+            reach = 1.2 * height
+            if last and last.box[2] <= middle + 2 and box[0] >= middle - 2:
+                reach = 0.5 * height  # across the page's middle: the gutter of two columns is wider than that
+            # a line number in the page margin (lineno) sits about one em from its line: not part of it
+            if last and (NUMBER_ONLY.match(last.text) and last.box[2] < page_box[0] + margin
+                         or NUMBER_ONLY.match(text) and box[0] > page_box[2] - margin):
+                reach = 0.4 * height
+            if last and -0.5 * height <= box[0] - last.box[2] < reach:
+                joiner = "" if last.text.endswith(" ") or text.startswith(" ") else " "
+                last.text = f"{last.text}{joiner}{text}"
+                last.box = (last.box[0], min(last.box[1], box[1]), max(last.box[2], box[2]), max(last.box[3], box[3]))
+            else:
+                last = Line(text=text, box=box)
+                lines.append(last)
     for line in lines:
         line.text = _tidy(line.text)
     return [ln for ln in lines if ln.text]
