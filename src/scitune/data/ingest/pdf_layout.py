@@ -34,6 +34,7 @@ GRID_CELLS = 1024  # the clustering grid's longer side in cells (one point on a 
 MERGE_ROUNDS = 8  # bounding boxes of clusters re-merged at most this often (bounds the loop)
 MAX_CAPTIONS = 50  # captions paired on one page (pairing is captions x (regions + blocks))
 WRAPPER_SHARE = 0.9  # a form covering this much of the page both ways wraps the page's content
+SIDE_BY_SIDE_GAP = 36.0  # captions this close vertically and apart horizontally sit side by side
 BESIDE_PENALTY = 200.0  # a figure beside its caption is taken only when none is above or below
 ABOVE_BONUS = 4.0  # captions usually sit below their figure: prefer that on near ties
 
@@ -230,10 +231,13 @@ def caption_windows(captions: list[Block], page_box: Box, two_column: bool) -> l
             windows.append([middle, page_box[2]])
         else:
             windows.append([page_box[0], page_box[2]])
+    columns = [tuple(w) for w in windows]
     for i, one in enumerate(captions):  # captions <= MAX_CAPTIONS, so pairs of them are cheap
         for j, other in enumerate(captions):
             a, b = one.box, other.box
-            if i == j or windows[i] != windows[j] or a[1] >= b[3] or b[1] >= a[3]:
+            # side by side: same column, apart horizontally, near vertically (minipages centre
+            # their contents, so captions of different lengths need not share a line)
+            if i == j or columns[i] != columns[j] or a[1] - b[3] >= SIDE_BY_SIDE_GAP or b[1] - a[3] >= SIDE_BY_SIDE_GAP:
                 continue
             if b[0] >= a[2]:  # `other` sits to the right of `one` on the same height
                 windows[i][1] = min(windows[i][1], (a[2] + b[0]) / 2)
