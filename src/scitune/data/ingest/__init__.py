@@ -32,7 +32,7 @@ from scitune.data.ingest.writer import (REPORT, SPLITS, check_ratios, paper_rows
                                         write_json, write_layout)
 from scitune.errors import ScituneError
 
-__all__ = ["ENGINES", "Figure", "Limits", "Paper", "discover", "ingest", "read_paper"]
+__all__ = ["ENGINES", "SPLITS", "Figure", "Limits", "Paper", "discover", "ingest", "read_paper"]
 
 ENGINES = ("local", "ray")
 
@@ -208,5 +208,3 @@ def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[fl
     write_json(out / REPORT, report)
     return report
 
-
-__all__ += ["SPLITS"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
-import tarfile
 import tempfile
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -68,10 +67,11 @@ def _read(task: Task, dpi: int, limits: Limits, counts: dict) -> Paper:
     with tempfile.TemporaryDirectory(prefix="scitune-ingest-") as name:
         try:
             return _read_in(task, dpi, limits, counts, Path(name))
-        except (ScituneError, OSError, ValueError, EOFError, tarfile.TarError, RecursionError, MemoryError) as err:
-            # a paper given as bytes is read from a temporary copy: name the input, not the copy
-            # (and the message is the same whichever machine read it); a library's own refusal
-            # of a hostile or broken input is that paper's failure, in its words
+        except Exception as err:  # noqa: BLE001 - any error reading one paper is that paper's failure
+            # A paper given as bytes is read from a temporary copy: name the input, not the copy
+            # (and the message is the same whichever machine read it). A library's own error on a
+            # hostile or broken input (pypdfium2, PIL, tarfile, zlib, ...) is that paper's failure,
+            # in its words with its type, so one paper out of thousands never stops a run.
             message = str(err) if isinstance(err, ScituneError) else \
                 f"{task.source}: {type(err).__name__}: {' '.join(str(err).split())[:500]}"
             for copy in sorted(Path(name).iterdir(), key=lambda p: -len(str(p))):
