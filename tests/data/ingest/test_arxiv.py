@@ -127,6 +127,22 @@ def test_bulk_tar_member_by_member(bulk: Path, tmp_path: Path):
     assert not (tmp_path / "evil.tex").exists() and not (out / "evil.tex").exists()
 
 
+def test_bulk_tar_is_never_unpacked_whole(bulk: Path, tmp_path: Path, monkeypatch):
+    import scitune.data.ingest.archive as archive_module
+
+    unpacked = []
+    real = archive_module.extract_archive
+
+    def spy(archive, dest, limits=Limits()):
+        unpacked.append(Path(archive).name)
+        return real(archive, dest, limits)
+
+    monkeypatch.setattr(archive_module, "extract_archive", spy)
+    ingest([str(bulk)], tmp_path / "out")
+    # one paper's source at a time, from its own member; never the bulk tar
+    assert sorted(unpacked) == ["2301.00001.gz", "2301.00003.gz", "2301.00004.gz", "hep-th0101001.gz"]
+
+
 def test_member_over_the_size_limit_fails_alone(bulk: Path, tmp_path: Path):
     limit = len(bulk_members(tmp_path)["2301/2301.00001.gz"]) + 10
     report = ingest([str(bulk)], tmp_path / "out", limits=Limits(member_bytes=limit))
@@ -172,7 +188,7 @@ def test_cli_bulk_with_metadata_then_data_scicap(bulk: Path, tmp_path: Path, cap
     meta = write_metadata(tmp_path / "meta.json")
     out = tmp_path / "astro"
     assert main(["ingest", str(bulk), "--metadata", str(meta), "--categories", "astro-ph,physics.optics",
-                 "--licence", "cc-by,cc-by-nc-sa", "--out", str(out), "--split", "100,0,0"]) == 0
+                 "--licence", "cc-by,cc-by-nc-sa", "--out", str(out), "--split", "100,0,0", "--workers", "2"]) == 0
     printed = capsys.readouterr().out
     assert "wrote 2 figures from 2 papers" in printed and "2 papers failed" in printed
     assert main(["data", "scicap", "--input", str(out / "train.json"), "--images", str(out / "images"),
