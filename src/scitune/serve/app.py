@@ -357,6 +357,9 @@ def create_app(
                     return
         except ApiError as err:
             yield _sse(err.body())
+        except Exception as err:  # the status line has gone: the error object ends the stream
+            log.exception("unhandled error while streaming %s", completion_id)
+            yield _sse(error_body(500, f"internal error ({type(err).__name__})"))
         finally:
             job.cancel()
 
