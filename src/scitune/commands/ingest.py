@@ -19,7 +19,7 @@ EXTRA_HINT = 'scitune ingest needs the "ingest" extra: pip install -e ".[ingest]
 
 
 def register(subparsers) -> None:
-    p = add_command(subparsers, "ingest", "LaTeX sources / PDFs of your papers -> SciCap layout (stage-1 data).", EXAMPLE)
+    p = add_command(subparsers, "ingest", "LaTeX sources / PDFs of your papers, or arXiv bulk tars -> SciCap layout (stage-1 data).", EXAMPLE)
     p.add_argument("paths", nargs="+", metavar="PATH", help="a LaTeX source folder, an arXiv-style .tar.gz, a PDF, "
                    "an arXiv bulk tar (arXiv_src_2301_001.tar), or a folder of those; files may be fsspec URLs "
                    "(s3://bucket/arXiv_src_*.tar)")
@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--against", nargs="+", metavar="EVAL", help="evaluation sets to check the training split "
                    "against (ScienceQA folder, SciCap JSON, corpus folder, LLaVA JSON; PATH=IMAGES)")
     p.add_argument("--eval-split", default="test", help="split of the evaluation folders to compare (default test)")
-    p.add_argument("--fail-on-overlap", action="store_true", help="write nothing and exit 1 when --against finds overlap")
+    p.add_argument("--fail-on-overlap", action="store_true", help="write no split files and exit 1 when --against finds overlap")
     p.add_argument("--list", type=int, default=20, help="list at most this many unpaired figures / overlaps")
     p.set_defaults(func=run)
 

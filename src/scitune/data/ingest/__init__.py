@@ -73,7 +73,8 @@ def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[fl
     layout and returns the report. Re-running the same call resumes: papers already in OUT's
     shards are not read again.
 
-    `workers` > 1: a process pool; `engine="ray"`: Ray Data tasks. `metadata`: arXiv's JSON-lines
+    `workers` > 1: a process pool (started with "spawn": from a script, call `ingest` under
+    `if __name__ == "__main__":`); `engine="ray"`: Ray Data tasks. `metadata`: arXiv's JSON-lines
     snapshot, which gives each arXiv paper its licence and, with `categories` / `licences`,
     selects the papers read. `classify(rows)` (optional) gets one paper's figure rows (with `png`)
     and returns, per row, the figure type and its probability (or None). With `against`, the
