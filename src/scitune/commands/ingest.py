@@ -19,7 +19,8 @@ EXTRA_HINT = 'scitune ingest needs the "ingest" extra: pip install -e ".[ingest]
 
 
 def register(subparsers) -> None:
-    p = add_command(subparsers, "ingest", "LaTeX sources / PDFs of your papers, or arXiv bulk tars -> SciCap layout (stage-1 data).", EXAMPLE)
+    p = add_command(subparsers, "ingest", "LaTeX sources / PDFs of your papers, or arXiv bulk tars -> SciCap layout "
+                    "(stage-1 data).", EXAMPLE)
     p.add_argument("paths", nargs="+", metavar="PATH", help="a LaTeX source folder, an arXiv-style .tar.gz, a PDF, "
                    "an arXiv bulk tar (arXiv_src_2301_001.tar), or a folder of those; files may be fsspec URLs "
                    "(s3://bucket/arXiv_src_*.tar)")
