@@ -575,12 +575,15 @@ def run_ingest(paths: list[str], folder: Path, workdir: Path, name: str, workers
     results = [wait(p) for p in procs]
     wall = max(r["end"] for r, _ in results) - min(r["start"] for r, _ in results)
     timers: dict[str, float] = {}
+    calls: dict[str, int] = {}
     hooks: dict[str, list[str]] = {}
     for r, _ in results:
         for key, value in r.get("timers", {}).get("seconds", {}).items():
             timers[key] = timers.get(key, 0.0) + value
+        for key, value in r.get("timers", {}).get("calls", {}).items():
+            calls[key] = calls.get(key, 0) + value
         hooks.update(r.get("timers", {}).get("hooks", {}))
-    return {"wall": wall, "cpu": sum(r["cpu"] + r["children_cpu"] for r, _ in results), "timers": timers,
+    return {"wall": wall, "cpu": sum(r["cpu"] + r["children_cpu"] for r, _ in results), "timers": timers, "calls": calls,
             "hooks": hooks, "per_paper": [p for r, _ in results for p in r["per_paper"]],
             "peak_rss_mib": max(m for _, m in results), "self_rss_mib": max(r["max_rss_kib"] / 1024 for r, _ in results), "outs": [Path(s["out"]) for s in specs],
             "load": [load, load_average()], "mode": "scitune ingest --workers" if cli_workers and not instrument
@@ -638,6 +641,7 @@ def speed_table(args, workdir: Path, log) -> dict:
             "ingest_seconds": round(inst["wall"], 3),
             "share": {c: (round(t[c] / inst["wall"], 4) if hooks_found[c] else None) for c in hooks_found},
             "seconds": {c: (round(t[c], 3) if hooks_found[c] else None) for c in hooks_found},
+            "outermost_calls": {c: inst["calls"].get(c, 0) for c in hooks_found},
             "text_over_render": round(t["text"] / t["render"], 4) if hooks_found["text"] and hooks_found["render"] and t["render"] else None,
             "hooks": hooks_found,
             "median_wall_s_per_paper": round(statistics.median(p[0] for p in per), 3) if per else None,
@@ -750,7 +754,8 @@ def goals(speed: dict) -> dict:
     d = speed["details"]
     lat = d.get("latex", {})
     med = lat.get("median_cpu_s_per_paper")
-    out["median <= 2 s per paper per core (LaTeX, CPU s)"] = {"value": med, "met": None if med is None else med <= 2.0}
+    out["median <= 2 s per paper per core (LaTeX; CPU s, wall s in the timed run)"] = {
+        "value": [med, lat.get("median_wall_s_per_paper")], "met": None if med is None else med <= 2.0}
     for kind in ("latex", "pdf"):
         ratio = d.get(kind, {}).get("text_over_render")
         out[f"text extraction <= 25% of rendering ({kind})"] = {"value": ratio, "met": None if ratio is None else ratio <= 0.25}
