@@ -29,11 +29,12 @@ NOUN_CITES = frozenset({"citet", "Citet", "citealt", "Citealt", "textcite", "Tex
                         "Citeauthor", "citeyear", "citetitle", "fullcite", "citenum"})
 PARENTHETICAL_CITES = frozenset({"citep", "Citep", "citealp", "Citealp", "parencite", "Parencite", "autocite",
                                  "Autocite", "footcite", "supercite", "nocite", "citeyearpar", "smartcite"})
-# words after which a plain \cite is the object of the sentence, not an aside
+# words after which a plain \cite is the object of the sentence, not an aside ("prior work~\cite{x}
+# showed" reads whole without it, "the observation from \cite{x} that" does not)
 NOUN_CONTEXT = frozenset({"from", "in", "by", "of", "see", "and", "or", "to", "with", "following", "cf", "cf.",
                           "e.g.", "i.e.", "as", "than", "like", "use", "uses", "used", "using", "via", "after",
                           "unlike", "follow", "follows", "extend", "extends", "on", "for", "per", "against",
-                          "between", "versus", "vs", "vs.", "also", "work", "works", "paper", "papers", "method"})
+                          "between", "versus", "vs", "vs.", "also"})
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)[\s~]*$")
 DROP_WITH_ARG = ("footnote", "label", "index", "vspace", "hspace", "thanks", "marginpar", "footnotemark",
                  "bibliographystyle", "bibliography", "addcontentsline", "graphicspath", "centering", "protect",
@@ -43,6 +44,8 @@ _MATH = re.compile(r"(?<!\\)(\$\$?|\\\(|\\\)|\\\[|\\\])|\\(begin|end)\s*\{(equat
 _SCRIPT = re.compile(r"(?<!\\)[_^]")
 # a backslash before a newline or tab is a control space ("vs.\\<newline>"), unless it ends a `\\\\`
 _CONTROL_SPACE = re.compile(r"(?<!\\)((?:\\\\)*)\\(?=[\n\t])")
+# where Unicode keeps its styled letters: Letterlike Symbols, Mathematical Alphanumeric Symbols
+_STYLED = re.compile("[\u2100-\u214f\U0001d400-\U0001d7ff]")
 _XSPACE = re.compile(r"\\xspace(?![A-Za-z@])(?:\s*\{\})?")
 # after \xspace no blank is added before these (the package's own list, roughly)
 _XSPACE_NO_BLANK = set(".,;:!?'\")]}/-~\\ \t\n") | {"\u00a0"}
@@ -110,10 +113,8 @@ def _xspace(text: str) -> str:
 
 def _plain_letters(text: str) -> str:
     """Styled math letters (𝐯, ℒ, ℝ, 𝑒: Unicode's <font> variants) as plain letters."""
-    if text.isascii():
-        return text
-    return "".join(unicodedata.normalize("NFKC", c) if unicodedata.decomposition(c).startswith("<font>") else c
-                   for c in text)
+    return _STYLED.sub(lambda m: unicodedata.normalize("NFKC", m.group(0))
+                       if unicodedata.decomposition(m.group(0)).startswith("<font>") else m.group(0), text)
 
 
 # (name, pylatexenc argument spec, text) for the macros pylatexenc 2.x drops or prints wrongly:
