@@ -33,7 +33,7 @@ functions are not wrapped, the code takes their addresses); encoding = `images.p
 writing = the functions of `scitune.data.ingest.writer` and `.shards` whose names start with
 "write" and their classes' `append` / `add` / `close` / `write*` methods (shards, split files).
 Nested hooks count once. Recovery: a figure counts when its caption (letters and digits) matches the one written,
-and "with mentions" when it also has at least one mentioning sentence.
+and "with mentions" when it also has a mentioning sentence that cites "Figure K".
 
 --memory N1,N2,...: peak RSS (a child's ru_maxrss, from os.wait4) of one ingest process over N
 tiny LaTeX papers (one 128x96 noise PNG figure each,
@@ -594,6 +594,12 @@ def _norm(text: str) -> str:
     return re.sub(r"[^0-9a-z]", "", text.lower())
 
 
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [s for item in value for s in _strings(item)] if isinstance(value, list) else []
+
+
 def recovery(outs: list[Path], captions: dict[str, list[str]]) -> dict:
     """Figures found with the caption written, and of those, with a mentioning sentence."""
     found: dict[tuple[str, str], dict] = {}
@@ -616,7 +622,8 @@ def recovery(outs: list[Path], captions: dict[str, list[str]]) -> dict:
             ann = found.get((paper, str(k)))
             if ann and _norm(ann.get("caption_no_index", "")) == _norm(caption):
                 with_caption += 1
-                with_mentions += bool(ann.get("mention"))
+                cites = re.compile(rf"\bFigure\W{{0,2}}{k}\b")
+                with_mentions += any(cites.search(s) for s in _strings(ann.get("mention")))
     return {"expected": expected, "found": len(found), "with_caption": with_caption, "with_caption_and_mentions": with_mentions}
 
 
