@@ -82,6 +82,7 @@ def layout(tmp_path: Path) -> Path:
         "figures/mini.pdf": draw_figure("line", "pdf"),
         "refs.bib": "@article{x, title={T}}",
         "old_draft.tex": "\\documentclass{article}\\begin{document}An old draft.\\end{document}",
+        "drawings/tree.tex": "\\documentclass{standalone}\n\\usepackage{tikz}\n",  # no body, never input
     })
 
 
@@ -116,7 +117,8 @@ def test_every_layout_finds_its_figure(layout: Path):
     # nothing from inside \iffalse; the other stand-alone .tex reported, not read
     assert "fig:hidden" not in figures
     assert [(u["what"], u["where"], u["reason"]) for u in paper.unpaired] == [
-        ("tex file", "paper: old_draft.tex", "has \\documentclass but is not the main file (main.tex is); not read")]
+        ("tex file", f"paper: {name}", "has \\documentclass but is not the main file (main.tex is); not read")
+        for name in ("drawings/tree.tex", "old_draft.tex")]
 
 
 def test_tikz_figures_are_skipped_with_the_reason(tmp_path: Path):

@@ -113,7 +113,7 @@ def _head_text(path: Path) -> str:
 
 def find_main_files(root: Path) -> tuple[Path, list[Path]]:
     """The main .tex file of a source folder, and the other files that also have
-    `\\documentclass` and `\\begin{document}` (the caller reports those it did not read). The main
+    `\\documentclass` (the caller reports those it did not read). The main
     file is the one that no other file inputs; among several, main.tex / ms.tex / paper.tex, else
     the first by name. Without `\\begin{document}` anywhere, `\\documentclass` alone decides."""
     texs = sorted(p for p in root.rglob("*.tex") if p.is_file())
@@ -146,7 +146,7 @@ def find_main_files(root: Path) -> tuple[Path, list[Path]]:
         if match is not None:
             main = match
             break
-    return main, [p for p in heads if p != main]
+    return main, [p for p in classes if p != main]
 
 
 def find_main(root: Path) -> Path:
