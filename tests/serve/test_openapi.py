@@ -26,6 +26,9 @@ def test_the_schema_declares_request_bodies_and_error_statuses(client):
     assert chat["required"] == ["model", "messages"] and chat["additionalProperties"] is False
     assert {"logprobs", "top_logprobs", "logit_bias", "tools", "response_format"} <= set(chat["properties"])
     assert components["ErrorBody"]["properties"]["error"] == {"$ref": "#/components/schemas/ErrorDetail"}
+    assert chat["properties"]["model"]["enum"] == ["tiny", "lora"]
+    example = schema["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    assert client.post("/v1/chat/completions", json=example).status_code == 200
     for path in ("/health", "/v1/models", "/v1/models/{name}", "/v1/examples"):
         assert "404" in schema["paths"][path]["get"]["responses"], path
 
@@ -48,7 +51,7 @@ def test_a_schema_based_fuzzer_finds_nothing(server):
 
             @given(case=operation.as_strategy(generation_mode=mode))
             @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+                      suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
             def fuzz(case):
                 case.call_and_validate(base_url=server.url, checks=checks + extra, timeout=30)
 

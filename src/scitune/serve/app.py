@@ -192,6 +192,9 @@ def _openapi(app: FastAPI, models: list[str]) -> dict:
         components.update(defs.get("$defs", {}))
         for body in bodies:
             components[body.__name__]["properties"]["model"] = {"type": "string", "enum": models, "title": "Model"}
+        chat = schema["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
+        chat["example"] = {"model": models[0], "max_tokens": 16,
+                           "messages": [{"role": "user", "content": "What does a bar chart show?"}]}
         app.openapi_schema = schema
     return app.openapi_schema
 
