@@ -71,8 +71,9 @@ def _caption(text: str) -> tuple[bool, str | None]:
             j = kind[1]
         seen = True
         _, j = tp.read_optional(text, j)
-        group = tp.read_group(text, j)
-        found = group[0] if group and tp.skip_space(text, j) < len(text) and text[tp.skip_space(text, j)] == "{" else None
+        k = tp.skip_space(text, j)
+        group = tp.read_group(text, k) if k < len(text) and text[k] == "{" else None
+        found = group[0] if group else None
     return seen, found
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from scitune.data.ingest.text import clean_text
 
 NUMBER_ONLY = re.compile(r"^\s*\d{1,4}\s*$")  # a page number or a line number (lineno), not prose
+LABEL_ONLY = re.compile(r"^\s*(?:Figure|FIGURE|Fig\.?|FIG\.?)\s*S?\d+(?:\.\d+)?\s*[:.|]?\s*$")  # a caption's label alone
 MARGIN_SHARE = 0.11  # line numbers sit in the outer 11% of the page width
 
 
@@ -105,12 +106,13 @@ def _runs(textpage) -> list[tuple[list[float], str]]:
         # which costs one call per glyph of this run only
         start, owner = first, text_object(address, first)
         for i in range(first + 1, last + 1):
-            if text[i] != " " and text_object(address, i) != owner:
+            obj = text_object(address, i) if text[i] != " " else None
+            if obj is not None and obj != owner:  # None: a space, or the second letter of a ligature
                 end = i - 1
                 while text[end] == " ":
                     end -= 1
                 add(start, end, "")
-                start, owner = i, text_object(address, i)
+                start, owner = i, obj
         add(start, last, tail)
 
     for line in _LINE.finditer(text):
@@ -128,7 +130,7 @@ def _runs(textpage) -> list[tuple[list[float], str]]:
     return runs
 
 
-OPEN_ROWS = 4  # rows a run may join: the last few (a superscript or a rotated label interleaves)
+OPEN_ROWS = 64  # rows a run may join: the last few (tick labels, superscripts and rotated labels interleave)
 
 
 def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Line]:
@@ -144,9 +146,14 @@ def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Li
     for run in runs:
         box = run[0]
         height = max(box[3] - box[1], 1.0)
+        # rows start in order of falling tops: the ones this run may join are the last few
+        # whose first top lies within half a line above it (at most OPEN_ROWS looked at)
         for row in reversed(rows[-OPEN_ROWS:]):
             first = row[0][0]
-            tolerance = 0.5 * min(height, max(first[3] - first[1], 1.0))
+            if first[3] - box[3] >= 0.5 * height:
+                rows.append([run])
+                break
+            tolerance = 0.35 * min(height, max(first[3] - first[1], 1.0))
             if abs(first[3] - box[3]) < tolerance and abs(first[1] - box[1]) < tolerance:
                 row.append(run)
                 break
@@ -157,9 +164,12 @@ def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Li
     lines: list[Line] = []
     for row in rows:
         last = None
-        for box, text in sorted(row, key=lambda r: r[0][0]):
+        row.sort(key=lambda r: r[0][0])
+        for box, text in row:
             height = max(box[3] - box[1], 1.0)
             reach = 1.2 * height
+            if last and LABEL_ONLY.match(last.text):
+                reach = 2.5 * height  # "Figure 4:" then a caption justified in a narrow minipage
             if last and last.box[2] <= middle + 2 and box[0] >= middle - 2:
                 reach = 0.5 * height  # across the page's middle: the gutter of two columns is wider than that
             # a line number in the page margin (lineno) sits about one em from its line: not part of it
@@ -167,7 +177,8 @@ def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Li
                          or NUMBER_ONLY.match(text) and box[0] > page_box[2] - margin):
                 reach = 0.4 * height
             if last and -0.5 * height <= box[0] - last.box[2] < reach:
-                joiner = "" if last.text.endswith(" ") or text.startswith(" ") else " "
+                touching = box[0] - last.box[2] < 0.1 * height  # a font change inside a word
+                joiner = "" if touching or last.text.endswith(" ") or text.startswith(" ") else " "
                 last.text = f"{last.text}{joiner}{text}"
                 last.box = (last.box[0], min(last.box[1], box[1]), max(last.box[2], box[2]), max(last.box[3], box[3]))
             else:
