@@ -77,7 +77,9 @@ class RowDecoder:
         def described(ids, values):
             with self.lock:
                 texts = [self.tokenizer.decode([i]) for i in ids]
-            return [{"token": t, "logprob": v, "bytes": list(t.encode("utf-8", "replace"))} for t, v in zip(texts, values)]
+            # a token ruled out (-inf) is -9999.0, as OpenAI reports it: JSON has no infinities
+            return [{"token": t, "logprob": max(v, -9999.0), "bytes": list(t.encode("utf-8", "replace"))}
+                    for t, v in zip(texts, values)]
 
         chosen = described([token], [float(logprobs[token])])[0]
         top = []
