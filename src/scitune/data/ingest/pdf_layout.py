@@ -12,7 +12,8 @@ scatter of 20,000 markers once took a quadratic merge loop.
 
 A caption's figure is the set of free regions between the caption and the nearest body text (or
 other caption) above it, in the caption's column, else below it, else beside it; the pairs are made
-nearest first over the whole page, so a figure goes to the caption right next to it.
+on the page's usual side first (captions under figures, unless the page shows otherwise), nearest
+first, so a figure goes to the caption right next to it.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ MERGE_ROUNDS = 8  # bounding boxes of clusters re-merged at most this often (bou
 MAX_CAPTIONS = 50  # captions paired on one page (pairing is captions x (regions + blocks))
 WRAPPER_SHARE = 0.9  # a form covering this much of the page both ways wraps the page's content
 SIDE_BY_SIDE_GAP = 36.0  # captions this close vertically and apart horizontally sit side by side
-BESIDE_PENALTY = 200.0  # a figure beside its caption is taken only when none is above or below
-ABOVE_BONUS = 4.0  # captions usually sit below their figure: prefer that on near ties
 
 Box = tuple[float, float, float, float]  # left, bottom, right, top (points, y up)
 
@@ -278,16 +277,25 @@ def pair_captions(captions: list[Block], blocks: list[Block], boxes: np.ndarray,
         beside = np.flatnonzero(in_window & (boxes[:, 1] < ct) & (boxes[:, 3] > cb)
                                 & ((boxes[:, 2] <= cl + 4) | (boxes[:, 0] >= cr - 4)))
         if len(above):
-            options.append((boxes[above, 1].min() - ct - ABOVE_BONUS, k, above))
+            options.append(("above", boxes[above, 1].min() - ct, k, above))
         if len(below):
-            options.append((cb - boxes[below, 3].max(), k, below))
+            options.append(("below", cb - boxes[below, 3].max(), k, below))
         if len(beside):
             gaps = np.maximum(boxes[beside, 0] - cr, cl - boxes[beside, 2])
-            options.append((BESIDE_PENALTY + gaps.min(), k, beside))
-    options.sort(key=lambda o: (o[0], o[1]))
+            options.append(("beside", gaps.min(), k, beside))
+    # A region between two captions stacked in one column belongs to the one below it when
+    # captions sit under their figures (LaTeX's custom), to the one above it otherwise; distances
+    # cannot tell (\abovecaptionskip and \floatsep are both about 10 points). The page says which:
+    # captions with a figure on one side only. Captions under figures win a tie.
+    sides = {(o[2], o[0]) for o in options}
+    under = sum(1 for k in range(len(captions)) if (k, "above") in sides and (k, "below") not in sides)
+    over = sum(1 for k in range(len(captions)) if (k, "below") in sides and (k, "above") not in sides)
+    order = {"above": 0, "below": 1, "beside": 2} if under >= over else {"below": 0, "above": 1, "beside": 2}
+    options = [(order[side], distance, k, members) for side, distance, k, members in options]
+    options.sort(key=lambda o: (o[0], o[1], o[2]))
     used = np.zeros(len(boxes), dtype=bool)
     out: list[tuple[Box, list[int]] | None] = [None] * len(captions)
-    for _, k, members in options:  # nearest pairs first
+    for _, _, k, members in options:  # the page's usual side first, nearest pairs first
         if out[k] is not None:
             continue
         members = members[~used[members]]
