@@ -168,6 +168,8 @@ def test_schema_response_format_and_tool_choice_in_a_tool_call_message_are_refus
     schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
     response = client.post("/v1/chat/completions", json={**CHAT, "response_format": schema})
     assert response.status_code == 400 and response.json()["error"]["param"] == "response_format"
+    obfuscated = {**CHAT, "stream": True, "stream_options": {"include_obfuscation": True}}
+    assert client.post("/v1/chat/completions", json=obfuscated).json()["error"]["param"] == "stream_options"
     forced = {**CHAT, "tools": REFUSED["tools"], "tool_choice": {"type": "function", "function": {"name": "f"}}}
     assert client.post("/v1/chat/completions", json=forced).json()["error"]["param"] == "tools"
     history = {**CHAT, "messages": [{"role": "user", "content": "a"},

@@ -77,7 +77,7 @@ class Message(Body):
 
 class StreamOptions(Body):
     include_usage: bool | None = None
-    include_obfuscation: bool | None = None  # padding against side channels: we add none
+    include_obfuscation: bool | None = None  # padding against side channels: refused when true
 
 
 Penalty = Annotated[float, Field(ge=-2, le=2)]
@@ -143,7 +143,9 @@ class ChatRequest(Body):
             "metadata": "this server stores no completions, so takes no metadata" if self.metadata else None,
             "service_tier": "only \"auto\" or \"default\" is accepted"
             if self.service_tier not in (None, "auto", "default") else None,
-            "stream_options": "only allowed with stream: true" if self.stream_options is not None and not self.stream else None,
+            "stream_options": "only allowed with stream: true" if self.stream_options is not None and not self.stream
+            else "include_obfuscation is not supported" if self.stream_options and self.stream_options.include_obfuscation
+            else None,
             "top_logprobs": "needs logprobs: true" if self.top_logprobs is not None and not self.logprobs else None,
             "logit_bias": f"at most {MAX_LOGIT_BIAS} entries"
             if self.logit_bias is not None and len(self.logit_bias) > MAX_LOGIT_BIAS else None,
