@@ -80,3 +80,24 @@ def test_models_and_errors(oa):
     assert bad.value.code == "invalid_image"
     with pytest.raises(openai.BadRequestError):
         oa.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=10_000)
+
+
+def test_logprobs_and_refused_fields_through_the_client(oa):
+    response = oa.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Name the largest bar."}],
+                                          max_tokens=5, logprobs=True, top_logprobs=2, frequency_penalty=0.5)
+    content = response.choices[0].logprobs.content
+    assert 1 <= len(content) <= 5 and all(len(entry.top_logprobs) == 2 and entry.logprob <= 0 for entry in content)
+    stream = oa.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Name the largest bar."}],
+                                        max_tokens=5, logprobs=True, top_logprobs=2, frequency_penalty=0.5, stream=True)
+    streamed = [entry.token for chunk in stream if chunk.choices and chunk.choices[0].logprobs
+                for entry in chunk.choices[0].logprobs.content]
+    assert streamed == [entry.token for entry in content]
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        oa.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=2,
+                                   tools=[tool], tool_choice="required")
+    assert refused.value.param == "tools"
+    with pytest.raises(openai.BadRequestError) as refused:
+        oa.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=2,
+                                   response_format={"type": "json_object"})
+    assert refused.value.param == "response_format"
