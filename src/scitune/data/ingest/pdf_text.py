@@ -141,28 +141,31 @@ def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Li
     for box, text in _runs(textpage):
         if box[0] < page_box[2] and box[2] > page_box[0] and box[1] < page_box[3] and box[3] > page_box[1]:
             runs.append((tuple(box), text))
-    runs.sort(key=lambda r: -r[0][3])
-    rows: list[list[tuple[tuple[float, ...], str]]] = []
+    runs.sort(key=lambda r: -(r[0][1] + r[0][3]))
+    # rows: runs whose vertical centres (about the baseline, for glyphs of one size) nearly agree
+    # and whose heights are alike. Rows start in order of falling centres, so the rows a run may
+    # join are the last few, back to the first whose centre lies a fifth of a line above it.
+    rows: list[tuple[float, float, list]] = []  # (centre, height, runs)
     for run in runs:
         box = run[0]
         height = max(box[3] - box[1], 1.0)
-        # rows start in order of falling tops: the ones this run may join are the last few
-        # whose first top lies within half a line above it (at most OPEN_ROWS looked at)
-        for row in reversed(rows[-OPEN_ROWS:]):
-            first = row[0][0]
-            if first[3] - box[3] >= 0.5 * height:
-                rows.append([run])
+        centre = (box[1] + box[3]) / 2
+        home = None
+        for row_centre, row_height, members in reversed(rows[-OPEN_ROWS:]):
+            reach = 0.2 * min(height, row_height)
+            if row_centre - centre >= reach:
                 break
-            tolerance = 0.35 * min(height, max(first[3] - first[1], 1.0))
-            if abs(first[3] - box[3]) < tolerance and abs(first[1] - box[1]) < tolerance:
-                row.append(run)
+            if 0.67 < height / row_height < 1.5:
+                home = members
                 break
+        if home is None:
+            rows.append((centre, height, [run]))
         else:
-            rows.append([run])
+            home.append(run)
     margin = MARGIN_SHARE * (page_box[2] - page_box[0])
     middle = (page_box[0] + page_box[2]) / 2
     lines: list[Line] = []
-    for row in rows:
+    for _, _, row in rows:
         last = None
         row.sort(key=lambda r: r[0][0])
         for box, text in row:
