@@ -95,7 +95,9 @@ def drawing_boxes(page, page_box: Box, limits: Limits, where: str) -> np.ndarray
                     inner = _matrix(obj) if matrix is None else _matrix(obj) @ matrix
                     pending.append((children, lambda j, form=obj: raw.FPDFFormObj_GetObject(form, j), inner))
                     continue
-                if not _draws(obj, children, limits):
+                looked, draws = _draws(obj, children, limits.page_objects - visited)
+                visited += looked
+                if not draws:
                     continue  # a form that holds only text is text, not a figure
             elif box[2] - box[0] >= 0.97 * width and box[3] - box[1] >= 0.97 * height:
                 continue  # a page background
@@ -106,14 +108,15 @@ def drawing_boxes(page, page_box: Box, limits: Limits, where: str) -> np.ndarray
     return np.array(boxes, dtype=float).reshape(-1, 4)
 
 
-def _draws(form, children: int, limits: Limits) -> bool:
-    """Whether a form holds anything but text (it stops at the first such child)."""
+def _draws(form, children: int, budget: int) -> tuple[int, bool]:
+    """Whether a form holds anything but text, and how many of its children that took to see
+    (it stops at the first such child, and after `budget` children)."""
     import pypdfium2.raw as raw
 
-    for j in range(min(children, limits.page_objects)):
+    for j in range(min(children, max(budget, 0))):
         if raw.FPDFPageObj_GetType(raw.FPDFFormObj_GetObject(form, j)) != raw.FPDF_PAGEOBJ_TEXT:
-            return True
-    return False
+            return j + 1, True
+    return min(children, max(budget, 0)), False
 
 
 @dataclass

@@ -266,16 +266,21 @@ def blocks(lines: list[Line], page: int, starts_block) -> list[Block]:
 
 def paragraphs(blocks_in_order: list[Block]) -> list[str]:
     """Body paragraphs; a block that does not end a sentence continues in the next one (a
-    paragraph broken by a column or page end)."""
-    out: list[str] = []
+    paragraph broken by a column or page end). Pieces are joined once per paragraph, so a long
+    chain of continued blocks stays linear."""
+    out: list[list[str]] = []
     carry = False
     for block in blocks_in_order:
         text = block.text
         if not text:
             continue
         if carry and out:
-            out[-1] = out[-1][:-1] + text if out[-1].endswith("-") and text[:1].islower() else f"{out[-1]} {text}"
+            last = out[-1][-1]
+            if last.endswith("-") and text[:1].islower():
+                out[-1][-1] = last[:-1] + text  # a word hyphenated across the break
+            else:
+                out[-1].append(text)
         else:
-            out.append(text)
+            out.append([text])
         carry = not re.search(r"[.!?:)\]\"']$", text)
-    return out
+    return [" ".join(parts) for parts in out]
