@@ -123,7 +123,9 @@ def test_cli_scicap_builds_valid_file(tmp_path, scicap):
     folder = tmp_path / "captions"
     folder.mkdir()
     shutil.copy(scicap / f"{FIGURE}.json", folder)
-    assert main(["data", "scicap", "--input", str(folder), "--images", str(tmp_path), "--out", str(out), "--task", "caption"]) == 1
+    (tmp_path / "no-images").mkdir()
+    assert main(["data", "scicap", "--input", str(folder), "--images", str(tmp_path / "no-images"), "--out", str(out),
+                 "--task", "caption", "--overwrite"]) == 1
 
 
 def test_figure_type_choice_questions(tmp_path):

@@ -397,12 +397,12 @@ def test_cli_runs_a_model_on_problems(tiny, shared_data, tmp_path):
 
     records = json.loads((shared_data / "mathvista" / "testmini.json").read_text())
     for pid in list(records)[:3]:
-        (tmp_path / "images").mkdir(exist_ok=True)
-        Image.new("RGB", (90, 60), (200, 30, 30)).save(tmp_path / records[pid]["image"], format="JPEG")
+        (tmp_path / "data" / "images").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (90, 60), (200, 30, 30)).save(tmp_path / "data" / records[pid]["image"], format="JPEG")
     _, _, checkpoint = tiny
-    code = main([
+    code = main([  # --out apart from the image folder (an output never lies inside an input)
         "eval", "mathvista", "--problems", str(shared_data / "mathvista" / "testmini.json"), "--model", str(checkpoint),
-        "--images", str(tmp_path), "--limit", "3", "--max-new-tokens", "4", "--out", str(tmp_path / "out"),
+        "--images", str(tmp_path / "data"), "--limit", "3", "--max-new-tokens", "4", "--out", str(tmp_path / "out"),
     ])
     assert code == 0
     rows = [json.loads(line) for line in (tmp_path / "out" / "generate" / "predictions.jsonl").read_text().splitlines()]
