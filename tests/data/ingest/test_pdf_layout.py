@@ -182,3 +182,26 @@ def test_caption_labels_and_references():
     assert referenced_numbers("Figs. S1\u2013S3 hold the rest") == {"S1", "S2", "S3"}
     assert referenced_numbers("Figure 1(a,b) and Fig. 5a") == {"1", "5"}
     assert referenced_numbers("the figure in Table 2 and Eq. 3") == set()
+
+
+def test_clustering_joins_what_lies_within_the_gap():
+    import numpy as np
+
+    from scitune.data.ingest.pdf_layout import CLUSTER_GAP, cluster
+
+    page_box = (0.0, 0.0, PAGE_W, PAGE_H)
+    # a dense scatter of 20,000 one-point markers in one 200 x 150 area: one region
+    rng = np.random.default_rng(0)
+    xy = rng.uniform((100, 300), (300, 450), size=(20_000, 2))
+    dots = np.hstack([xy, xy + 1.0])
+    merged = cluster(dots, page_box)
+    assert len(merged) == 1
+    assert np.allclose(merged[0], [dots[:, 0].min(), dots[:, 1].min(), dots[:, 2].max(), dots[:, 3].max()])
+    # two panels a bit more than the gap apart stay two; a chain of boxes each within the gap is one
+    panels = np.array([[50, 50, 150, 150], [150 + CLUSTER_GAP + 3, 50, 250, 150]], dtype=float)
+    assert len(cluster(panels, page_box)) == 2
+    chain = np.array([[50 + 20 * k, 500, 50 + 20 * k + 16, 510] for k in range(20)], dtype=float)
+    assert cluster(chain, page_box).tolist() == [[50.0, 500.0, 446.0, 510.0]]
+    # groups whose boxes overlap once grown are merged again (an L of two bars and a dot in its corner)
+    l_shape = np.array([[300, 600, 310, 700], [300, 600, 400, 610], [390, 690, 392, 692]], dtype=float)
+    assert cluster(l_shape, page_box).tolist() == [[300.0, 600.0, 400.0, 700.0]]
