@@ -205,3 +205,22 @@ def test_clustering_joins_what_lies_within_the_gap():
     # groups whose boxes overlap once grown are merged again (an L of two bars and a dot in its corner)
     l_shape = np.array([[300, 600, 310, 700], [300, 600, 400, 610], [390, 690, 392, 692]], dtype=float)
     assert cluster(l_shape, page_box).tolist() == [[300.0, 600.0, 400.0, 700.0]]
+
+
+def test_trimmed_graphic_is_its_clipped_part(page, tmp_path: Path):
+    """`\\includegraphics[trim=..., clip]`: the graphic is larger than what shows; the region is
+    what shows, and text beside it (inside the unclipped graphic) stays body text."""
+    from tests.data.ingest.conftest import draw_figure
+
+    page.new_page()
+    page.text(LEFT, 60, 504, "A page with a trimmed graphic, cited as Figure 8.")
+    with page.pdf.rect_clip(x=154, y=150, w=300, h=200):
+        page.image(54, 100, 500, 300, draw_figure("bar", "png"))
+    page.text(470, 200, 90, "Side text stays in the body.")
+    page.text(154, 360, 300, "Figure 8: Only the clipped part of the graphic.")
+    path = page.save(tmp_path / "trim.pdf")
+    paper, figs = figures_of(path)
+    assert sorted(figs) == ["8"], paper.unpaired
+    box = figs["8"].provenance["box"]
+    assert abs(box[0] - 154) <= 1 and abs(box[2] - 454) <= 1 and abs(PAGE_H - box[3] - 150) <= 1
+    assert not [t for t in figs["8"].ocr if "Side" in t or "body" in t]

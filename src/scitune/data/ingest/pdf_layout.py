@@ -49,6 +49,32 @@ def _bounds(obj) -> Box | None:
     return left.value, bottom.value, right.value, top.value
 
 
+def _clip(obj, budget: int) -> tuple[int, Box | None]:
+    """The box an object's clip path keeps (the intersection of its paths' boxes), or None, and
+    how many path points that took to read (at most `budget`). pdflatex clips a graphic with
+    `trim=..., clip` this way; PDFium's bounds of the object ignore the clip."""
+    import pypdfium2.raw as raw
+
+    clip = raw.FPDFPageObj_GetClipPath(obj)
+    if not clip:
+        return 0, None
+    x, y = ctypes.c_float(), ctypes.c_float()
+    read, box = 0, None
+    for path in range(raw.FPDFClipPath_CountPaths(clip)):
+        xs, ys = [], []
+        for index in range(raw.FPDFClipPath_CountPathSegments(clip, path)):
+            read += 1
+            if read > budget:
+                return read, box
+            if raw.FPDFPathSegment_GetPoint(raw.FPDFClipPath_GetPathSegment(clip, path, index), x, y):
+                xs.append(x.value)
+                ys.append(y.value)
+        if xs:
+            one = (min(xs), min(ys), max(xs), max(ys))
+            box = one if box is None else (max(box[0], one[0]), max(box[1], one[1]), min(box[2], one[2]), min(box[3], one[3]))
+    return read, box
+
+
 def _matrix(obj) -> np.ndarray:
     import pypdfium2.raw as raw
 
@@ -87,6 +113,13 @@ def drawing_boxes(page, page_box: Box, limits: Limits, where: str) -> np.ndarray
             box = _bounds(obj)
             if box is None:
                 continue
+            if kind in (raw.FPDF_PAGEOBJ_FORM, raw.FPDF_PAGEOBJ_IMAGE):  # a graphic, maybe trimmed
+                read, kept = _clip(obj, limits.page_objects - visited)
+                visited += read
+                if kept is not None:
+                    box = (max(box[0], kept[0]), max(box[1], kept[1]), min(box[2], kept[2]), min(box[3], kept[3]))
+                    if box[2] <= box[0] or box[3] <= box[1]:
+                        continue  # clipped away entirely
             if matrix is not None:
                 box = _transform(box, matrix)
             if kind == raw.FPDF_PAGEOBJ_FORM:
