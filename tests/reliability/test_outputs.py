@@ -119,3 +119,26 @@ def test_demo_over_an_earlier_demo_needs_overwrite(tmp_path):
     with pytest.raises(ScituneError, match=r"holds an earlier demo; pass --overwrite"):
         claim_demo_folder(tmp_path / "demo")
     assert claim_demo_folder(tmp_path / "demo", overwrite=True) == tmp_path / "demo"
+
+
+def test_scienceqa_parquet_images_over_an_earlier_export_need_overwrite(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import io
+
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(png, format="PNG")
+    row = {"image": {"bytes": png.getvalue(), "path": None}, "question": "q?", "choices": ["a", "b"], "answer": 0,
+           "hint": "", "task": "closed choice", "grade": "grade1", "subject": "natural science", "topic": "t",
+           "category": "c", "skill": "s", "lecture": "", "solution": ""}
+    (tmp_path / "sqa" / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([row]), tmp_path / "sqa" / "data" / "test-00000-of-00001.parquet")
+    argv = ["data", "scienceqa", "--root", tmp_path / "sqa", "--out", tmp_path / "out" / "a.json"]
+    first = run_case(tmp_path, argv)
+    assert first.code == 0, first.err
+    assert (tmp_path / "out" / "images" / "test").is_dir()
+    again = run_case(tmp_path, [*argv[:-1], tmp_path / "out" / "b.json"])
+    check_failure(again, 2, r"--images-out .*images/test: folder is not empty")
+    assert run_case(tmp_path, [*argv[:-1], tmp_path / "out" / "b.json", "--overwrite"]).code == 0

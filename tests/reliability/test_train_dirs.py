@@ -25,7 +25,7 @@ CASES = [
     ("out-is-a-file", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "notes" / "mine.txt"], r"run\.out .*mine\.txt: exists and is a file"),
     ("out-is-the-training-file", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "samples.json"], r"run\.out .*samples\.json: is the input"),
     ("out-inside-images", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "images" / "run"], r"run\.out .*run: lies inside the input .*images"),
-    ("out-is-users-folder", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "notes"], r"run\.out .*notes: folder is not empty and was not written by scitune"),
+    ("out-is-users-folder", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "notes"], r"run\.out .*notes: folder is not empty and holds no scitune marker"),
     ("resume-without-run", lambda ws: ["train", ws / "recipe.yaml", "--resume"], r"--resume: .*run holds no scitune run to continue"),
     ("resume-users-folder", lambda ws: ["train", ws / "recipe.yaml", "--out", ws / "notes", "--resume"], r"folder is not empty"),
     ("resume-and-overwrite", lambda ws: ["train", ws / "recipe.yaml", "--resume", "--overwrite"], r"--resume and --overwrite exclude each other"),

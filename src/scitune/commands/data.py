@@ -178,17 +178,19 @@ def run_arxivcap(args) -> int:
 def run_scienceqa(args) -> int:
     from scitune.data.sample import write_samples
     from scitune.data.scienceqa import build_scienceqa_samples, export_images, read_problems
+    from scitune.io.outputs import claim_output, refuse_overlap
 
-    from scitune.io.outputs import refuse_overlap
-
-    _claim(args, args.root, args.problems, args.captions)
+    inputs = [args.root, args.problems, args.captions]
+    _claim(args, *inputs)
     if args.images_out:
-        refuse_overlap(args.images_out, [args.root, args.problems, args.captions], "--images-out")
+        refuse_overlap(args.images_out, inputs, "--images-out")
     problems = read_problems(args.problems or args.root, split=args.split, captions=args.captions)
     if not problems:
         raise ScituneError(f"{args.problems or args.root}: no problems in split {args.split!r}")
     if any(p.get("image_bytes") for p in problems):
         image_root = Path(args.images_out or Path(args.out).parent / "images" / args.split)
+        # images of a parquet release are written there: an earlier export only with --overwrite
+        claim_output(image_root, inputs=inputs, overwrite=args.overwrite, kind="dir", flag="--images-out")
         print(f"wrote {export_images(problems, image_root)} images to {image_root}")
     samples = build_scienceqa_samples(problems, format=args.format, use_caption=args.use_caption, orders=args.orders, seed=args.seed)
     path = write_samples(samples, args.out)

@@ -91,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
         images = (Path(args.image).name,) if args.image else ()
         items = [EvalItem("0", _with_image_placeholder(args.question, bool(images)), images)]
         image_root = str(Path(args.image).parent) if args.image else None
+        if args.image:  # a bad image is refused before the model is loaded
+            from scitune.prompting import open_image
+
+            open_image(args.image).close()
     if args.out:
         from scitune.io.outputs import claim_output
 

@@ -96,7 +96,7 @@ def claim_output(
     found = read_marker(path)
     if found is None:
         raise ScituneError(
-            f"{flag} {path}: folder is not empty and was not written by scitune; "
+            f"{flag} {path}: folder is not empty and holds no scitune marker; "
             "choose a new or empty folder, or pass --overwrite"
         )
     held = found.get("kind")
