@@ -162,34 +162,48 @@ def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Li
             rows.append((centre, height, [run]))
         else:
             home.append(run)
+    lines = _merge_rows([row for _, _, row in rows], page_box, gutter=True)
+    if not is_two_column(lines, page_box[2] - page_box[0], page_box[0]):
+        lines = _merge_rows([row for _, _, row in rows], page_box, gutter=False)
+    for line in lines:
+        line.text = _tidy(line.text)
+    return [ln for ln in lines if ln.text]
+
+
+def _merge_rows(rows: list[list], page_box, gutter: bool) -> list[Line]:
+    """Each row's runs, left to right, merged into lines where the gap is a word gap. With
+    `gutter`, a gap across the page's middle must be narrower (two columns' gutter is wider)."""
     margin = MARGIN_SHARE * (page_box[2] - page_box[0])
     middle = (page_box[0] + page_box[2]) / 2
     lines: list[Line] = []
-    for _, _, row in rows:
+    pieces: list[list[str]] = []  # each line's texts, joined once at the end (stays linear)
+    for row in rows:
         last = None
         row.sort(key=lambda r: r[0][0])
         for box, text in row:
             height = max(box[3] - box[1], 1.0)
             reach = 1.2 * height
-            if last and LABEL_ONLY.match(last.text):
+            head = "".join(pieces[-1]) if last and len(pieces[-1]) <= 4 else ""  # a label is a few runs
+            if last and LABEL_ONLY.match(head):
                 reach = 2.5 * height  # "Figure 4:" then a caption justified in a narrow minipage
-            if last and last.box[2] <= middle + 2 and box[0] >= middle - 2:
-                reach = 0.5 * height  # across the page's middle: the gutter of two columns is wider than that
+            if gutter and last and last.box[2] <= middle + 2 and box[0] >= middle - 2:
+                reach = 0.75 * height  # the gutter of two columns is wider than that
             # a line number in the page margin (lineno) sits about one em from its line: not part of it
-            if last and (NUMBER_ONLY.match(last.text) and last.box[2] < page_box[0] + margin
+            if last and (NUMBER_ONLY.match(head) and last.box[2] < page_box[0] + margin
                          or NUMBER_ONLY.match(text) and box[0] > page_box[2] - margin):
                 reach = 0.4 * height
             if last and -0.5 * height <= box[0] - last.box[2] < reach:
-                touching = box[0] - last.box[2] < 0.1 * height  # a font change inside a word
-                joiner = "" if touching or last.text.endswith(" ") or text.startswith(" ") else " "
-                last.text = f"{last.text}{joiner}{text}"
+                if box[0] - last.box[2] >= 0.1 * height:  # closer: a font change inside a word
+                    pieces[-1].append(" ")
+                pieces[-1].append(text)
                 last.box = (last.box[0], min(last.box[1], box[1]), max(last.box[2], box[2]), max(last.box[3], box[3]))
             else:
                 last = Line(text=text, box=box)
                 lines.append(last)
-    for line in lines:
-        line.text = _tidy(line.text)
-    return [ln for ln in lines if ln.text]
+                pieces.append([text])
+    for line, parts in zip(lines, pieces):
+        line.text = "".join(parts)
+    return lines
 
 
 def _tidy(text: str) -> str:
@@ -201,10 +215,10 @@ def _tidy(text: str) -> str:
     return text
 
 
-def is_two_column(lines: list[Line], width: float) -> bool:
+def is_two_column(lines: list[Line], width: float, left_edge: float = 0.0) -> bool:
     """Whether the page's prose is set in two columns: several lines wholly on each side of the
     middle, and fewer that cross it."""
-    middle = width / 2
+    middle = left_edge + width / 2
     left = sum(1 for ln in lines if ln.box[2] <= middle + 4 and ln.box[2] - ln.box[0] > 0.25 * width)
     right = sum(1 for ln in lines if ln.box[0] >= middle - 4 and ln.box[2] - ln.box[0] > 0.25 * width)
     across = sum(1 for ln in lines if ln.box[0] < middle - 4 and ln.box[2] > middle + 4)
