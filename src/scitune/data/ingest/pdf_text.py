@@ -254,27 +254,53 @@ OPEN_BLOCKS = 4  # blocks a line may continue: the last few (side-by-side captio
 
 
 def blocks(lines: list[Line], page: int, starts_block) -> list[Block]:
-    """Lines (in reading order) grouped into blocks: a line continues one of the last few blocks
-    whose last line sits just above it, in its column, overlapping it horizontally; a line for
-    which `starts_block(text)` holds (a caption label) always opens a new block."""
+    """Lines (in reading order) grouped into blocks. A line continues one of the last few blocks
+    whose last row sits just above it, in its column, overlapping it horizontally; or it is a
+    piece of that row itself (a justified narrow line, as in a minipage caption, stretches word
+    gaps past what `text_lines` joins): on the same baseline, within the block's width so far.
+    A line for which `starts_block(text)` holds (a caption label) always opens a new block."""
     out: list[Block] = []
+    rows: list[list[float]] = []  # per block: its last row's box
+    spans: list[list[float]] = []  # per block: its horizontal extent
+    order: dict[int, tuple[int, float]] = {}  # line -> (row number in its block, left edge)
     for line in lines:
         height = max(line.box[3] - line.box[1], 1.0)
-        home = None
+        left, bottom, right, top = line.box
+        home, same_row = None, False
         if not starts_block(line.text):
-            for block in reversed(out[-OPEN_BLOCKS:]):
-                last = block.lines[-1]
+            for index in range(len(out) - 1, max(len(out) - 1 - OPEN_BLOCKS, -1), -1):
+                row, span = rows[index], spans[index]
+                if abs(row[3] - top) < 0.35 * height and abs(row[1] - bottom) < 0.35 * height:
+                    if span[0] - 2 <= left and right <= span[1] + 2:
+                        home, same_row = index, True
+                        break
+                    continue
+                last = out[index].lines[-1]
                 same_column = last.column == line.column or ("full" in (last.column, line.column)
-                                                             and abs(last.box[0] - line.box[0]) < 2 * height)
-                gap = last.box[1] - line.box[3]
-                overlap = min(last.box[2], line.box[2]) - max(last.box[0], line.box[0])
+                                                             and abs(row[0] - left) < 2 * height)
+                gap = row[1] - top
+                overlap = min(row[2], right) - max(row[0], left)
                 if same_column and -height <= gap <= 0.9 * height and overlap > 0:
-                    home = block
+                    home = index
                     break
         if home is None:
-            home = Block(page=page)
-            out.append(home)
-        home.lines.append(line)
+            out.append(Block(page=page))
+            rows.append(list(line.box))
+            spans.append([left, right])
+            home = len(out) - 1
+            number = 0
+        elif same_row:
+            row = rows[home]
+            rows[home] = [min(row[0], left), min(row[1], bottom), max(row[2], right), max(row[3], top)]
+            number = order[id(out[home].lines[-1])][0]
+        else:
+            rows[home] = list(line.box)
+            number = order[id(out[home].lines[-1])][0] + 1
+        spans[home] = [min(spans[home][0], left), max(spans[home][1], right)]
+        order[id(line)] = (number, left)
+        out[home].lines.append(line)
+    for block in out:  # pieces of one row read left to right
+        block.lines.sort(key=lambda ln: order[id(ln)])
     return out
 
 
