@@ -95,9 +95,10 @@ def _starts_caption(text: str) -> bool:
     return CAPTION.match(text) is not None
 
 
-def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: Paper):
+def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: Paper, layout: list[int]):
     """One page: its body blocks (for mentions), its first lines' text, and its captioned figures
-    as (number, caption block, image, box, figure text lines)."""
+    as (number, caption block, image, box, figure text lines). `layout` counts the pages so far
+    set in one and in two columns; a page of floats goes by the majority."""
     where = f"{source}: page {index + 1}"
     page_box = _page_box(page)
     width = page_box[2] - page_box[0]
@@ -109,7 +110,13 @@ def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: P
             box = boxes[owner]
             boxes[owner] = (min(box[0], line.box[0]), min(box[1], line.box[1]), max(box[2], line.box[2]), max(box[3], line.box[3]))
     free = [ln for ln, owner in zip(lines, owners) if owner < 0 and not NUMBER_ONLY.match(ln.text)]
-    two_column = is_two_column(free, width)
+    two_column = is_two_column(free, width, page_box[0])
+    if two_column is not None:
+        layout[int(two_column)] += 1
+    elif any(layout):
+        two_column = layout[1] > layout[0]
+    else:  # nothing to go by yet: the page's own few lines
+        two_column = bool(is_two_column(free, width, page_box[0], min_lines=0))
     page_blocks = blocks(reading_order(free, width), index + 1, _starts_caption)
     captions = [b for b in page_blocks if CAPTION.match(b.text)]
     for extra in captions[MAX_CAPTIONS:]:
@@ -157,8 +164,9 @@ def read_pdf_paper(path: Path, name: str, source: str, dpi: int = 150, limits: L
         all_body: list[Block] = []
         found = []
         first_page_text = ""
+        layout = [0, 0]  # pages set in one column, in two
         for index in range(len(pdf)):
-            body, text, figures = _read_page(pdf[index], index, source, dpi, limits, paper)
+            body, text, figures = _read_page(pdf[index], index, source, dpi, limits, paper, layout)
             if index == 0:
                 first_page_text = text
             all_body += body

@@ -130,6 +130,7 @@ def _runs(textpage) -> list[tuple[list[float], str]]:
     return runs
 
 
+DECISIVE_LINES = 12  # lines of prose that tell a page's column layout
 OPEN_ROWS = 64  # rows a run may join: the last few (tick labels, superscripts and rotated labels interleave)
 
 
@@ -163,7 +164,7 @@ def text_lines(textpage, page_box: tuple[float, float, float, float]) -> list[Li
         else:
             home.append(run)
     lines = _merge_rows([row for _, _, row in rows], page_box, gutter=True)
-    if not is_two_column(lines, page_box[2] - page_box[0], page_box[0]):
+    if is_two_column(lines, page_box[2] - page_box[0], page_box[0]) is False:
         lines = _merge_rows([row for _, _, row in rows], page_box, gutter=False)
     for line in lines:
         line.text = _tidy(line.text)
@@ -215,13 +216,16 @@ def _tidy(text: str) -> str:
     return text
 
 
-def is_two_column(lines: list[Line], width: float, left_edge: float = 0.0) -> bool:
+def is_two_column(lines: list[Line], width: float, left_edge: float = 0.0, min_lines: int = DECISIVE_LINES) -> bool | None:
     """Whether the page's prose is set in two columns: several lines wholly on each side of the
-    middle, and fewer that cross it."""
+    middle, and fewer that cross it; None when the page has fewer than `min_lines` lines of
+    prose (a page of floats), so the caller can go by the paper's other pages."""
     middle = left_edge + width / 2
     left = sum(1 for ln in lines if ln.box[2] <= middle + 4 and ln.box[2] - ln.box[0] > 0.25 * width)
     right = sum(1 for ln in lines if ln.box[0] >= middle - 4 and ln.box[2] - ln.box[0] > 0.25 * width)
     across = sum(1 for ln in lines if ln.box[0] < middle - 4 and ln.box[2] > middle + 4)
+    if left + right + across < min_lines:
+        return None
     return left >= 2 and right >= 2 and across < left + right
 
 
