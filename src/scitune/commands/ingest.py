@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--against", nargs="+", metavar="EVAL", help="evaluation sets to check the training split "
                    "against (ScienceQA folder, SciCap JSON, corpus folder, LLaVA JSON; PATH=IMAGES)")
     p.add_argument("--eval-split", default="test", help="split of the evaluation folders to compare (default test)")
-    p.add_argument("--fail-on-overlap", action="store_true", help="write no split files and exit 1 when --against finds overlap")
+    p.add_argument("--fail-on-overlap", action="store_true", help="write no split files and exit 1 when --against finds overlap or cannot check an image")
     p.add_argument("--list", type=int, default=20, help="list at most this many unpaired figures / overlaps")
     p.set_defaults(func=run)
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                     categories=categories, licences=licences, log=print)
     counts = report["counts"]
     if report["unpaired"]:
-        print(f"not paired ({counts.get('unpaired', len(report['unpaired']))}):")
+        print(f"not paired, or noted on the sources ({counts.get('unpaired', 0) + counts.get('source_notes', 0)}):")
         for u in report["unpaired"][: args.list]:
             print(f"  {u['where']}: {u['reason']}")
     for failure in report["failed"][: args.list]:
@@ -128,12 +128,19 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"overlap with the evaluation sets ({len(report['overlaps'])}):")
         print(listing(report["overlaps"], args.list))
+    if report["unchecked"]:
+        from scitune.data.ingest.overlap import unchecked_listing
+
+        print(f"not checked for overlap ({len(report['unchecked'])}):")
+        print(unchecked_listing(report["unchecked"], args.list))
     if not report["written"]:
-        print(f"nothing written to {args.out}: the training split overlaps the evaluation sets (--fail-on-overlap)")
+        why = "overlaps the evaluation sets" if report["overlaps"] else "could not be fully checked against the evaluation sets"
+        print(f"nothing written to {args.out}: the training split {why} (--fail-on-overlap)")
         return 1
     s, sp = counts["split_figures"], counts["split_papers"]
     print(f"wrote {counts['figures']} figures from {counts['papers']} papers to {args.out} "
           f"(train {s['train']}/{sp['train']} papers, val {s['val']}/{sp['val']}, test {s['test']}/{sp['test']}); "
           f"{counts['unpaired']} not paired, {counts['without_mentions']} without mentions, "
+          f"{counts['source_notes']} notes on sources, "
           f"{counts['failed_papers']} papers failed (listed in {Path(args.out) / 'ingest.json'})")
     return 0

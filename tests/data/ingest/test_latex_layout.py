@@ -209,3 +209,19 @@ def test_an_eps_that_never_ends_is_stopped(tmp_path: Path):
     (root / "plot.eps").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 40 30\n{} loop\n")
     paper = read_latex_paper(root, "eps", "eps", limits=Limits(ghostscript_seconds=1))
     assert paper.figures == [] and paper.unpaired[0]["reason"].endswith("Ghostscript ran more than 1 s; refused")
+
+
+def test_ingest_report_counts_skipped_drawings_and_source_notes_apart(tmp_path: Path):
+    from scitune.data.ingest import ingest
+
+    root = write_tree(tmp_path / "papers" / "t", {
+        "main.tex": "\\documentclass{article}\\usepackage{tikz}\\begin{document}\n"
+                    "\\begin{figure}\\begin{tikzpicture}\\draw (0,0) -- (1,1);\\end{tikzpicture}"
+                    "\\caption{Drawn.}\\end{figure}\n\\end{document}\n",
+        "draft.tex": "\\documentclass{article}\\begin{document}old\\end{document}\n"})
+    report = ingest([str(root)], tmp_path / "out")
+    counts = report["counts"]
+    assert (counts["tikz_skipped"], counts["unpaired"], counts["source_notes"]) == (1, 1, 1)
+    assert sorted((u["what"], u["reason"]) for u in report["unpaired"]) == [
+        ("figure", "a TikZ/PGF drawing (drawing code is not rendered)"),
+        ("tex file", "has \\documentclass but is not the main file (main.tex is); not read")]

@@ -117,6 +117,28 @@ def test_ingest_fails_on_overlap_with_an_eval_set(papers: Path, tmp_path: Path):
     assert len(items) == 20 and items[0].image.is_file()
 
 
+def test_ingest_guard_fails_closed_on_images_it_cannot_check(papers: Path, tmp_path: Path):
+    ingest([str(papers)], tmp_path / "first", seed=0, ratios=(1, 0, 0))
+    empty = tmp_path / "no-images"
+    empty.mkdir()
+    # a wrong images folder: no eval image can be compared, so nothing may be written
+    spec = f"{tmp_path / 'other' / 'train.json'}={empty}"
+    (tmp_path / "other").mkdir()
+    data = json.loads((tmp_path / "first" / "train.json").read_text())
+    for a in data["annotations"]:
+        a["caption_no_index"] = "an unrelated caption about other things entirely " + a["id"]
+    (tmp_path / "other" / "train.json").write_text(json.dumps(data))
+    report = ingest([str(papers)], tmp_path / "second", against=[spec], eval_split="train", fail_on_overlap=True)
+    assert report["overlaps"] == []
+    assert len(report["unchecked"]) == 20 and {u["side"] for u in report["unchecked"]} == {"eval"}
+    assert report["written"] is False and not (tmp_path / "second" / "train.json").exists()
+    saved = json.loads((tmp_path / "second" / "ingest.json").read_text())
+    assert len(saved["unchecked"]) == 20
+    # without --fail-on-overlap the split files are written and the unchecked items still reported
+    report = ingest([str(papers)], tmp_path / "third", against=[spec], eval_split="train")
+    assert report["written"] is True and len(report["unchecked"]) == 20
+
+
 def test_cli_ingest_then_data_scicap_then_overlap(papers: Path, tmp_path: Path, capsys):
     from scitune.cli import main
 

@@ -34,6 +34,7 @@ SPLITS = ("train", "val", "test")
 REPORT = "ingest.json"
 SHARDS = "shards"
 OUTPUT_FILES = ("train.json", "val.json", "test.json", "provenance.json", "papers.jsonl", REPORT)
+PAPER_COUNTS = ("missing_files", "eps_skipped", "tikz_skipped")  # a reader's own counts, summed over papers
 UNPAIRED_LISTED = 1000  # unpaired figures listed in the report (all are counted)
 # the Figure fields with a place of their own in a row; any other field (added by a reader,
 # e.g. caption_latex) goes into the annotation as it is
@@ -208,8 +209,8 @@ def write_layout(out: Path, papers: Iterator[dict[str, Any]]) -> dict[str, Any]:
     splits = {s: SplitWriter(out / f"{s}.json") for s in SPLITS}
     provenance = JsonListWriter(out / "provenance.json")
     papers_tmp = out / f".papers.jsonl.tmp-{os.getpid()}"
-    counts = {"figures": 0, "unpaired": 0, "without_mentions": 0, "missing_files": 0, "eps_skipped": 0,
-              "split_figures": dict.fromkeys(SPLITS, 0), "split_papers": dict.fromkeys(SPLITS, 0)}
+    counts = {"figures": 0, "unpaired": 0, "source_notes": 0, "without_mentions": 0,
+              **dict.fromkeys(PAPER_COUNTS, 0), "split_figures": dict.fromkeys(SPLITS, 0), "split_papers": dict.fromkeys(SPLITS, 0)}
     unpaired: list[dict[str, Any]] = []
     try:
         with papers_tmp.open("w", encoding="utf-8") as papers_out:
@@ -222,8 +223,12 @@ def write_layout(out: Path, papers: Iterator[dict[str, Any]]) -> dict[str, Any]:
                 counts["figures"] += len(entry["figures"])
                 counts["split_figures"][split] += len(entry["figures"])
                 counts["split_papers"][split] += 1
-                counts["unpaired"] += len(entry["unpaired"])
-                for name in ("missing_files", "eps_skipped"):
+                # a figure or caption not written, or a note on the source (a .tex file not read,
+                # unbalanced braces): counted apart, all listed
+                notes = sum(item.get("what") == "tex file" for item in entry["unpaired"])
+                counts["source_notes"] += notes
+                counts["unpaired"] += len(entry["unpaired"]) - notes
+                for name in PAPER_COUNTS:
                     counts[name] += entry["counts"].get(name, 0)
                 for item in entry["unpaired"]:
                     if len(unpaired) < UNPAIRED_LISTED:
