@@ -35,6 +35,7 @@ GRID_CELLS = 1024  # the clustering grid's longer side in cells (one point on a 
 MERGE_ROUNDS = 8  # bounding boxes of clusters re-merged at most this often (bounds the loop)
 MAX_CAPTIONS = 50  # captions paired on one page (pairing is captions x (regions + blocks))
 WRAPPER_SHARE = 0.9  # a form covering this much of the page both ways wraps the page's content
+STACK_GAP = 18.0  # empty space between stacked panels of one figure is at most this (floats: more)
 SIDE_BY_SIDE_GAP = 36.0  # captions this close vertically and apart horizontally sit side by side
 
 Box = tuple[float, float, float, float]  # left, bottom, right, top (points, y up)
@@ -281,6 +282,29 @@ def caption_windows(captions: list[Block], page_box: Box, two_column: bool) -> l
     return [tuple(w) for w in windows]
 
 
+def _stack(members: np.ndarray, boxes: np.ndarray, spacers: np.ndarray, upward: bool) -> np.ndarray:
+    """Of the regions on one side of a caption, those that make one figure with the nearest: each
+    next one (going away from the caption) overlaps the figure so far vertically, or lies within
+    STACK_GAP of it, or has text (subcaptions, `spacers`: sorted centres) in between. A wider
+    empty gap is the space between two floats (one with its caption above it). Cost: members
+    log(spacers)."""
+    if len(members) < 2:
+        return members
+    near = boxes[members, 1] if upward else -boxes[members, 3]
+    members = members[np.argsort(near, kind="stable")]
+    low, high = boxes[members[0], 1], boxes[members[0], 3]
+    kept = [members[0]]
+    for i in members[1:]:
+        gap = (boxes[i, 1] - high) if upward else (low - boxes[i, 3])
+        a, b = (high, boxes[i, 1]) if upward else (boxes[i, 3], low)
+        spaced = np.searchsorted(spacers, b) > np.searchsorted(spacers, a, side="right")
+        if gap > STACK_GAP and not spaced:
+            break
+        kept.append(i)
+        low, high = min(low, boxes[i, 1]), max(high, boxes[i, 3])
+    return np.array(kept)
+
+
 def pair_captions(captions: list[Block], blocks: list[Block], boxes: np.ndarray, page_box: Box,
                   two_column: bool) -> list[tuple[Box, list[int]] | None]:
     """For each caption, its figure's box (clipped to its window and the page) and the regions
@@ -312,6 +336,12 @@ def pair_captions(captions: list[Block], blocks: list[Block], boxes: np.ndarray,
         below = np.flatnonzero(in_window & (boxes[:, 3] <= cb + 6) & (middle > floor))
         beside = np.flatnonzero(in_window & (boxes[:, 1] < ct) & (boxes[:, 3] > cb)
                                 & ((boxes[:, 2] <= cl + 4) | (boxes[:, 0] >= cr - 4)))
+        # text that does not stop a figure (a subcaption) but lies in the column may hold
+        # a figure's stacked panels apart
+        spacers = np.sort(((block_boxes[:, 1] + block_boxes[:, 3]) / 2)[
+            ~stops & ~own & (np.minimum(block_boxes[:, 2], wr) - np.maximum(block_boxes[:, 0], wl) > 0)])
+        above = _stack(above, boxes, spacers, upward=True)
+        below = _stack(below, boxes, spacers, upward=False)
         if len(above):
             options.append(("above", boxes[above, 1].min() - ct, k, above))
         if len(below):
