@@ -275,7 +275,9 @@ def blocks(lines: list[Line], page: int, starts_block) -> list[Block]:
             for index in range(len(out) - 1, max(len(out) - 1 - OPEN_BLOCKS, -1), -1):
                 row, span = rows[index], spans[index]
                 if abs(row[3] - top) < 0.35 * height and abs(row[1] - bottom) < 0.35 * height:
-                    if span[0] - 2 <= left and right <= span[1] + 2:
+                    # or the words after a caption's label alone, on a first line stretched wide
+                    label_row = len(out[index].lines) == 1 and LABEL_ONLY.match(out[index].lines[0].text) is not None
+                    if span[0] - 2 <= left and right <= span[1] + 2 or label_row and 0 <= left - row[2] < 4 * height:
                         home, same_row = index, True
                         break
                     continue
