@@ -224,3 +224,24 @@ def test_trimmed_graphic_is_its_clipped_part(page, tmp_path: Path):
     box = figs["8"].provenance["box"]
     assert abs(box[0] - 154) <= 1 and abs(box[2] - 454) <= 1 and abs(PAGE_H - box[3] - 150) <= 1
     assert not [t for t in figs["8"].ocr if "Side" in t or "body" in t]
+
+
+def test_floats_stacked_in_one_column(page, tmp_path: Path):
+    """Two figures stacked at the top of a column, each with its caption under it: the figure
+    just under the first caption belongs to the second caption, 12 points of float gap apart."""
+    page.new_page()
+    page.text(LEFT, 150, COL, "Figure 9: The upper figure.")
+    page.text(LEFT, 302, COL, "Figure 10: The lower figure.")
+    page.text(LEFT, 330, COL, "Body text under both floats cites Figure 10 and then Figure 9 in one sentence.")
+    page.text(RIGHT, 60, COL, "The right column holds body text only. " * 8)
+    path = page.save(tmp_path / "stacked.pdf")
+    embed_pdf(path, [(0, plot("Upper x", size=(3, 1.2)), LEFT + 20, 60, 200, 80),
+                     (0, plot("Lower x", size=(3, 1.5)), LEFT + 20, 175, 200, 120)])
+    paper, figs = figures_of(path)
+    assert sorted(figs) == ["10", "9"], paper.unpaired
+    assert "Upper x" in figs["9"].ocr and "Lower x" not in figs["9"].ocr
+    assert "Lower x" in figs["10"].ocr and "Upper x" not in figs["10"].ocr
+    upper, lower = figs["9"].provenance["box"], figs["10"].provenance["box"]
+    assert upper[1] > lower[3]  # disjoint, the upper one above
+    sentence = "Body text under both floats cites Figure 10 and then Figure 9 in one sentence."
+    assert figs["9"].mentions == [[sentence]] and figs["10"].mentions == [[sentence]]
