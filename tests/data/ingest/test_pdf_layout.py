@@ -176,6 +176,9 @@ def test_caption_labels_and_references():
     assert [CAPTION.match(t).group(1) for t in ("FIG. 3. Text", "Figure S1: Text", "Fig. 3.1: Text", "Figure 12 | Text")] \
         == ["3", "S1", "3.1", "12"]
     assert CAPTION.match("Figure 3 shows the trend.") is None
+    assert CAPTION.match("Fig. 4 Distribution of the errors").group(1) == "4"  # Springer: no punctuation
+    assert CAPTION.sub("", "Fig. 4 Distribution of the errors") == "Distribution of the errors"
+    assert referenced_numbers("unlike Supplementary Fig. 3, Fig. 4 shows it") == {"4"}
     assert referenced_numbers("as shown in Fig. 2(b), it rises") == {"2"}
     assert referenced_numbers("Figures 2 and 3 agree") == {"2", "3"}
     assert referenced_numbers("see Figs. 2-4 and Fig. 10") == {"2", "3", "4", "10"}

@@ -9,11 +9,14 @@ import re
 from scitune.data.ingest.text import sentences
 
 _NUMBER = r"S?\d+(?:\.\d+)?"
-CAPTION = re.compile(rf"^\s*(?:Figure|FIGURE|Fig\.?|FIG\.?)\s*({_NUMBER})\s*[:.|\u2013\u2014-]\s*")
+# the label ends in a colon, period, bar or dash, or (Springer's "Fig. 1 Caption") in a space and a
+# capital: "Figure 2 shows" opens a sentence of body text, not a caption
+CAPTION = re.compile(rf"^\s*(?:Figure|FIGURE|Fig\.?|FIG\.?)\s*({_NUMBER})(?:\s*[:.|\u2013\u2014-]\s*|\s+(?=[A-Z]))")
 _ITEM = rf"{_NUMBER}[a-z]?(?:\s*\([a-z](?:[,\u2013-][a-z])*\))?"
 FIGURE_REF = re.compile(
     rf"\b(?:Figures?|FIGURES?|Figs?\.?|FIGS?\.?)\s*({_ITEM}(?:\s*(?:,|and|&|to|\u2013|\u2014|-)\s*{_ITEM})*)")
 _RANGE = re.compile(rf"({_NUMBER})[a-z]?(?:\s*\([^)]*\))?\s*(?:\u2013|\u2014|-|to)\s*({_NUMBER})")
+OTHER_FIGURES = re.compile(r"(?:Supplementary|Suppl\.|Extended Data|Appendix)\s*$", re.IGNORECASE)
 MAX_RANGE = 50  # "Figs. 2-4" expands; a range longer than this is a typo or not a figure range
 
 
@@ -21,6 +24,8 @@ def referenced_numbers(sentence: str) -> set[str]:
     """The figure numbers a sentence cites, ranges expanded ("Figs. S2-S4" -> S2, S3, S4)."""
     numbers: set[str] = set()
     for match in FIGURE_REF.finditer(sentence):
+        if OTHER_FIGURES.search(sentence[: match.start()]):
+            continue  # "Supplementary Fig. 3" is not this paper's Figure 3
         refs = match.group(1)
         numbers.update(re.findall(_NUMBER, refs))
         for start, end in _RANGE.findall(refs):
