@@ -51,7 +51,7 @@ def test_overrides_and_errors(tmp_path):
         load_recipe(str(path), ["align.lrate=1"])
     with pytest.raises(ScituneError, match="'fast' is not a valid float"):
         load_recipe(str(path), ["align.lr=fast"])
-    with pytest.raises(ScituneError, match="unknown projector"):
+    with pytest.raises(ScituneError, match=r"model\.projector: must be one of linear, mlp2x_gelu, got 'conv'"):
         load_recipe(str(path), ["model.projector=conv"])
     with pytest.raises(ScituneError, match="file not found"):
         load_recipe(str(tmp_path / "none.yaml"))

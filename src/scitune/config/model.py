@@ -1,0 +1,47 @@
+"""The `model` section: which model to build."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from scitune.config.fields import MAX_SEED, MAX_VOCAB, Int, Section, Str, fail, section
+
+PROJECTORS = ("linear", "mlp2x_gelu")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@section("model")
+class ModelConfig(Section):
+    """Which model to build: a `preset`, or `vision_tower` + `language_model`, or `checkpoint`
+    (a saved Llava folder, e.g. from `scitune model build`, to start from; it wins over `preset`)."""
+
+    preset: Str | None = Field(default="tiny", description='"tiny" or "smollm2-135m"; null with `vision_tower` + `language_model`')
+    checkpoint: Str | None = Field(default=None, description="a saved Llava folder to start from (sets `preset` to null)")
+    vision_tower: Str | None = Field(default=None, description="a CLIP vision tower: local folder or hub id")
+    language_model: Str | None = Field(default=None, description="a causal LM: local folder or hub id")
+    gguf_file: Str | None = Field(default=None, description="a GGUF file inside the `language_model` folder")
+    projector: Literal["linear", "mlp2x_gelu"] = Field(
+        default="linear", description='"linear" (SciTune, LLaVA-1) or "mlp2x_gelu" (LLaVA-1.5)'
+    )
+    vision_feature_layer: Int = Field(default=-2, ge=-1000, le=1000, description="the vision layer whose features feed the projector")
+    chat_template: Str | None = Field(
+        default=None, description='a name in scitune.data.chat_templates; null: the LM\'s own, else "vicuna_v1"'
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description='"auto": float32 weights for training (bf16 autocast on GPU), bf16 for GPU inference'
+    )
+    vocab_size: Int = Field(default=1024, gt=0, le=MAX_VOCAB, description="tiny preset only: the BPE tokenizer's vocabulary size")
+    seed: Int = Field(default=0, ge=0, le=MAX_SEED, description="weight initialisation")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        for key in ("preset", "checkpoint", "vision_tower", "language_model", "gguf_file"):
+            if getattr(self, key) == "":
+                raise fail("must not be empty (leave it out or set null)", at=(key,))
+        if self.checkpoint is not None:
+            self.preset = None
+        elif self.preset is None and not (self.vision_tower and self.language_model):
+            raise fail("give a preset, a checkpoint, or both vision_tower and language_model")
+        return self
