@@ -41,7 +41,7 @@ from scitune.io.atomic import write_json
 
 def questions(count: int, workdir: Path):
     from scitune.eval.answers import letter
-    from scitune.eval.engine import EvalItem
+    from scitune.inference import EvalItem
     from scitune.eval.scienceqa import option_count
     from scitune.settings import shared_data_dir
 
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     threads.configure(args.threads)  # before torch loads
     import torch
 
-    from scitune.eval.engine import Engine
+    from scitune.inference import Engine
     from scitune.eval.runner import predict
 
     if args.model:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scitune.eval.engine import Engine, EvalItem, choose_option
+from scitune.inference import Engine, EvalItem, choose_option
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_min_new_tokens_holds_back_the_stop_tokens(engine, items):
 
 
 def test_length_batches_keep_similar_lengths_together():
-    from scitune.eval.engine import length_batches
+    from scitune.inference import length_batches
 
     lengths = [254, 191, 104, 75, 64, 64, 60, 53, 38, 37]
     batches = list(length_batches(range(len(lengths)), lengths, size=4))

@@ -4,7 +4,7 @@ equals scoring each "prompt + option" in full, whatever the batch."""
 import pytest
 import torch
 
-from scitune.eval.engine import Engine, EvalItem, choose_option
+from scitune.inference import Engine, EvalItem, choose_option
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,7 @@ def client(server):
 @pytest.fixture(scope="session")
 def reference(checkpoints):
     """Engines on the same checkpoints, outside any server: what one-by-one generation gives."""
-    from scitune.eval.engine import Engine
+    from scitune.inference import Engine
     from scitune.model import load_model
 
     engines = {}

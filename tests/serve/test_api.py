@@ -14,7 +14,7 @@ import pytest
 
 from scitune.data.corpus.vocab import FIGURE_TYPES
 from scitune.data.instructions import CAPTION, FIGURE_TYPE
-from scitune.eval.engine import EvalItem
+from scitune.inference import EvalItem
 from scitune.serve.limits import ServeLimits
 
 from tests.serve.conftest import chat, data_url, png_bytes

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from scitune.eval.engine import EvalItem
+from scitune.inference import EvalItem
 
 from tests.serve.conftest import chat
 from tests.serve.test_api import answer, sse_events

@@ -176,7 +176,7 @@ def _print_failures(failures: list[dict], label: str = "") -> None:
 
 def _run(task, args, modes: list[str]) -> None:
     """Loads --model, runs `task` in `modes` into --out, prints each mode's summary."""
-    from scitune.eval.engine import Engine
+    from scitune.inference import Engine
     from scitune.eval.runner import run_task
     from scitune.model import load_model
 

@@ -70,7 +70,7 @@ def _classifier(model_dir: str):
 
     from scitune.data.corpus.vocab import FIGURE_TYPES
     from scitune.data.instructions import FIGURE_TYPE
-    from scitune.eval.engine import Engine, EvalItem
+    from scitune.inference import Engine, EvalItem
     from scitune.model import load_model
 
     model, processor = load_model(model_dir)

@@ -50,7 +50,7 @@ def read_batch(path: str) -> list:
     """EvalItems from a batch file: JSONL rows (`question_id`/`id`, `prompt`/`text`, `image`) or
     LLaVA conversation records (the first human turn)."""
     from scitune.data.sample import image_paths, read_samples
-    from scitune.eval.engine import EvalItem
+    from scitune.inference import EvalItem
 
     items = []
     for number, row in enumerate(read_samples(path), start=1):
@@ -74,7 +74,7 @@ def read_batch(path: str) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scitune.eval.engine import Engine, EvalItem
+    from scitune.inference import Engine, EvalItem
     from scitune.eval.predictions import write_predictions
     from scitune.model import load_model
 

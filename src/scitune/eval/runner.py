@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from scitune.errors import ScituneError
-from scitune.eval.engine import Engine, EvalItem
+from scitune.inference import Engine, EvalItem
 from scitune.eval.predictions import write_predictions
 from scitune.io.atomic import write_json
 

@@ -21,74 +21,16 @@ the first).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from scitune.data.sample import image_paths
 from scitune.errors import ScituneError
 from scitune.progress import progress_bar
+from scitune.inference.batching import choose_option, length_batches, max_positions
+from scitune.inference.items import EvalItem
 from scitune.prompting import ImageLoader, PaddingCollator, Renderer
-
-
-@dataclass(frozen=True)
-class EvalItem:
-    """One prompt to run: the user turn (with `<image>` placeholders) and its image files
-    (relative to the engine's image root, or as given when it has none)."""
-
-    question_id: str
-    prompt: str
-    images: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()  # answers to score in likelihood mode (e.g. "A", "B", ...)
-    extra: dict = field(default_factory=dict, compare=False)  # copied into the prediction row
-
-    def sample(self) -> dict:
-        """The item as a LLaVA record whose last turn is the question."""
-        record = {"id": self.question_id, "conversations": [{"from": "human", "value": self.prompt}]}
-        if self.images:
-            record["image"] = list(self.images)
-        return record
-
-    @classmethod
-    def from_sample(cls, sample: dict, options: Sequence[str] = (), extra: dict | None = None) -> EvalItem:
-        """The first human turn of a LLaVA record, with its images."""
-        turns = sample.get("conversations")
-        human = next((t.get("value") for t in turns or [] if isinstance(t, dict) and t.get("from") == "human"), None)
-        if not isinstance(human, str):
-            raise ScituneError(f"sample {sample.get('id')!r}: needs a human turn with text")
-        return cls(str(sample.get("id")), human, tuple(image_paths(sample)), tuple(options), extra or {})
-
-
-def max_positions(config) -> int | None:
-    """The LM's context length (text config's max_position_embeddings), when it has one."""
-    text = getattr(config, "text_config", config)
-    return getattr(text, "max_position_embeddings", None)
-
-
-def length_batches(order: Sequence[int], lengths: Sequence[int], size: int, spread: float = 0.75) -> Iterator[list[int]]:
-    """`order` (indices, longest first within each group) cut into batches of at most `size`
-    whose every row is at least `spread` times the batch's first row, so a left-padded batch is
-    mostly real tokens: one long prompt no longer pads seven short ones to its length (on a CPU,
-    where batching buys little, that padding made a batch of 8 slower than one at a time)."""
-    batch: list[int] = []
-    for index in order:
-        if batch and (len(batch) == size or lengths[index] < spread * lengths[batch[0]]):
-            yield batch
-            batch = []
-        batch.append(index)
-    if batch:
-        yield batch
-
-
-def choose_option(scores: Sequence[float]) -> int:
-    """Index of the highest score; the first on ties."""
-    best = 0
-    for i, value in enumerate(scores):
-        if value > scores[best]:
-            best = i
-    return best
 
 
 class Engine:

@@ -32,7 +32,7 @@ class ModelSlot:
 
     name: str
     path: Path
-    engine: object  # scitune.eval.engine.Engine
+    engine: object  # scitune.inference.Engine
     images: object  # scitune.serve.images.RequestImages
     kind: str = "checkpoint"  # or "lora adapter (merged)"
     created: int = field(default_factory=lambda: int(time.time()))
@@ -105,7 +105,7 @@ def load_weights(folder: Path, dtype: str = "float32", device: str = "cpu"):
 
 
 def load_slot(name: str, folder: Path, dtype: str = "float32", device: str = "cpu", image_placement: str = "front") -> ModelSlot:
-    from scitune.eval.engine import Engine
+    from scitune.inference import Engine
     from scitune.serve.images import RequestImages
 
     model, processor, kind = load_weights(folder, dtype, device)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scitune.data.sample import IMAGE_TOKEN
 from scitune.errors import ScituneError
-from scitune.eval.engine import EvalItem
+from scitune.inference import EvalItem
 from scitune.serve.errors import ApiError
 from scitune.serve.images import decode_image, image_bytes, pixel_values
 from scitune.serve.limits import ServeLimits

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scitune.eval.captions import CaptionPairs, CaptionScores, score_captions
-from scitune.eval.engine import EvalItem
+from scitune.inference.items import EvalItem
 from scitune.eval.tables import format_pairs
 from scitune.eval.tasks.figure_type import answer_of
 

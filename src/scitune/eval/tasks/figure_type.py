@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scitune.errors import ScituneError
-from scitune.eval.engine import EvalItem
+from scitune.inference.items import EvalItem
 from scitune.eval.figure_type import FigureTypeScores, find_label, score_figure_types, write_confusion
 from scitune.eval.tables import format_pairs, format_table
 

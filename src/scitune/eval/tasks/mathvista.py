@@ -10,7 +10,7 @@ from pathlib import Path
 
 from scitune.data.sample import OPTION_LETTERS
 from scitune.eval import mathvista
-from scitune.eval.engine import EvalItem
+from scitune.inference.items import EvalItem
 from scitune.eval.tables import format_table
 from scitune.io.read import read_json
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from scitune.errors import ScituneError
 from scitune.eval import scienceqa as sqa
 from scitune.eval.answers import letter
-from scitune.eval.engine import EvalItem
+from scitune.inference.items import EvalItem
 from scitune.eval.tables import format_table
 
 
