@@ -233,7 +233,7 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
     from scitune.data.scienceqa import read_problems
     from scitune.data.corpus.vocab import FIGURE_TYPES
     from scitune.eval.chance import p_value_above_chance
-    from scitune.eval.engine import Engine
+    from scitune.inference import Engine
     from scitune.eval.predictions import write_predictions
     from scitune.eval.runner import predict
     from scitune.eval.scienceqa import keyed_from_problems

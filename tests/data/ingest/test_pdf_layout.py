@@ -248,3 +248,26 @@ def test_floats_stacked_in_one_column(page, tmp_path: Path):
     assert upper[1] > lower[3]  # disjoint, the upper one above
     sentence = "Body text under both floats cites Figure 10 and then Figure 9 in one sentence."
     assert figs["9"].mentions == [[sentence]] and figs["10"].mentions == [[sentence]]
+
+
+def test_ruled_table_is_not_a_figure(page, tmp_path: Path):
+    page.new_page()
+    page.text(LEFT, 60, 504, "A page with a table and a figure; the table cites nothing and Figure 11 is drawn below it.")
+    page.text(LEFT + 100, 90, 300, "Table 1: Scores of three models.")
+    page.pdf.set_line_width(0.6)
+    for k in range(4):  # a grid of rules around the cells
+        page.pdf.line(LEFT + 100, 110 + 16 * k, LEFT + 400, 110 + 16 * k)
+    for x in (LEFT + 100, LEFT + 250, LEFT + 400):
+        page.pdf.line(x, 110, x, 158)
+    for k, (name, score) in enumerate([("Model A", "91.2"), ("Model B", "92.5"), ("Model C", "93.1")]):
+        page.text(LEFT + 105, 112 + 16 * k, 140, name)
+        page.text(LEFT + 255, 112 + 16 * k, 140, score)
+    page.text(LEFT, 380, 504, "Figure 11: A figure under a ruled table.")
+    page.text(LEFT, 410, 504, "Closing body text of the page.")
+    path = page.save(tmp_path / "table.pdf")
+    embed_pdf(path, [(0, plot("Score x"), LEFT + 150, 200, 200, 170)])
+    paper, figs = figures_of(path)
+    assert sorted(figs) == ["11"] and paper.unpaired == []
+    box = figs["11"].provenance["box"]
+    assert PAGE_H - box[3] >= 195  # the figure only, not the table above it
+    assert "Score x" in figs["11"].ocr and not [t for t in figs["11"].ocr if "Model" in t]

@@ -20,7 +20,7 @@ from scitune.data.ingest import images as imgs
 from scitune.data.ingest.licence import find_licence
 from scitune.data.ingest.limits import DEFAULT_LIMITS, Limits
 from scitune.data.ingest.pdf_layout import MAX_CAPTIONS, MIN_REGION_POINTS, assign_lines, pair_captions, regions
-from scitune.data.ingest.pdf_mentions import CAPTION, mentions_by_number
+from scitune.data.ingest.pdf_mentions import CAPTION, TABLE_CAPTION, mentions_by_number
 from scitune.data.ingest.pdf_text import (NUMBER_ONLY, Block, Line, blocks, is_two_column, paragraphs,
                                           reading_order, text_lines)
 from scitune.data.ingest.records import Figure, Paper
@@ -122,7 +122,8 @@ def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: P
     for extra in captions[MAX_CAPTIONS:]:
         paper.skip("caption", f"{where}: {extra.text[:20]}", f"more than {MAX_CAPTIONS} captions on one page")
     captions = captions[:MAX_CAPTIONS]
-    pairs = pair_captions(captions, page_blocks, boxes, page_box, two_column)
+    tables = [b for b in page_blocks if TABLE_CAPTION.match(b.text)][:MAX_CAPTIONS]
+    pairs = pair_captions(captions, page_blocks, boxes, page_box, two_column, tables)
     found, taken, figure_boxes = [], set(), []
     for caption, pair in zip(captions, pairs):
         number = CAPTION.match(caption.text).group(1)
@@ -134,6 +135,12 @@ def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: P
         figure_boxes.append(box)
         image = _render(page, box, dpi, limits, f"{where}: Figure {number}")
         found.append((number, caption, image, box))
+    # a table ruled with lines is a drawing too: the regions a table caption claims are no figure
+    # (nor body text: their cells stay out of the paragraphs)
+    free = [i for i in range(len(boxes)) if i not in taken]
+    if tables and free:
+        table_pairs = pair_captions(tables, page_blocks, boxes[free], page_box, two_column, captions)
+        taken.update(free[m] for pair in table_pairs if pair is not None for m in pair[1])
     for i, region in enumerate(boxes):
         if i not in taken and region[2] - region[0] >= 2 * MIN_REGION_POINTS and region[3] - region[1] >= 2 * MIN_REGION_POINTS:
             paper.skip("drawing", f"{where}: region {tuple(round(float(v)) for v in region)}", "no caption found for it")

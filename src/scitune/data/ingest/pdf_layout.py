@@ -306,14 +306,16 @@ def _stack(members: np.ndarray, boxes: np.ndarray, spacers: np.ndarray, upward: 
 
 
 def pair_captions(captions: list[Block], blocks: list[Block], boxes: np.ndarray, page_box: Box,
-                  two_column: bool) -> list[tuple[Box, list[int]] | None]:
+                  two_column: bool, other_captions: list[Block] = ()) -> list[tuple[Box, list[int]] | None]:
     """For each caption, its figure's box (clipped to its window and the page) and the regions
-    that make it, or None. Cost: captions x (regions + blocks), captions bounded by MAX_CAPTIONS."""
+    that make it, or None. Every caption, and each of `other_captions` (tables'), stops the
+    figure of another. Cost: captions x (regions + blocks), captions bounded by MAX_CAPTIONS."""
     windows = caption_windows(captions, page_box, two_column)
     if blocks:
         block_boxes = np.array([b.box for b in blocks])
         block_lines = np.array([len(b.lines) for b in blocks])
-        is_caption = np.array([any(b is c for c in captions) for b in blocks])
+        labelled = {id(c) for c in [*captions, *other_captions]}
+        is_caption = np.array([id(b) in labelled for b in blocks])
     else:
         block_boxes, block_lines, is_caption = np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=bool)
     options = []  # (distance, caption index, region indices)

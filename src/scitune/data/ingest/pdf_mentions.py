@@ -12,6 +12,7 @@ _NUMBER = r"S?\d+(?:\.\d+)?"
 # the label ends in a colon, period, bar or dash, or (Springer's "Fig. 1 Caption") in a space and a
 # capital: "Figure 2 shows" opens a sentence of body text, not a caption
 CAPTION = re.compile(rf"^\s*(?:Figure|FIGURE|Fig\.?|FIG\.?)\s*({_NUMBER})(?:\s*[:.|\u2013\u2014-]\s*|\s+(?=[A-Z]))")
+TABLE_CAPTION = re.compile(rf"^\s*(?:Table|TABLE)\s*({_NUMBER})(?:\s*[:.|\u2013\u2014-]\s*|\s+(?=[A-Z]))")
 _ITEM = rf"{_NUMBER}[a-z]?(?:\s*\([a-z](?:[,\u2013-][a-z])*\))?"
 FIGURE_REF = re.compile(
     rf"\b(?:Figures?|FIGURES?|Figs?\.?|FIGS?\.?)\s*({_ITEM}(?:\s*(?:,|and|&|to|\u2013|\u2014|-)\s*{_ITEM})*)")
