@@ -26,14 +26,18 @@ def make_accelerator(recipe: Recipe):
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed, kwargs_handlers=kwargs)
 
 
-def tokenizer_texts(recipe: Recipe) -> list[str] | None:
-    """The tiny preset trains its BPE vocabulary on the recipe's own training text."""
+def tokenizer_texts(recipe: Recipe, names: Sequence[str]) -> list[str] | None:
+    """The tiny preset trains its BPE vocabulary on the training text of the stages that run
+    (`names`): a stage left out (`--stage align`) need not have its training file yet. The
+    vocabulary thus follows the selection, so resume a stage with the selection it started with."""
     if recipe.model.preset != "tiny":
         return None
     from scitune.data.sample import read_samples
 
     texts = []
     for stage in recipe.stages:
+        if stage.stage.name not in names:
+            continue
         for sample in read_samples(stage.data.train):
             turns = sample.get("conversations")
             for turn in turns if isinstance(turns, list) else ():
@@ -58,7 +62,7 @@ def run_recipe(
     if accelerator.is_main_process:
         prepare_run_dir(recipe, resume, overwrite, names)
     accelerator.wait_for_everyone()
-    texts = tokenizer_texts(recipe)
+    texts = tokenizer_texts(recipe, names)
     results = []
     for index, stage in enumerate(recipe.stages):
         if stages and stage.stage.name not in stages:
