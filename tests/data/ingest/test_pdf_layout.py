@@ -49,6 +49,8 @@ def furniture(page, lines: int = 30) -> None:
     for k in range(lines):
         page.text(24, 60 + 22 * k, 26, str(100 + k))
     page.text(300, 760, 20, "3")
+    with page.pdf.rotation(90, 18, 500):  # arXiv's stamp, sideways in the margin
+        page.pdf.text(18, 500, "arXiv:2401.00001v1 [cs.LG] 1 Jan 2024")
 
 
 def figures_of(path: Path):
@@ -101,6 +103,7 @@ def test_two_column_page_with_embedded_pdf_figures(page, tmp_path: Path):
     assert one.paragraphs == ["Figures 1 and 2 agree with each other. The later plots in Figs. 2-3 repeat it. "
                               "Nothing more is said here."]
     assert [u for u in paper.unpaired if u["what"] == "drawing"] == []  # the rule is not a figure
+    assert not [p for f in paper.figures for p in f.paragraphs if "arXiv" in p]
 
 
 def test_figure_across_both_columns_with_subpanels(page, tmp_path: Path):

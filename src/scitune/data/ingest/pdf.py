@@ -91,6 +91,13 @@ def _inside(line: Line, box) -> bool:
     return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
 
 
+def _prose(line: Line) -> bool:
+    """Whether a line not drawn in a figure can be body text: not a page or line number, not
+    set sideways (arXiv's stamp in the margin, a rotated table)."""
+    width, height = line.box[2] - line.box[0], line.box[3] - line.box[1]
+    return not NUMBER_ONLY.match(line.text) and not (height > 2 * width and len(line.text) > 3)
+
+
 def _starts_caption(text: str) -> bool:
     return CAPTION.match(text) is not None
 
@@ -109,7 +116,7 @@ def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: P
         if owner >= 0:
             box = boxes[owner]
             boxes[owner] = (min(box[0], line.box[0]), min(box[1], line.box[1]), max(box[2], line.box[2]), max(box[3], line.box[3]))
-    free = [ln for ln, owner in zip(lines, owners) if owner < 0 and not NUMBER_ONLY.match(ln.text)]
+    free = [ln for ln, owner in zip(lines, owners) if owner < 0 and _prose(ln)]
     two_column = is_two_column(free, width, page_box[0])
     if two_column is not None:
         layout[int(two_column)] += 1
@@ -155,7 +162,7 @@ def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: P
         hit = next((k for k, box in enumerate(figure_boxes) if _inside(line, box)), None)  # figures per page <= MAX_CAPTIONS
         if hit is not None:
             figure_text[hit].append(line)
-        elif (owner < 0 or owner not in taken) and not NUMBER_ONLY.match(line.text):
+        elif (owner < 0 or owner not in taken) and _prose(line):
             body_lines.append(line)
     body = [b for b in blocks(reading_order(body_lines, width), index + 1, _starts_caption) if not CAPTION.match(b.text)]
     figures = [(number, caption, image, box, [ln.text for ln in sorted(text, key=lambda ln: (-ln.box[3], ln.box[0]))])
