@@ -67,7 +67,9 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
             raise ScituneError(f"override {item!r}: names a stage, not a setting")
     node: Any = raw
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
+        child = node.get(part, {})
+        if not isinstance(child, dict):
             raise ScituneError(f"override {item!r}: {part!r} is not a section")
+        # a copy: a section that YAML aliases share (`data: *common`) changes only here
+        node[part] = node = dict(child)
     node[parts[-1]] = parse_yaml(value, f"override {item!r}")

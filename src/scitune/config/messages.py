@@ -38,7 +38,8 @@ def key_path(loc: tuple[str | int, ...], where: str = "", labels: list[str] | No
     return text
 
 
-def _number(value: Any) -> str:
+def number_text(value: Any) -> str:
+    """A bound as written in messages and the reference: `1e+06` for a float, digits for an int."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -49,9 +50,9 @@ def _reason(error: dict[str, Any], info: FieldInfo | None) -> str:
     if kind in _BOUNDS:
         bounds = bounds_of(info)
         if "ge" in bounds and "lt" in bounds:
-            return f"must be in [{_number(bounds['ge'])}, {_number(bounds['lt'])}), got {value!r}"
+            return f"must be in [{number_text(bounds['ge'])}, {number_text(bounds['lt'])}), got {value!r}"
         key = _BOUNDS[kind]
-        return f"must be {_SIGNS[key]} {_number(ctx[key])}, got {value!r}"
+        return f"must be {_SIGNS[key]} {number_text(ctx[key])}, got {value!r}"
     if value is None:
         return "must not be null"
     if kind == "literal_error":

@@ -34,6 +34,9 @@ class RunConfig(Section):
         "machine in fp32 (benchmarks/peak_flops.py); set your accelerator's (e.g. 989e12 for an H100's dense bf16)",
     )
     tensorboard: Bool = Field(default=False, description="also write TensorBoard events (needs the tensorboard extra)")
+    trackers: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list, description="experiment trackers, through accelerate (each needs its package installed)"
+    )
     checkpoint_format: Literal["sharded", "full"] = Field(
         default="sharded",
         description='"sharded": every process writes its own shard of the trainable weights and optimizer; '

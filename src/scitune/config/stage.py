@@ -95,7 +95,7 @@ class DataConfig(Section):
     )
     image_placement: Literal["front", "keep"] = Field(
         default="front",
-        description='"front": each turn\'s <image> moved to its start, as LLaVA trains; "keep": where the file puts it',
+        description='"front": each turn\'s `<image>` moved to its start, as LLaVA trains; "keep": where the file puts it',
     )
     group_by_length: Bool = Field(default=False, description="batches of samples of similar lengths")
     group_by_modality: Bool = Field(
