@@ -1,9 +1,10 @@
 """The text layer of a PDF page: characters -> lines -> reading order -> blocks -> paragraphs.
 
-Text comes from one pass over PDFium's character list (code point, loose box, text object per
-character), so the cost is linear in glyphs. pypdfium2's `get_text_bounded` per text rectangle
-is not used: each call scans the whole page, which made a page of many small labels quadratic
-(minutes for one t-SNE figure).
+Text comes from one pass over PDFium's character list: the page's text in one `get_text_range`
+call, then a few C calls per word-like run (its first and last glyphs' loose boxes and text
+objects) and one per space, so the cost is linear in glyphs. pypdfium2's `get_text_bounded` per
+text rectangle is not used: each call scans the whole page, which made a page of many small
+labels quadratic (minutes for one t-SNE figure). Everything after that is a sort and linear passes.
 """
 
 from __future__ import annotations
@@ -38,14 +39,15 @@ class Block:
 
     @property
     def text(self) -> str:
-        out = ""
+        parts: list[str] = []  # joined once (a block of many lines stays linear)
         for line in self.lines:
             piece = line.text.strip()
-            if out.endswith("-") and piece[:1].islower() and len(out) > 1 and out[-2].isalpha():
-                out = out[:-1] + piece  # a word hyphenated at the line end
-            else:
-                out = f"{out} {piece}" if out else piece
-        return clean_text(out)
+            last = parts[-1] if parts else ""
+            if last.endswith("-") and piece[:1].islower() and len(last) > 1 and last[-2].isalpha():
+                parts[-1] = last[:-1] + piece  # a word hyphenated at the line end
+            elif piece:
+                parts.append(piece)
+        return clean_text(" ".join(parts))
 
 
 def _function(raw_function, restype, *argtypes):
