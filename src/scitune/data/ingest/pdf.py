@@ -103,8 +103,8 @@ def _starts_caption(text: str) -> bool:
 
 
 def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: Paper, layout: list[int]):
-    """One page: its body blocks (for mentions), its first lines' text, and its captioned figures
-    as (number, caption block, image, box, figure text lines). `layout` counts the pages so far
+    """One page: its body blocks (for mentions), its text, and its captioned figures as (number,
+    caption block, PNG bytes, box, figure text lines). `layout` counts the pages so far
     set in one and in two columns; a page of floats goes by the majority."""
     where = f"{source}: page {index + 1}"
     page_box = _page_box(page)
@@ -141,13 +141,13 @@ def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: P
         taken.update(members)
         figure_boxes.append(box)
         image = _render(page, box, dpi, limits, f"{where}: Figure {number}")
-        found.append((number, caption, image, box))
+        found.append((number, caption, imgs.png_bytes(image), box))  # PNG now: a paper's pixels are not all held
     # a table ruled with lines is a drawing too: the regions a table caption claims are no figure
     # (nor body text: their cells stay out of the paragraphs)
-    free = [i for i in range(len(boxes)) if i not in taken]
-    if tables and free:
-        table_pairs = pair_captions(tables, page_blocks, boxes[free], page_box, two_column, captions)
-        taken.update(free[m] for pair in table_pairs if pair is not None for m in pair[1])
+    spare = [i for i in range(len(boxes)) if i not in taken]
+    if tables and spare:
+        table_pairs = pair_captions(tables, page_blocks, boxes[spare], page_box, two_column, captions)
+        taken.update(spare[m] for pair in table_pairs if pair is not None for m in pair[1])
     for i, region in enumerate(boxes):
         if i not in taken and region[2] - region[0] >= 2 * MIN_REGION_POINTS and region[3] - region[1] >= 2 * MIN_REGION_POINTS:
             paper.skip("drawing", f"{where}: region {tuple(round(float(v)) for v in region)}", "no caption found for it")
@@ -165,8 +165,8 @@ def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: P
         elif (owner < 0 or owner not in taken) and _prose(line):
             body_lines.append(line)
     body = [b for b in blocks(reading_order(body_lines, width), index + 1, _starts_caption) if not CAPTION.match(b.text)]
-    figures = [(number, caption, image, box, [ln.text for ln in sorted(text, key=lambda ln: (-ln.box[3], ln.box[0]))])
-               for (number, caption, image, box), text in zip(found, figure_text)]
+    figures = [(number, caption, png, box, [ln.text for ln in sorted(text, key=lambda ln: (-ln.box[3], ln.box[0]))])
+               for (number, caption, png, box), text in zip(found, figure_text)]
     return body, " ".join(ln.text for ln in lines), figures
 
 
@@ -184,7 +184,7 @@ def read_pdf_paper(path: Path, name: str, source: str, dpi: int = 150, limits: L
             if index == 0:
                 first_page_text = text
             all_body += body
-            found += [(number, caption, image, index, box, ocr) for number, caption, image, box, ocr in figures]
+            found += [(number, caption, png, index, box, ocr) for number, caption, png, box, ocr in figures]
         paper.licence = find_licence([first_page_text])
     finally:
         pdf.close()
@@ -192,7 +192,7 @@ def read_pdf_paper(path: Path, name: str, source: str, dpi: int = 150, limits: L
     texts = paragraphs(all_body)
     cited = mentions_by_number(texts)
     seen: set[str] = set()
-    for number, caption, image, page_index, region, ocr in found:
+    for number, caption, png, page_index, region, ocr in found:
         if number in seen:
             paper.skip("caption", f"{source}: page {page_index + 1}: Figure {number}", "a second caption with this number")
             continue
@@ -200,7 +200,7 @@ def read_pdf_paper(path: Path, name: str, source: str, dpi: int = 150, limits: L
         hits = cited.get(number, [])
         paper.figures.append(Figure(
             number=number, caption=caption.text, caption_no_index=CAPTION.sub("", caption.text, count=1).strip(),
-            png=imgs.png_bytes(image), paragraphs=[texts[i] for i, _ in hits], mentions=[s for _, s in hits], ocr=ocr,
+            png=png, paragraphs=[texts[i] for i, _ in hits], mentions=[s for _, s in hits], ocr=ocr,
             provenance={"page": page_index + 1, "box": [round(float(v), 1) for v in region], "dpi": dpi},
         ))
     return paper
