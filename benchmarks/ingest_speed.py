@@ -32,7 +32,8 @@ lines (`pdf._text_lines`, which includes the raw per-character PDFium calls it m
 functions are not wrapped, the code takes their addresses); encoding = `images.png_bytes`;
 writing = the functions of `scitune.data.ingest.writer` and `.shards` whose names start with
 "write" and their classes' `append` / `add` / `close` / `write*` methods (shards, split files).
-Nested hooks count once. Recovery: a figure counts when its caption (letters and digits) matches the one written,
+Each second counts in one category (a nested call in
+another category counts for the inner one). Recovery: a figure counts when its caption (letters and digits) matches the one written,
 and "with mentions" when it also has a mentioning sentence that cites "Figure K".
 
 --memory N1,N2,...: peak RSS (a child's ru_maxrss, from os.wait4) of one ingest process over N
@@ -384,14 +385,16 @@ def write_tiny_papers(root: Path, papers: int) -> None:
 
 
 class Timers:
-    """Seconds spent inside hooked functions, by category; a call nested in another of the same
-    category counts once."""
+    """Seconds spent inside hooked functions, by category, each second in one category: a call
+    nested in another of the same category counts once, and time in a nested call of another
+    category (encoding inside rendering, say) counts for the inner one only."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
-        self.depth: dict[str, int] = {}
         self.hooks: dict[str, list[str]] = {}
+        self.stack: list[str] = []  # the categories being timed, innermost last
+        self.mark = 0.0  # when the innermost one last started or resumed
 
     def wrap(self, category: str, owner, name: str, label: str) -> bool:
         original = getattr(owner, name, None)
@@ -400,16 +403,21 @@ class Timers:
         timers = self
 
         def timed(*args, **kwargs):
-            if timers.depth.get(category, 0):
+            if category in timers.stack:
                 return original(*args, **kwargs)
-            timers.depth[category] = 1
-            start = time.perf_counter()
+            now = time.perf_counter()
+            if timers.stack:  # pause the enclosing category
+                timers.seconds[timers.stack[-1]] += now - timers.mark
+            timers.stack.append(category)
+            timers.mark = now
             try:
                 return original(*args, **kwargs)
             finally:
-                timers.seconds[category] = timers.seconds.get(category, 0.0) + time.perf_counter() - start
+                now = time.perf_counter()
+                timers.seconds[category] += now - timers.mark
                 timers.calls[category] = timers.calls.get(category, 0) + 1
-                timers.depth[category] = 0
+                timers.stack.pop()
+                timers.mark = now  # the enclosing category resumes
 
         setattr(owner, name, timed)
         self.hooks.setdefault(category, []).append(label)
