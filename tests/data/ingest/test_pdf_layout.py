@@ -188,6 +188,10 @@ def test_caption_labels_and_references():
     assert referenced_numbers("Figs. S1\u2013S3 hold the rest") == {"S1", "S2", "S3"}
     assert referenced_numbers("Figure 1(a,b) and Fig. 5a") == {"1", "5"}
     assert referenced_numbers("the figure in Table 2 and Eq. 3") == set()
+    assert referenced_numbers("as figure 5 shows, and fig. 6 too") == {"5", "6"}
+    assert CAPTION.match("Figure A.1: In the appendix").group(1) == "A.1"
+    assert referenced_numbers("Figures A1-A3 and Fig. B.2") == {"A1", "A2", "A3", "B.2"}
+    assert referenced_numbers("the configuration 3 and prefigure 4") == set()
 
 
 def test_clustering_joins_what_lies_within_the_gap():

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from scitune.data.ingest.text import clean_text
 
 NUMBER_ONLY = re.compile(r"^\s*\d{1,4}\s*$")  # a page number or a line number (lineno), not prose
-LABEL_ONLY = re.compile(r"^\s*(?:Figure|FIGURE|Fig\.?|FIG\.?)\s*(?:S?\d+(?:\.\d+)?\s*[:.|]?\s*)?$")  # a caption's label alone
+LABEL_ONLY = re.compile(r"^\s*(?:Figure|FIGURE|Fig\.?|FIG\.?)\s*(?:(?:[A-Z]\.?)?\d+(?:\.\d+)?\s*[:.|]?\s*)?$")  # a caption's label alone
 MARGIN_SHARE = 0.11  # line numbers sit in the outer 11% of the page width
 
 
