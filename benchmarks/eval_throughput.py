@@ -42,7 +42,7 @@ from scitune.io.atomic import write_json
 def questions(count: int, workdir: Path):
     from scitune.eval.answers import letter
     from scitune.inference import EvalItem
-    from scitune.eval.scienceqa import option_count
+    from scitune.eval.tasks.scienceqa.scoring import option_count
     from scitune.settings import shared_data_dir
 
     root = shared_data_dir() / "scienceqa"

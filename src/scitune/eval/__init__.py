@@ -1,5 +1,7 @@
-"""Evaluation: batched generation and likelihood scoring, answer parsing, ScienceQA categories,
-figure-type classification and caption metrics, predictions I/O and terminal tables.
+"""Evaluation: the tasks (`tasks/<name>/`: prompts, scoring, task, CLI, one folder each, found by
+`registry`), the one runner (`runner`: items -> batched generation or likelihood through
+`scitune.inference` -> rows -> metrics), answer parsing, predictions I/O, shared references,
+terminal tables, chance levels and the demo's HTML report.
 
-One small module per task; eval may use `scitune.data` and `scitune.model`, never `scitune.train`.
+eval may use `scitune.data`, `scitune.model` and `scitune.inference`, never `scitune.train`.
 """

@@ -18,7 +18,8 @@ MODES = ("generate", "likelihood")
 
 
 class Task(Protocol):
-    """An evaluation task (see `scitune.eval.tasks`)."""
+    """An evaluation task (one folder under `scitune/eval/tasks/`). `summary(result, label)`: the
+    terminal table, its rows labelled with `label` (the mode, or "" for a predictions file)."""
 
     name: str
     modes: tuple[str, ...]
@@ -33,7 +34,7 @@ class Task(Protocol):
 
     def write_extra(self, result: Any, folder: Path) -> None: ...
 
-    def summary(self, result: Any) -> str: ...
+    def summary(self, result: Any, label: str = "") -> str: ...
 
 
 def parse_modes(value: str, allowed: Sequence[str] = MODES) -> list[str]:

@@ -1,10 +1,4 @@
-"""Evaluation tasks, each a small unit: records -> items (prompts, options), items + model
-outputs -> rows, rows -> metrics. Their prompt settings and columns are data on the task.
-`scitune.eval.runner` runs any of them."""
-
-from scitune.eval.tasks.captions import CaptionTask
-from scitune.eval.tasks.figure_type import FigureTypeTask
-from scitune.eval.tasks.mathvista import MathVistaTask
-from scitune.eval.tasks.scienceqa import ScienceQATask
-
-__all__ = ["CaptionTask", "FigureTypeTask", "MathVistaTask", "ScienceQATask"]
+"""Evaluation tasks, one folder each: `<name>/` holds the task's prompts, scoring, the task itself
+(records -> items, items + model outputs -> rows, rows -> metrics) and `cli.py`, whose `CLI` the
+package exports. `scitune.eval.registry` finds every folder here that exports one, so adding a
+task is adding a folder; `scitune.eval.runner` runs any of them."""

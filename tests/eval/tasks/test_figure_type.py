@@ -3,7 +3,7 @@ import json
 import pytest
 
 from scitune.errors import ScituneError
-from scitune.eval.figure_type import NONE_LABEL, find_label, score_figure_types, write_confusion
+from scitune.eval.tasks.figure_type.scoring import NONE_LABEL, find_label, score_figure_types, write_confusion
 
 LABELS = ["Graph Plot", "Bar Chart", "Table", "Equation"]
 

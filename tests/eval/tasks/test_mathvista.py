@@ -7,17 +7,9 @@ import pytest
 
 from scitune.cli import main
 from scitune.errors import ScituneError
-from scitune.eval.mathvista import (
-    GROUP_FIELDS,
-    Prediction,
-    Problem,
-    extract_answer,
-    normalize_extraction,
-    read_mathvista_predictions,
-    read_problems,
-    score,
-    score_files,
-)
+from scitune.eval.tasks.mathvista.extract import extract_answer, normalize_extraction
+from scitune.eval.tasks.mathvista.records import GROUP_FIELDS, Prediction, Problem, read_mathvista_predictions, read_problems
+from scitune.eval.tasks.mathvista.scoring import score, score_files
 
 
 @pytest.fixture(scope="module")
@@ -358,8 +350,8 @@ def test_other_bad_input_is_an_error(tmp_path, small, mathvista, capsys):
 
 def test_task_prompts_are_the_authors_queries(shared_data):
     """Our prompt builder reproduces the `query` of every record of the authors' output file."""
-    from scitune.eval.tasks import MathVistaTask
-    from scitune.eval.tasks.mathvista import build_query
+    from scitune.eval.tasks.mathvista.prompts import build_query
+    from scitune.eval.tasks.mathvista.task import MathVistaTask
 
     root = shared_data / "mathvista"
     output = json.loads((root / "predictions" / "llava_llama_2_13b_output.json").read_text())
@@ -378,7 +370,7 @@ def test_task_prompts_are_the_authors_queries(shared_data):
 
 
 def test_task_scores_model_rows_by_rules(shared_data):
-    from scitune.eval.tasks import MathVistaTask
+    from scitune.eval.tasks.mathvista.task import MathVistaTask
 
     task = MathVistaTask.from_file(shared_data / "mathvista" / "testmini.json", limit=3)
     problems = [task.problems[item.question_id] for item in task.items()]

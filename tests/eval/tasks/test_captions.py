@@ -6,9 +6,9 @@ import math
 import pytest
 
 from scitune.errors import ScituneError
-from scitune.eval import captions
-from scitune.eval.bleu import corpus_bleu
-from scitune.eval.captions import CaptionPairs, pair_predictions, read_pairs, score_captions, tokenize
+from scitune.eval.tasks.captions import scoring as captions
+from scitune.eval.tasks.captions.bleu import corpus_bleu
+from scitune.eval.tasks.captions.scoring import CaptionPairs, pair_predictions, read_pairs, score_captions, tokenize
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Caption metrics: corpus BLEU-1..4 (ours, `scitune.eval.bleu`), ROUGE-L and CIDEr
+"""Caption metrics: corpus BLEU-1..4 (ours, `scitune.eval.tasks.captions.bleu`), ROUGE-L and CIDEr
 (pycocoevalcap), METEOR (pycocoevalcap's METEOR 1.5 jar, when `java` is on PATH).
 
 Inputs: the SciCap authors' pairs file (`{"hypo": [...], "gold": [...]}`, one reference per
@@ -17,7 +17,6 @@ A metric that cannot run is not reported as 0: it is listed in `skipped` with th
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Sequence
@@ -25,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scitune.errors import ScituneError
-from scitune.eval.bleu import CONVENTIONS, corpus_bleu
-from scitune.data.sample import iter_jsonl
 from scitune.eval.predictions import read_predictions
+from scitune.eval.references import load_json, read_references
+from scitune.eval.tasks.captions.bleu import CONVENTIONS, corpus_bleu
 
 TOKENIZERS = ("whitespace", "simple")
 _SIMPLE = re.compile(r"<[^<>\s]+>|[^\W_]+(?:[-'.][^\W_]+)*|\S")
@@ -77,20 +76,10 @@ class CaptionScores:
         }
 
 
-def _load_json(path: Path):
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
-    except OSError as err:
-        raise ScituneError(f"{path}: cannot read ({err.strerror})") from None
-    except json.JSONDecodeError as err:
-        raise ScituneError(f"{path}: not JSON ({err.msg}, line {err.lineno})") from None
-
-
 def read_pairs(path: str | Path) -> CaptionPairs:
     """The SciCap authors' layout: `{"hypo": [...], "gold": [...]}` (extra keys ignored)."""
     path = Path(path)
-    data = _load_json(path)
+    data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("hypo"), list) or not isinstance(data.get("gold"), list):
         raise ScituneError(f"{path}: expected {{\"hypo\": [...], \"gold\": [...]}}")
     hypo, gold = data["hypo"], data["gold"]
@@ -101,38 +90,6 @@ def read_pairs(path: str | Path) -> CaptionPairs:
             if not isinstance(value, str):
                 raise ScituneError(f"{path}: {name}[{i}] is not a string")
     return CaptionPairs([str(i) for i in range(len(hypo))], list(hypo), [[g] for g in gold])
-
-
-def _as_reference_list(value, where: str) -> list[str]:
-    refs = [value] if isinstance(value, str) else value
-    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
-        raise ScituneError(f"{where}: a reference must be a caption or a non-empty list of captions")
-    return refs
-
-
-def read_references(path: str | Path) -> dict[str, list[str]]:
-    """id -> reference captions, from LLaVA conversation JSON, a JSON object, or JSONL."""
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        out = {}
-        for number, row in iter_jsonl(path):
-            if "question_id" not in row or not ({"text", "references"} & set(row)):
-                raise ScituneError(f"{path}:{number}: needs `question_id` and `text` or `references`")
-            out[str(row["question_id"])] = _as_reference_list(row.get("references", row.get("text")), f"{path}:{number}")
-        return out
-    data = _load_json(path)
-    if isinstance(data, dict):
-        return {str(k): _as_reference_list(v, f"{path}: {k}") for k, v in data.items()}
-    if isinstance(data, list):
-        out = {}
-        for number, record in enumerate(data):
-            try:
-                answers = [t["value"] for t in record["conversations"] if t["from"] == "gpt"]
-                out[str(record["id"])] = [answers[-1]]
-            except (KeyError, IndexError, TypeError):
-                raise ScituneError(f"{path}: record {number} needs `id` and a gpt turn") from None
-        return out
-    raise ScituneError(f"{path}: expected LLaVA conversation records, an id -> caption object, or JSONL")
 
 
 def pair_predictions(predictions_path: str | Path, references_path: str | Path) -> CaptionPairs:

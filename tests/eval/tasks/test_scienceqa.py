@@ -5,7 +5,7 @@ import json
 import pytest
 
 from scitune.errors import ScituneError
-from scitune.eval.scienceqa import (
+from scitune.eval.tasks.scienceqa.scoring import (
     COLUMNS,
     KeyedProblem,
     keyed_from_problems,
@@ -202,7 +202,7 @@ def test_gpt3_raw_outputs(answer_key, sqa):
 @pytest.mark.parametrize("fmt", ["CQM-A", "QCM-A", "QCM-LEA", "QCM-LEPA"])
 def test_answer_key_from_any_llava_layout_agrees_with_problems(subset_key, sqa, fmt):
     from scitune.data.scienceqa import build_scienceqa_samples, read_problems
-    from scitune.eval.scienceqa import keyed_from_conversations
+    from scitune.eval.tasks.scienceqa.scoring import keyed_from_conversations
 
     samples = build_scienceqa_samples(read_problems(sqa / "problems_subset.json", split="test"), format=fmt)
     key = keyed_from_conversations(samples, source=fmt)

@@ -1,17 +1,15 @@
 """ScienceQA as an evaluation task: problems (or a LLaVA answer key) -> prompts and answer options
--> accuracy by category, in ScienceQA's official columns and the SciTune paper's."""
+(`prompts`) -> accuracy by category (`scoring`), in ScienceQA's official columns and the SciTune paper's."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from scitune.errors import ScituneError
-from scitune.eval import scienceqa as sqa
-from scitune.eval.answers import letter
-from scitune.inference.items import EvalItem
 from scitune.eval.tables import format_table
+from scitune.eval.tasks.scienceqa import scoring as sqa
+from scitune.eval.tasks.scienceqa.prompts import option_texts
+from scitune.inference.items import EvalItem
 
 
 @dataclass
@@ -28,7 +26,6 @@ class ScienceQATask:
     name: str = "scienceqa"
     modes: tuple[str, ...] = ("generate", "likelihood")
     columns: tuple[str, ...] = sqa.COLUMNS
-    _options: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_problems(cls, problems: list[dict], format: str = "CQM-A", limit: int | None = None) -> ScienceQATask:
@@ -50,38 +47,8 @@ class ScienceQATask:
         samples = self._samples()
         if mode == "generate":
             return [EvalItem.from_sample(s) for s in samples]
-        options = self._option_texts(samples)
+        options = option_texts(samples, self.key, self.problems, self.format, self.source)
         return [EvalItem.from_sample(s, options[str(s.get("id"))]) for s in samples]
-
-    def _option_texts(self, samples: list[dict]) -> dict[str, list[str]]:
-        """Likelihood: each option's continuation is the format's own answer-only target."""
-        if self.problems is not None:
-            from scitune.data.scienceqa import build_prompt
-
-            if not self.format.endswith("-A"):
-                raise ScituneError(
-                    f"--mode likelihood needs an answer-only format (CQM-A, QCM-A, ...), not {self.format}: "
-                    "longer targets would put the reference explanation into the scored text"
-                )
-            by_id = {str(p["id"]): p for p in self.problems}
-            return {
-                str(s["id"]): [build_prompt({**by_id[str(s["id"])], "answer": i}, self.format)[1] for i in range(len(by_id[str(s["id"])]["choices"]))]
-                for s in samples
-            }
-        options = {}
-        for sample in samples:
-            qid = str(sample.get("id"))
-            target = next(t["value"] for t in sample["conversations"] if t["from"] == "gpt").strip()
-            answer = letter(self.key[qid].answer)
-            pattern = re.compile(rf"(?<![A-Za-z]){answer}(?![A-Za-z])")
-            if len(target) > 40 or len(pattern.findall(target)) != 1:
-                raise ScituneError(
-                    f"{self.source}: --mode likelihood needs answer-only targets (\"B\", \"The answer is B.\"); "
-                    f"sample {qid} answers {target[:40]!r}"
-                )
-            template = pattern.sub("{}", target.replace("{", "{{").replace("}", "}}"))
-            options[qid] = [template.format(letter(i)) for i in range(self.key[qid].num_options)]
-        return options
 
     def score(self, rows: list[dict], mode: str = "") -> sqa.ScienceQAScore:
         """Scores the task's problems (its samples, after `limit`) against `rows`."""

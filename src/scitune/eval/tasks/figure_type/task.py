@@ -8,16 +8,9 @@ from pathlib import Path
 
 from scitune.errors import ScituneError
 from scitune.inference.items import EvalItem
-from scitune.eval.figure_type import FigureTypeScores, find_label, score_figure_types, write_confusion
+from scitune.eval.references import answer_of
+from scitune.eval.tasks.figure_type.scoring import FigureTypeScores, find_label, score_figure_types, write_confusion
 from scitune.eval.tables import format_pairs, format_table
-
-
-def answer_of(sample: dict) -> str:
-    """The last gpt turn of a LLaVA record (the reference answer)."""
-    answers = [t.get("value") for t in sample.get("conversations", []) if isinstance(t, dict) and t.get("from") == "gpt"]
-    if not answers or not isinstance(answers[-1], str):
-        raise ScituneError(f"sample {sample.get('id')!r}: no gpt turn")
-    return answers[-1]
 
 
 @dataclass

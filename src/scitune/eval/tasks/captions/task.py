@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scitune.eval.captions import CaptionPairs, CaptionScores, score_captions
 from scitune.inference.items import EvalItem
+from scitune.eval.references import answer_of
 from scitune.eval.tables import format_pairs
-from scitune.eval.tasks.figure_type import answer_of
+from scitune.eval.tasks.captions.scoring import CaptionPairs, CaptionScores, score_captions
 
 
 @dataclass
