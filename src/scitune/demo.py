@@ -228,17 +228,19 @@ def stage_recipe(base: Path, corpus: Path, files: dict[str, Path], run_dir: Path
 
 
 def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, size: DemoSize) -> dict[str, Any]:
-    """Scores one trained model on the test split; writes predictions and metrics under `out`."""
+    """Scores one trained model on the test split as `scitune eval` does (`run_task`): each task's
+    predictions.jsonl, metrics.json and extra files under `out/<task>/generate/`, and all the
+    numbers, with ScienceQA's chance levels, in `out/metrics.json`."""
+    from scitune.data.corpus.vocab import FIGURE_TYPES
     from scitune.data.sample import read_samples
     from scitune.data.scienceqa import read_problems
-    from scitune.data.corpus.vocab import FIGURE_TYPES
     from scitune.eval.chance import p_value_above_chance
+    from scitune.eval.runner import run_task
+    from scitune.eval.tasks.captions.task import CaptionTask
+    from scitune.eval.tasks.figure_type.task import FigureTypeTask
+    from scitune.eval.tasks.scienceqa.scoring import keyed_from_problems
+    from scitune.eval.tasks.scienceqa.task import ScienceQATask
     from scitune.inference import Engine
-    from scitune.eval.predictions import write_predictions
-    from scitune.eval.runner import predict
-    from scitune.eval.scienceqa import keyed_from_problems
-    from scitune.eval.tasks import CaptionTask, FigureTypeTask, ScienceQATask
-    from scitune.eval.figure_type import write_confusion
     from scitune.io.atomic import write_json
     from scitune.model import load_model
 
@@ -246,11 +248,14 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
     model, processor = load_model(checkpoint)
     engine = Engine(model, processor, image_root=corpus)
 
+    def run(task, max_new_tokens: int):
+        (result,) = run_task(task, engine, ["generate"], out / task.name, batch_size=16, max_new_tokens=max_new_tokens, progress=True)
+        return result
+
     problems = read_problems(corpus / "scienceqa", split="test")
     sqa_task = ScienceQATask(read_samples(files["test_scienceqa"]), keyed_from_problems(problems, split="test"), problems)
-    sqa_rows = predict(engine, sqa_task.items("generate"), "generate", batch_size=16, max_new_tokens=8, progress=True)
-    write_predictions(out / "scienceqa_predictions.jsonl", [{k: r[k] for k in ("question_id", "prompt", "text")} for r in sqa_rows])
-    sqa = sqa_task.score(sqa_rows)
+    sqa_run = run(sqa_task, 8)
+    sqa = sqa_run.result
     by_id = {str(p["id"]): p for p in problems}
     kinds: dict[str, list] = defaultdict(list)
     chances = []
@@ -260,13 +265,12 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
         kinds[problem["skill"]].append((row["correct"], chances[-1]))
 
     ft_task = FigureTypeTask(read_samples(files["test_figure_type"]), labels=sorted(FIGURE_TYPES))
-    ft_rows = predict(engine, ft_task.items("generate"), "generate", batch_size=16, max_new_tokens=8, progress=True)
-    figure_type = ft_task.score(ft_rows)
-    write_confusion(figure_type, out)
+    ft_run = run(ft_task, 8)
+    figure_type = ft_run.result
 
     cap_task = CaptionTask(read_samples(files["test_caption"]), metric_names=("BLEU", "ROUGE-L"))
-    cap_rows = predict(engine, cap_task.items(), "generate", batch_size=16, max_new_tokens=size.caption_tokens, progress=True)
-    captions = cap_task.score(cap_rows)
+    cap_run = run(cap_task, size.caption_tokens)
+    captions = cap_run.result
 
     metrics = {
         "scienceqa": sqa.metrics(),
@@ -283,8 +287,8 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
     }
     write_json(out / "metrics.json", metrics)
     examples = []
-    shown = list(zip(ft_rows, ft_task.samples))[:3] + list(zip(sqa_rows, sqa_task.samples))[:3]
-    for row, sample in shown + list(zip(cap_rows, cap_task.samples))[:2]:
+    shown = list(zip(ft_run.rows, ft_task.samples))[:3] + list(zip(sqa_run.rows, sqa_task.samples))[:3]
+    for row, sample in shown + list(zip(cap_run.rows, cap_task.samples))[:2]:
         if sample.get("image"):
             examples.append({
                 "image": str(corpus / sample["image"]), "prompt": row["prompt"], "answer": row["text"],
