@@ -167,7 +167,7 @@ def pretrain_tiny_vision(model, processor, corpus: Path, steps: int, seed: int) 
     bar, on_step = _bar(steps, "vision pretrain")
     try:
         return pretrain_vision_tower(
-            model.model.vision_tower, pixels, captions, vocab_size=len(tokenizer), steps=steps,
+            model, pixels, captions, vocab_size=len(tokenizer), steps=steps,
             feature_layer=model.config.vision_feature_layer, seed=seed, on_step=on_step,
         )
     finally:

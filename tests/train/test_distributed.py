@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from safetensors.torch import load_file
 from scitune.train.state import checkpoint_problem, list_checkpoints
 
 from .data import write_dataset
+from .paused_train import PausedRun
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,16 +44,23 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(recipe: Path, *extra: str, slow: float | None = None) -> subprocess.Popen:
-    """Two processes through `accelerate launch --multi_gpu` (gloo on a machine without CUDA)."""
-    target = ["-m", "tests.train.slow_train", str(slow), str(recipe)] if slow else ["-m", "scitune", "train", str(recipe)]
+def _command(recipe: Path, *extra: str, pause_at: int | None = None) -> list[str]:
+    """Two processes through `accelerate launch --multi_gpu` (gloo on a machine without CUDA);
+    with `pause_at`, paused at that step (tests.train.paused_train)."""
+    target = ["-m", "tests.train.paused_train", str(pause_at)] if pause_at else ["-m", "scitune", "train"]
     command = [
         str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--main_process_port", str(_port()), "--mixed_precision", "no",
-        "--dynamo_backend", "no", *target, *extra,
+        "--dynamo_backend", "no", *target, str(recipe), *extra,
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return command
+
+
+_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _launch(recipe: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(_command(recipe, *extra), cwd=ROOT, env=_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _finish(proc: subprocess.Popen) -> None:
@@ -62,18 +69,16 @@ def _finish(proc: subprocess.Popen) -> None:
 
 
 def _kill_after_checkpoint(recipe: Path, checkpoints: Path) -> None:
-    proc = _launch(recipe, slow=0.4)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (checkpoints / "step-0000004").is_dir() and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.5)
+    # paused at step 5 on both processes: the checkpoint of step 4 is complete, the run is not
+    run = PausedRun(_command(recipe, pause_at=5), env=_ENV)
+    run.wait_paused()
     # the launcher's workers run in sessions of their own: kill each of them, by id
     import psutil
 
-    for child in psutil.Process(proc.pid).children(recursive=True):
+    for child in psutil.Process(run.proc.pid).children(recursive=True):
         child.send_signal(signal.SIGKILL)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    run.proc.send_signal(signal.SIGKILL)
+    run.finish(timeout=60)
     assert list_checkpoints(checkpoints), "killed before any checkpoint"
     assert not (checkpoints.parent / "final").exists(), "the run finished before the kill"
 

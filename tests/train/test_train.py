@@ -2,7 +2,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from scitune.train.log import read_metrics
 from scitune.train.run import run_recipe
 
 from .data import write_dataset, write_recipe
+from .paused_train import PausedRun
 
 
 @pytest.fixture
@@ -49,15 +49,9 @@ def test_two_stages_run_dir_and_init_from_projector(tmp_path, dataset):
     assert results[0].final_loss < align_metrics[0]["loss"]
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _slow_train(recipe: Path, *extra: str, delay: float = 0.3) -> subprocess.Popen:
-    """`scitune train` in a subprocess whose steps each sleep `delay` s (a step hook)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.train.slow_train", str(delay), str(recipe), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-    )
+def _paused_train(recipe: Path, at: int, *extra: str) -> PausedRun:
+    """`scitune train` in a subprocess that pauses at step `at` (a step hook) until signalled."""
+    return PausedRun([sys.executable, "-m", "tests.train.paused_train", str(at), str(recipe), *extra])
 
 
 def test_resume_after_sigkill_is_exact(tmp_path, dataset):
@@ -66,16 +60,14 @@ def test_resume_after_sigkill_is_exact(tmp_path, dataset):
     assert main(["train", str(reference)]) == 0
 
     killed = write_recipe(tmp_path / "kill.yaml", *dataset, tmp_path / "kill", **overrides)
-    # slow each step down so the kill lands mid-run, after a checkpoint
-    proc = _slow_train(killed)
-    checkpoints = tmp_path / "kill" / "align" / "checkpoints"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (checkpoints / "step-0000004").is_dir():
-        time.sleep(0.05)
-    time.sleep(0.4)  # let it log a step past the checkpoint
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    # killed at step 5: after the checkpoint of step 4, with one step logged past it
+    run = _paused_train(killed, 5)
+    run.wait_paused()
+    assert (tmp_path / "kill" / "align" / "checkpoints" / "step-0000004").is_dir()
+    assert len(_losses(tmp_path / "kill", "align")) == 5
+    run.proc.send_signal(signal.SIGKILL)
+    code, _ = run.finish()
+    assert code == -signal.SIGKILL
     assert not (tmp_path / "kill" / "align" / "final").exists()
 
     assert main(["train", str(killed), "--resume"]) == 0
@@ -87,17 +79,14 @@ def test_resume_after_sigkill_is_exact(tmp_path, dataset):
 
 def test_ctrl_c_saves_and_resume_finishes(tmp_path, dataset):
     recipe = write_recipe(tmp_path / "r.yaml", *dataset, tmp_path / "run", align={"epochs": 3}, with_instruct=False)
-    proc = _slow_train(recipe, "run.save_every=0")
-    metrics = tmp_path / "run" / "align" / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
+    run = _paused_train(recipe, 3, "run.save_every=0")
+    run.wait_paused()
+    run.proc.send_signal(signal.SIGINT)
+    code, out = run.finish()
+    assert code == 130, out
     assert "interrupted; checkpoint" in out and "--resume" in out
     saved = list((tmp_path / "run" / "align" / "checkpoints").iterdir())
-    assert len(saved) == 1
+    assert [p.name for p in saved] == ["step-0000003"]  # the step it was stopped after
     assert main(["train", str(recipe), "run.save_every=0", "--resume"]) == 0
     assert len(_losses(tmp_path / "run", "align")) == 15
 
@@ -192,7 +181,7 @@ def test_feature_cache_is_off_only_where_the_tower_is_sharded():
 
     from accelerate.utils import DistributedType
 
-    from scitune.train.loop import _shards_parameters
+    from scitune.train.distributed import shards_parameters as _shards_parameters
 
     def acc(kind, zero=None):
         return SimpleNamespace(distributed_type=kind, state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=zero)))

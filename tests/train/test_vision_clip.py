@@ -29,7 +29,7 @@ def test_contrastive_pretraining_trains_the_tower_only_and_separates_the_kinds()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     vision.requires_grad_(False)  # frozen as a stage leaves it; training must put the flags back
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    losses = pretrain_vision_tower(vision, pixels, captions, vocab_size=len(processor.tokenizer), steps=40,
+    losses = pretrain_vision_tower(model, pixels, captions, vocab_size=len(processor.tokenizer), steps=40,
                                    batch_size=8, lr=2e-3, feature_layer=model.config.vision_feature_layer)
     assert len(losses) == 40 and sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
@@ -48,6 +48,6 @@ def test_pretraining_rejects_mismatched_or_empty_captions():
     model, processor = build_model(ModelConfig(preset="tiny", vocab_size=300), texts=["a b c d e f"] * 8)
     pixels, captions = _images_and_captions(4)
     with pytest.raises(ValueError, match="4 images but 3 captions"):
-        pretrain_vision_tower(model.model.vision_tower, pixels, captions[:3], vocab_size=300, steps=1)
+        pretrain_vision_tower(model, pixels, captions[:3], vocab_size=300, steps=1)
     with pytest.raises(ValueError, match="non-empty caption"):
-        pretrain_vision_tower(model.model.vision_tower, pixels, captions[:3] + [[]], vocab_size=300, steps=1)
+        pretrain_vision_tower(model, pixels, captions[:3] + [[]], vocab_size=300, steps=1)

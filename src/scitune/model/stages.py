@@ -1,59 +1,69 @@
 """What each stage trains, applied to a model: the one place that sets `requires_grad`.
 
-The plan comes from `scitune.config.StageConfig.trainable` (data); this module applies it:
+The plan comes from `scitune.config.StageConfig.trainable` (data); this module applies it, with
+each parameter's part from `scitune.model.parts.part_of`:
 - align: projector only;  instruct: projector + LLM (embeddings and lm_head included);
 - `lora`: peft LoRA adapters on the LLM's linear layers only (the target regex is anchored under
   `language_model`, since a plain `q_proj` target would also match CLIP's attention layers);
   the projector stays fully trainable and is saved with the adapter (`modules_to_save`);
 - `tune_vision`: the vision tower trains too.
+The pretraining loops (scitune.train.pretrain) apply a bare `Trainable` plan the same way.
 The linear projector's `linear_2` is a fixed identity (see scitune.model.build) and never trains.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import torch
 
-from scitune.config import LoraConfig, StageConfig
+from scitune.config import LoraConfig, StageConfig, Trainable
 from scitune.errors import ScituneError
 from scitune.model.build import is_linear_projector
+from scitune.model.parts import PARTS, part_of
 
-PARTS = ("vision_tower", "projector", "language_model")
-
-
-def part_of(name: str) -> str:
-    """Which part a parameter belongs to, from its qualified name."""
-    if ".vision_tower." in f".{name}":
-        return "vision_tower"
-    if ".multi_modal_projector." in f".{name}":
-        return "projector"
-    if ".language_model." in f".{name}" or name.endswith("lm_head.weight") or ".lm_head." in f".{name}":
-        return "language_model"
-    raise ValueError(f"parameter {name!r} belongs to no known part")
+# The output head trains with the language model (a stage plan has no switch of its own for it).
+_PLAN_FLAG = {"lm_head": "language_model"}
 
 
 def _is_fixed_identity(name: str, config) -> bool:
     return is_linear_projector(config) and ".linear_2." in name and part_of(name) == "projector"
 
 
-def apply_stage(model, stage: StageConfig):
-    """Freezes and unfreezes parameters for `stage`; returns the model (a peft model with lora)."""
-    plan = stage.trainable
+def apply_stage(model, stage: StageConfig | Trainable):
+    """Freezes and unfreezes parameters for `stage` (a stage's config, or a bare `Trainable`
+    plan); returns the model (a peft model with lora)."""
+    lora = isinstance(stage, StageConfig) and stage.lora
+    plan = stage.trainable if isinstance(stage, StageConfig) else stage
     config = model.config
-    if stage.lora:
+    if lora:
         model = attach_lora(model, stage.lora_config)
     for name, param in model.named_parameters():
         part = part_of(name)
-        if part == "language_model" and stage.lora:
+        if part in ("language_model", "lm_head") and lora:
             trainable = "lora_" in name
         elif part == "projector":
             # with lora, peft keeps a frozen copy of the projector (original_module)
             trainable = plan.projector and ".original_module." not in name and not _is_fixed_identity(name, config)
         else:
-            trainable = getattr(plan, part)
+            trainable = getattr(plan, _PLAN_FLAG.get(part, part))
         param.requires_grad_(trainable)
     return model
+
+
+@contextlib.contextmanager
+def stage_applied(model, plan: Trainable) -> Iterator[list[torch.nn.Parameter]]:
+    """`apply_stage(model, plan)` for the duration of a block, which gets the trainable
+    parameters (in the model's order); the flags are put back as they were afterwards."""
+    saved = [param.requires_grad for param in model.parameters()]
+    apply_stage(model, plan)
+    try:
+        yield [param for param in model.parameters() if param.requires_grad]
+    finally:
+        for param, flag in zip(model.parameters(), saved):
+            param.requires_grad_(flag)
 
 
 def lora_target_regex(lora: LoraConfig) -> str:

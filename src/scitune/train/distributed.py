@@ -196,3 +196,14 @@ def grad_norm_value(norm) -> float:
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
+
+
+def shards_parameters(accelerator) -> bool:
+    """Whether accelerate's launch shards the parameters (FSDP, or DeepSpeed ZeRO-3)."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return True
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return accelerator.state.deepspeed_plugin.zero_stage == 3
+    return False

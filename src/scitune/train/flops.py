@@ -16,6 +16,10 @@ def part_sizes(model) -> dict[str, dict[str, int]]:
     from scitune.model.stages import parameter_table
 
     sizes = {row["part"]: row for row in parameter_table(model)}
+    # counted here as one language model with its head (the head's own share is taken out below)
+    lm, own_head = sizes["language_model"], sizes["lm_head"]
+    sizes["language_model"] = {"part": "language_model", "trainable": lm["trainable"] + own_head["trainable"],
+                               "frozen": lm["frozen"] + own_head["frozen"]}
     embedding = model.get_input_embeddings().weight
     output = model.get_output_embeddings()
     tied = output is not None and output.weight is embedding

@@ -14,7 +14,6 @@ A run folder carries scitune's marker (`.scitune`, kind "run"). Training
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from scitune.config import Recipe
 from scitune.errors import ScituneError
 from scitune.io.atomic import write_text
 from scitune.io.outputs import claim_output, read_marker, write_marker
+from scitune.train.stage_settings import plain_settings
 
 RUN_KIND = "run"
 
@@ -124,5 +124,5 @@ def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool, names: list[s
         write_marker(out, RUN_KIND)
     config = out / "config.yaml"
     if not (resume and config.is_file()):
-        write_text(config, yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False))
+        write_text(config, yaml.safe_dump(plain_settings(recipe), sort_keys=False))
     return out

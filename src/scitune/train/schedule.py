@@ -1,4 +1,5 @@
-"""Pure functions of (seed, epoch, step): which samples each process sees, and the learning rate.
+"""Pure functions of (seed, epoch, step): which samples each process sees, and the learning rate
+(the one schedule, `lr_at`; scitune.train.order keeps a stage's order as it runs).
 
 The order of samples depends only on the seed and the epoch, never on the number of processes:
 a global batch (batch_size x grad_accum x world_size samples) is cut into one micro-batch per
@@ -87,9 +88,15 @@ def micro_batches(indices: np.ndarray, grad_accum: int, world_size: int, rank: i
     return [pieces[k * world_size + rank] for k in range(grad_accum)]
 
 
-def lr_at(step: int, total_steps: int, base_lr: float, warmup_ratio: float, scheduler: str) -> float:
-    """Learning rate for optimizer step `step` (0-based): linear warmup, then cosine/linear/constant."""
-    warmup = math.ceil(warmup_ratio * total_steps)
+def warmup_steps(warmup_ratio: float, total_steps: int) -> int:
+    """Optimizer steps of linear warmup for a stage's `warmup_ratio`."""
+    return math.ceil(warmup_ratio * total_steps)
+
+
+def lr_at(step: int, total_steps: int, base_lr: float, warmup: int, scheduler: str = "cosine") -> float:
+    """The one learning-rate schedule (stages and pretraining alike), for optimizer step `step`
+    (0-based): linear warmup over `warmup` steps, then cosine/linear decay to zero at
+    `total_steps`, or constant."""
     if warmup and step < warmup:
         return base_lr * (step + 1) / warmup
     if scheduler == "constant":
@@ -99,11 +106,3 @@ def lr_at(step: int, total_steps: int, base_lr: float, warmup_ratio: float, sche
     if scheduler == "linear":
         return base_lr * (1.0 - progress)
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
-    """LR multiplier for 0-based `step` of a short pretraining run: linear warmup over
-    `warmup_steps` (at least 1), then cosine to zero at `total_steps`."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))

@@ -12,13 +12,13 @@ only the tower is kept. Real recipes start from a pretrained CLIP/SigLIP tower a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from scitune.train.schedule import warmup_cosine
+from scitune.config import Trainable
+from scitune.train.pretrain import OnStep, pretrain
 
 
 class _CaptionEncoder(nn.Module):
@@ -42,25 +42,28 @@ def patch_features(vision, pixel_values: torch.Tensor, feature_layer: int) -> to
 
 
 def pretrain_vision_tower(
-    vision,
+    model,
     pixel_values: torch.Tensor,
     caption_ids: list[list[int]],
     vocab_size: int,
     steps: int,
     batch_size: int = 128,
     lr: float = 1e-3,
-    feature_layer: int = -2,
+    feature_layer: int | None = None,
     dim: int = 64,
     seed: int = 0,
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: OnStep | None = None,
 ) -> list[float]:
-    """Trains `vision` (a CLIP/SigLIP vision model) so that its pooled features at `feature_layer`
-    match the captions' in a shared space; returns the loss per step. `pixel_values` holds the
-    processed images, `caption_ids` each image's caption as token ids (no padding)."""
+    """Trains the vision tower of Llava model `model` so that its pooled features at
+    `feature_layer` (the model's `vision_feature_layer` by default) match the captions' in a
+    shared space; returns the loss per step. `pixel_values` holds the processed images,
+    `caption_ids` each image's caption as token ids (no padding)."""
     if len(caption_ids) != len(pixel_values):
         raise ValueError(f"{len(pixel_values)} images but {len(caption_ids)} captions")
     if any(not ids for ids in caption_ids):
         raise ValueError("every image needs a non-empty caption")
+    vision = model.model.vision_tower
+    feature_layer = model.config.vision_feature_layer if feature_layer is None else feature_layer
     batch_size = min(batch_size, len(caption_ids))
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -68,36 +71,19 @@ def pretrain_vision_tower(
         text = _CaptionEncoder(vocab_size, 2 * dim, dim)
         image_head = nn.Linear(vision.config.hidden_size, dim)
     log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
-    saved = {id(p): p.requires_grad for p in vision.parameters()}
-    for p in vision.parameters():
-        p.requires_grad_(True)
-    params = [*vision.parameters(), *text.parameters(), *image_head.parameters(), log_scale]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    warmup = max(1, steps // 15)
     targets = torch.arange(batch_size)
-    losses = []
-    was_training = vision.training
-    vision.train()
-    try:
-        for step in range(steps):
-            scale = warmup_cosine(step, steps, warmup)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * scale
-            index = torch.randperm(len(caption_ids), generator=generator)[:batch_size]
-            images = patch_features(vision, pixel_values[index], feature_layer).mean(dim=1)
-            images = nn.functional.normalize(image_head(images), dim=-1)
-            captions = nn.functional.normalize(text([caption_ids[i] for i in index.tolist()]), dim=-1)
-            logits = log_scale.clamp(max=math.log(100.0)).exp() * images @ captions.T
-            loss = (nn.functional.cross_entropy(logits, targets) + nn.functional.cross_entropy(logits.T, targets)) / 2
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            if on_step is not None:
-                on_step(step + 1, losses[-1])
-    finally:
-        vision.train(was_training)
-        for p in vision.parameters():
-            p.requires_grad_(saved[id(p)])
-    return losses
+
+    def loss_at(step: int) -> torch.Tensor:
+        index = torch.randperm(len(caption_ids), generator=generator)[:batch_size]
+        images = patch_features(vision, pixel_values[index], feature_layer).mean(dim=1)
+        images = nn.functional.normalize(image_head(images), dim=-1)
+        captions = nn.functional.normalize(text([caption_ids[i] for i in index.tolist()]), dim=-1)
+        logits = log_scale.clamp(max=math.log(100.0)).exp() * images @ captions.T
+        return (nn.functional.cross_entropy(logits, targets) + nn.functional.cross_entropy(logits.T, targets)) / 2
+
+    plan = Trainable(projector=False, language_model=False, vision_tower=True)
+    heads = [*text.parameters(), *image_head.parameters(), log_scale]
+    return pretrain(
+        model, plan, loss_at, steps, lr, warmup=max(1, steps // 15), weight_decay=0.01, heads=heads,
+        module=vision, on_step=on_step,
+    )
