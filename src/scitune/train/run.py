@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scitune.config import Recipe
 from scitune.train.rundir import check_inputs, check_run_dir, prepare_run_dir, selected_stages
-from scitune.train.log import require_tensorboard
+from scitune.train.trackers import accelerator_options, tracker_names
 from scitune.train.loop import StageResult, StepHook, run_stage
 
 
@@ -23,7 +23,8 @@ def make_accelerator(recipe: Recipe):
     mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if torch.cuda.is_available() else "no")
     # On a machine without CUDA, cpu=True is what makes accelerate join the processes that
     # `accelerate launch --multi_gpu` or torchrun started (gloo); without it each runs alone.
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed, kwargs_handlers=kwargs)
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed, kwargs_handlers=kwargs,
+                       **accelerator_options(recipe.run))
 
 
 def tokenizer_texts(recipe: Recipe, names: Sequence[str]) -> list[str] | None:
@@ -54,8 +55,7 @@ def run_recipe(
     The run folder policy (`scitune.train.rundir`) is checked before anything is written."""
     names = selected_stages(recipe, stages)
     check_inputs(recipe, names)
-    if recipe.run.tensorboard:
-        require_tensorboard()
+    tracker_names(recipe.run)  # an unknown or missing tracker fails before anything is written
     check_run_dir(recipe, resume, overwrite, names)
     accelerator = make_accelerator(recipe)
     out = Path(recipe.run.out)
