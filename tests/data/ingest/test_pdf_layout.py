@@ -278,3 +278,16 @@ def test_ruled_table_is_not_a_figure(page, tmp_path: Path):
     box = figs["11"].provenance["box"]
     assert PAGE_H - box[3] >= 195  # the figure only, not the table above it
     assert "Score x" in figs["11"].ocr and not [t for t in figs["11"].ocr if "Model" in t]
+
+
+def test_panels_stacked_in_one_figure(page, tmp_path: Path):
+    page.new_page()
+    page.text(LEFT, 60, 504, "Body text above the figure; Figure 12 has two panels, one over the other.")
+    page.text(LEFT, 370, 504, "Figure 12: Two panels stacked with a small gap.")
+    page.text(LEFT, 400, 504, "Body text below the caption.")
+    path = page.save(tmp_path / "panels.pdf")
+    embed_pdf(path, [(0, plot("Top x", size=(3, 1.5)), LEFT + 100, 90, 250, 130),
+                     (0, plot("Bottom x", size=(3, 1.5)), LEFT + 100, 225, 250, 130)])
+    paper, figs = figures_of(path)
+    assert sorted(figs) == ["12"] and paper.unpaired == []
+    assert "Top x" in figs["12"].ocr and "Bottom x" in figs["12"].ocr

@@ -35,7 +35,7 @@ GRID_CELLS = 1024  # the clustering grid's longer side in cells (one point on a 
 MERGE_ROUNDS = 8  # bounding boxes of clusters re-merged at most this often (bounds the loop)
 MAX_CAPTIONS = 50  # captions paired on one page (pairing is captions x (regions + blocks))
 WRAPPER_SHARE = 0.9  # a form covering this much of the page both ways wraps the page's content
-STACK_GAP = 18.0  # empty space between stacked panels of one figure is at most this (floats: more)
+STACK_GAP = 8.0  # empty space between stacked panels of one figure is at most this (floats: 10-14)
 SIDE_BY_SIDE_GAP = 36.0  # captions this close vertically and apart horizontally sit side by side
 
 Box = tuple[float, float, float, float]  # left, bottom, right, top (points, y up)
