@@ -50,11 +50,22 @@ class Block:
         return clean_text(" ".join(parts))
 
 
-def _function(raw_function, restype, *argtypes):
-    """A ctypes prototype of our own over one of PDFium's exported functions: pypdfium2's own
-    returns a typed pointer that needs a cast per call; ours returns the address as an int."""
-    address = ctypes.cast(raw_function, ctypes.c_void_p).value
-    return ctypes.CFUNCTYPE(restype, *argtypes)(address)
+def _char_functions(handle):
+    """(loose box of char i into a 4-float buffer at an address, text object of char i as an int)
+    for one text page. Where pypdfium2's raw functions are the plain ctypes ones, our own
+    prototypes over the same symbols skip its typed-pointer results (a cast per call); where
+    something has wrapped them (a profiler), the wrapped ones are called as they are."""
+    import pypdfium2.raw as raw
+
+    loose, owner = raw.FPDFText_GetLooseCharBox, raw.FPDFText_GetTextObject
+    if isinstance(loose, ctypes._CFuncPtr) and isinstance(owner, ctypes._CFuncPtr):
+        address = ctypes.cast(handle, ctypes.c_void_p).value
+        loose_fast = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)(
+            ctypes.cast(loose, ctypes.c_void_p).value)
+        owner_fast = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)(ctypes.cast(owner, ctypes.c_void_p).value)
+        return (lambda i, rect: loose_fast(address, i, rect)), (lambda i: owner_fast(address, i))
+    return ((lambda i, rect: loose(handle, i, ctypes.cast(rect, ctypes.POINTER(raw.FS_RECTF)))),
+            (lambda i: ctypes.cast(owner(handle, i), ctypes.c_void_p).value))
 
 
 _LINE = re.compile(r"[^\r\n]+")  # PDFium ends each line it finds with a generated CR LF
@@ -75,9 +86,7 @@ def _runs(textpage) -> list[tuple[list[float], str]]:
     if len(text) != count:  # the text view dropped or added characters: read them one by one
         text = "".join(chr(raw.FPDFText_GetUnicode(handle, i)) for i in range(count))
     generated = raw.FPDFText_IsGenerated
-    loose_box = _function(raw.FPDFText_GetLooseCharBox, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
-    text_object = _function(raw.FPDFText_GetTextObject, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
-    address = ctypes.cast(handle, ctypes.c_void_p).value
+    loose_box, text_object = _char_functions(handle)
     rect = (ctypes.c_float * 4)()  # FS_RECTF: left, top, right, bottom
     rect_address = ctypes.addressof(rect)
     runs: list[tuple[list[float], str]] = []
@@ -87,7 +96,7 @@ def _runs(textpage) -> list[tuple[list[float], str]]:
         # two loose boxes is the run's box (rotated labels included)
         corners = []
         for i in (first, last):
-            if loose_box(address, i, rect_address):
+            if loose_box(i, rect_address):
                 corners.append(tuple(rect))
         if corners:
             xs = [c[0] for c in corners] + [c[2] for c in corners]
@@ -101,14 +110,14 @@ def _runs(textpage) -> list[tuple[list[float], str]]:
             return
         first = lo + piece.index(stripped[0])
         last = lo + piece.rindex(stripped[-1])
-        if text_object(address, first) == text_object(address, last):
+        if text_object(first) == text_object(last):
             add(first, last, tail)
             return
         # PDFium put no gap between two text objects (a stack of tick labels): split by object,
         # which costs one call per glyph of this run only
-        start, owner = first, text_object(address, first)
+        start, owner = first, text_object(first)
         for i in range(first + 1, last + 1):
-            obj = text_object(address, i) if text[i] != " " else None
+            obj = text_object(i) if text[i] != " " else None
             if obj is not None and obj != owner:  # None: a space, or the second letter of a ligature
                 end = i - 1
                 while text[end] == " ":
