@@ -108,3 +108,39 @@ def test_one_step_changes_exactly_the_trainable(stage):
         assert no_grad, "expected the last vision layer to be trainable but gradient-free"
     assert changed == trainable - no_grad
     assert all(before[n].equal(p) for n, p in model.named_parameters() if n in no_grad)
+
+
+def test_part_of_names_every_parameter_once_and_refuses_strangers(mlp_model):
+    from scitune.model.parts import PARTS, part_of
+
+    model = mlp_model[0]
+    parts = {name: part_of(name) for name, _ in model.named_parameters()}
+    assert set(parts.values()) <= set(PARTS)
+    assert parts["model.multi_modal_projector.linear_1.weight"] == "projector"
+    assert all(p == "vision_tower" for n, p in parts.items() if n.startswith("model.vision_tower."))
+    assert all(p == "language_model" for n, p in parts.items() if n.startswith("model.language_model."))
+    assert part_of("lm_head.weight") == part_of("base_model.model.lm_head.weight") == "lm_head"
+    with pytest.raises(ValueError, match="no known part"):
+        part_of("model.image_newline")
+
+
+def test_an_untied_lm_head_trains_with_the_llm_and_has_its_own_row():
+    model, _ = build_model(ModelConfig(preset="tiny"))
+    model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())  # untied from the embeddings
+    assert "lm_head.weight" in _names(model)
+    align = {r["part"]: r for r in parameter_table(apply_stage(model, StageConfig(name="align")))}
+    assert align["lm_head"] == {"part": "lm_head", "trainable": 0, "frozen": model.lm_head.weight.numel()}
+    instruct = {r["part"]: r for r in parameter_table(apply_stage(model, StageConfig(name="instruct")))}
+    assert instruct["lm_head"] == {"part": "lm_head", "trainable": model.lm_head.weight.numel(), "frozen": 0}
+
+
+def test_stage_applied_opens_a_plan_and_puts_the_flags_back(mlp_model):
+    from scitune.config import Trainable
+    from scitune.model.stages import stage_applied
+
+    model = apply_stage(mlp_model[0], StageConfig(name="align"))
+    before = {n: p.requires_grad for n, p in model.named_parameters()}
+    with stage_applied(model, Trainable(projector=False, language_model=False, vision_tower=True)) as trained:
+        assert {id(p) for p in trained} == {id(p) for p in model.model.vision_tower.parameters()}
+        assert _trainable(model) == _names(model, "model.vision_tower.")
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == before
