@@ -291,3 +291,19 @@ def test_panels_stacked_in_one_figure(page, tmp_path: Path):
     paper, figs = figures_of(path)
     assert sorted(figs) == ["12"] and paper.unpaired == []
     assert "Top x" in figs["12"].ocr and "Bottom x" in figs["12"].ocr
+
+
+def test_caption_justified_with_wide_word_gaps(page, tmp_path: Path):
+    """A narrow justified caption whose first line holds few long words: its word gaps are wider
+    than line building joins, and the caption still reads whole."""
+    caption = ("Figure 13: Photoluminescence of extraordinarily heterogeneous nanostructures "
+               "measured over several consecutive days.")
+    page.new_page()
+    page.text(LEFT, 60, 504, "Body text above; Figure 13 is a narrow figure with a narrow caption.")
+    page.text(LEFT + 150, 300, 180, caption)
+    page.text(LEFT, 360, 504, "Body text below the caption.")
+    path = page.save(tmp_path / "justified.pdf")
+    embed_pdf(path, [(0, plot("Day", size=(2.5, 2)), LEFT + 150, 110, 180, 180)])
+    paper, figs = figures_of(path)
+    assert sorted(figs) == ["13"], paper.unpaired
+    assert figs["13"].caption == caption

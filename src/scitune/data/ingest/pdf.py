@@ -124,7 +124,7 @@ def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: P
         two_column = layout[1] > layout[0]
     else:  # nothing to go by yet: the page's own few lines
         two_column = bool(is_two_column(free, width, page_box[0], min_lines=0))
-    page_blocks = blocks(reading_order(free, width), index + 1, _starts_caption)
+    page_blocks = blocks(reading_order(free, width, two_column), index + 1, _starts_caption)
     captions = [b for b in page_blocks if CAPTION.match(b.text)]
     for extra in captions[MAX_CAPTIONS:]:
         paper.skip("caption", f"{where}: {extra.text[:20]}", f"more than {MAX_CAPTIONS} captions on one page")
@@ -164,7 +164,8 @@ def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: P
             figure_text[hit].append(line)
         elif (owner < 0 or owner not in taken) and _prose(line):
             body_lines.append(line)
-    body = [b for b in blocks(reading_order(body_lines, width), index + 1, _starts_caption) if not CAPTION.match(b.text)]
+    body = [b for b in blocks(reading_order(body_lines, width, two_column), index + 1, _starts_caption)
+            if not CAPTION.match(b.text)]
     figures = [(number, caption, png, box, [ln.text for ln in sorted(text, key=lambda ln: (-ln.box[3], ln.box[0]))])
                for (number, caption, png, box), text in zip(found, figure_text)]
     return body, " ".join(ln.text for ln in lines), figures

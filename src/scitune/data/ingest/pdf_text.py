@@ -240,12 +240,14 @@ def is_two_column(lines: list[Line], width: float, left_edge: float = 0.0, min_l
     return left >= 2 and right >= 2 and across < left + right
 
 
-def reading_order(lines: list[Line], width: float) -> list[Line]:
-    """Lines in reading order: bands separated by full-width lines; in each band the left column,
-    then the right one."""
+def reading_order(lines: list[Line], width: float, two_column: bool = True) -> list[Line]:
+    """Lines in reading order: on a two-column page, bands separated by full-width lines, and in
+    each band the left column, then the right one; on a one-column page, top to bottom."""
     middle = width / 2
     for line in lines:
-        if line.box[2] <= middle + 4:
+        if not two_column:
+            line.column = "full"
+        elif line.box[2] <= middle + 4:
             line.column = "left"
         elif line.box[0] >= middle - 4:
             line.column = "right"
@@ -272,8 +274,9 @@ def blocks(lines: list[Line], page: int, starts_block) -> list[Block]:
     """Lines (in reading order) grouped into blocks. A line continues one of the last few blocks
     whose last row sits just above it, in its column, overlapping it horizontally; or it is a
     piece of that row itself (a justified narrow line, as in a minipage caption, stretches word
-    gaps past what `text_lines` joins): on the same baseline, within the block's width so far.
-    A line for which `starts_block(text)` holds (a caption label) always opens a new block."""
+    gaps past what `text_lines` joins): on the same baseline, within the block's width so far, or
+    just right of a caption's first line. A line for which `starts_block(text)` holds (a caption
+    label) always opens a new block."""
     out: list[Block] = []
     rows: list[list[float]] = []  # per block: its last row's box
     spans: list[list[float]] = []  # per block: its horizontal extent
@@ -286,9 +289,7 @@ def blocks(lines: list[Line], page: int, starts_block) -> list[Block]:
             for index in range(len(out) - 1, max(len(out) - 1 - OPEN_BLOCKS, -1), -1):
                 row, span = rows[index], spans[index]
                 if abs(row[3] - top) < 0.35 * height and abs(row[1] - bottom) < 0.35 * height:
-                    # or the words after a caption's label alone, on a first line stretched wide
-                    label_row = len(out[index].lines) == 1 and LABEL_ONLY.match(out[index].lines[0].text) is not None
-                    if span[0] - 2 <= left and right <= span[1] + 2 or label_row and 0 <= left - row[2] < 4 * height:
+                    if span[0] - 2 <= left and right <= span[1] + 2:
                         home, same_row = index, True
                         break
                     continue
@@ -300,6 +301,13 @@ def blocks(lines: list[Line], page: int, starts_block) -> list[Block]:
                 if same_column and -height <= gap <= 0.9 * height and overlap > 0:
                     home = index
                     break
+            else:  # the next words of a caption's first line, stretched wide (justified in a narrow box)
+                for index in range(len(out) - 1, max(len(out) - 1 - OPEN_BLOCKS, -1), -1):
+                    row, first = rows[index], out[index].lines
+                    if (order[id(first[-1])][0] == 0 and starts_block(first[0].text) and 0 <= left - row[2] < 4 * height
+                            and abs(row[3] - top) < 0.35 * height and abs(row[1] - bottom) < 0.35 * height):
+                        home, same_row = index, True
+                        break
         if home is None:
             out.append(Block(page=page))
             rows.append(list(line.box))
