@@ -3,6 +3,7 @@ folder (outside the source tree, its folder added to the tasks package's search 
 `scitune eval toy` and runs end to end, through the model (`run_task`) and on a predictions file."""
 
 import json
+import sys
 import textwrap
 
 import pytest
@@ -98,10 +99,8 @@ def toy_task(tmp_path, monkeypatch):
         (folder / name).write_text(textwrap.dedent(text))
     monkeypatch.setattr(scitune.eval.tasks, "__path__", [*scitune.eval.tasks.__path__, str(root)])
     yield folder
-    import sys
-
     for name in [m for m in sys.modules if m.startswith("scitune.eval.tasks.toy")]:
-        monkeypatch.delitem(sys.modules, name)
+        del sys.modules[name]  # the next test's folder is a fresh one
 
 
 def test_the_built_in_tasks_are_registered_in_order():
