@@ -1,10 +1,10 @@
 """`scitune.train.run`: running the selected stages of a recipe."""
 
-from pathlib import Path
+import json
 
 from scitune.cli import main
 from scitune.config import load_recipe
-from scitune.train.run import tokenizer_texts
+from scitune.train.run import TOKENIZER_STAGES, tokenizer_stages, tokenizer_texts
 
 from .data import write_dataset, write_recipe
 
@@ -25,5 +25,10 @@ def test_stage_align_runs_without_the_instruct_file(tmp_path, capsys):
     missing = tmp_path / "instruct.json"
     code = main(["train", str(recipe), "--stage", "align", f"instruct.data.train={missing}"])
     assert code == 0, capsys.readouterr()
-    assert (Path(tmp_path / "run") / "align" / "final").is_dir() and not (tmp_path / "run" / "instruct").exists()
+    run = tmp_path / "run"
+    assert (run / "align" / "final").is_dir() and not (run / "instruct").exists()
     assert not missing.exists()
+    # a resume builds each stage's tokenizer from the stages selected when that stage started
+    assert json.loads((run / TOKENIZER_STAGES).read_text()) == {"align": ["align"]}
+    assert tokenizer_stages(run, ["align", "instruct"], resume=True) == {"align": ["align"], "instruct": ["align", "instruct"]}
+    assert tokenizer_stages(run, ["align", "instruct"], resume=False) == {"align": ["align", "instruct"], "instruct": ["align", "instruct"]}

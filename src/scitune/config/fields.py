@@ -1,11 +1,13 @@
 """The building blocks of the recipe schema: value types that read YAML and `key=value`
-overrides as today, the base of every section, and the error a rule raises.
+overrides, the base of every section, and the error a rule raises.
 
-Types are parsed by hand (`to_int`, `to_float`, ...) rather than by pydantic's lax mode because a
-recipe's numbers arrive as YAML strings (`1e-3` is a string in YAML 1.1, and `1e30` too) while a
-boolean must never pass for a number: pydantic's lax mode takes `true` as 1 and refuses "1e3" as
-an int, its strict mode refuses every string. Ranges stay pydantic `Field` constraints.
-"""
+Sections are pydantic dataclasses (not `BaseModel`s) so that `dataclasses.asdict`, `replace` and
+`fields` keep working for the code that saves and compares settings.
+
+Scalars are parsed by our own before-validators (`to_int`, `to_float`, ...) rather than by
+pydantic's lax mode: a recipe's numbers often arrive as YAML strings (`1e-3` and `1e30` are strings
+in YAML 1.1), while a boolean must never pass for a number; lax mode takes `true` as 1 and refuses
+"1e3" as an int, and strict mode refuses every string. Ranges stay pydantic `Field` constraints."""
 
 from __future__ import annotations
 

@@ -112,11 +112,11 @@ class Recipe(Section):
         listed = []
         for index, (key, body) in enumerate(stages.items()):
             if isinstance(body, dict):
-                section = body.get("stage", {})
-                if isinstance(section, dict):
-                    if section.get("name", key) != key:
-                        raise fail(f"{section['name']!r} is not the stage's key {key!r}", at=(index, "stage", "name"))
-                    body = {**body, "stage": {**section, "name": key}}
+                plan = body.get("stage", {})
+                if isinstance(plan, dict):
+                    if plan.get("name", key) != key:
+                        raise fail(f"{plan['name']!r} is not the stage's key {key!r}", at=(index, "stage", "name"))
+                    body = {**body, "stage": {**plan, "name": key}}
             listed.append(body)
         return listed
 

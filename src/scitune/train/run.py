@@ -27,10 +27,14 @@ def make_accelerator(recipe: Recipe):
                        **accelerator_options(recipe.run))
 
 
+# <out>/tokenizer-stages.json: for each stage, the stages whose training text its tiny tokenizer
+# was trained on when it started
+TOKENIZER_STAGES = "tokenizer-stages.json"
+
+
 def tokenizer_texts(recipe: Recipe, names: Sequence[str]) -> list[str] | None:
-    """The tiny preset trains its BPE vocabulary on the training text of the stages that run
-    (`names`): a stage left out (`--stage align`) need not have its training file yet. The
-    vocabulary thus follows the selection, so resume a stage with the selection it started with."""
+    """The tiny preset trains its BPE vocabulary on the training text of stages `names` (the
+    selected ones: a stage left out, as with `--stage align`, need not have its file yet)."""
     if recipe.model.preset != "tiny":
         return None
     from scitune.data.sample import read_samples
@@ -47,6 +51,36 @@ def tokenizer_texts(recipe: Recipe, names: Sequence[str]) -> list[str] | None:
     return texts
 
 
+def tokenizer_stages(out: Path, names: Sequence[str], resume: bool) -> dict[str, list[str]]:
+    """For each selected stage, the stages whose text trains its tokenizer: on `resume`, those
+    selected when it started (so a resume with another `--stage` selection rebuilds the same
+    vocabulary its checkpoint was trained with), else the selected ones."""
+    from scitune.io.read import read_json
+
+    record = out / TOKENIZER_STAGES
+    saved = read_json(record, what="tokenizer record") if resume and record.is_file() else {}
+    if not isinstance(saved, dict):
+        saved = {}
+    chosen = {}
+    for name in names:
+        earlier = saved.get(name)
+        valid = isinstance(earlier, list) and earlier and all(isinstance(n, str) for n in earlier)
+        chosen[name] = list(earlier) if valid else list(names)
+    return chosen
+
+
+def record_tokenizer_stages(out: Path, chosen: dict[str, list[str]]) -> None:
+    import json
+
+    from scitune.io.atomic import write_text
+    from scitune.io.read import read_json
+
+    record = out / TOKENIZER_STAGES
+    saved = read_json(record, what="tokenizer record") if record.is_file() else {}
+    saved = {**(saved if isinstance(saved, dict) else {}), **chosen}
+    write_text(record, json.dumps(saved, indent=1) + "\n")
+
+
 def run_recipe(
     recipe: Recipe, resume: bool = False, stages: list[str] | None = None, hooks: Sequence[StepHook] = (),
     overwrite: bool = False,
@@ -59,13 +93,21 @@ def run_recipe(
     check_run_dir(recipe, resume, overwrite, names)
     accelerator = make_accelerator(recipe)
     out = Path(recipe.run.out)
+    tiny = recipe.model.preset == "tiny"
+    sources = tokenizer_stages(out, names, resume) if tiny else {}
+    accelerator.wait_for_everyone()  # every process has read the record before it changes
     if accelerator.is_main_process:
         prepare_run_dir(recipe, resume, overwrite, names)
+        if tiny:
+            record_tokenizer_stages(out, sources)
     accelerator.wait_for_everyone()
-    texts = tokenizer_texts(recipe, names)
+    texts: dict[tuple[str, ...], list[str] | None] = {}
     results = []
     for index, stage in enumerate(recipe.stages):
-        if stages and stage.stage.name not in stages:
+        if stage.stage.name not in names:
             continue
-        results.append(run_stage(recipe, index, out, accelerator, resume, texts, hooks))
+        source = tuple(sources.get(stage.stage.name, names))
+        if source not in texts:
+            texts[source] = tokenizer_texts(recipe, source)
+        results.append(run_stage(recipe, index, out, accelerator, resume, texts[source], hooks))
     return results
