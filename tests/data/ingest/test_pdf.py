@@ -93,3 +93,29 @@ def test_render_pixels_are_bounded(tmp_path: Path):
     path.write_bytes(draw_figure("line", "pdf"))
     image, _ = render_pdf_figure(path, dpi=600, limits=Limits(render_pixels=20_000))
     assert image.width * image.height <= 20_500
+
+
+def test_glyph_markers_are_not_figure_text(tmp_path: Path):
+    """A scatter drawn with a font's bullet as its marker (as R does) has one text run per point;
+    only the lines with a letter or a digit are the figure's text, and their number is bounded."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        fig = Figure(figsize=(3, 3))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for k in range(300):
+            ax.text((k * 37 % 100) / 100, (k * 61 % 100) / 100, "\u25cf", fontsize=4)
+        ax.set_xlabel("tSNE_1")
+        ax.set_ylabel("tSNE_2")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="pdf")
+    path = tmp_path / "scatter.pdf"
+    path.write_bytes(buffer.getvalue())
+    _, words = render_pdf_figure(path, dpi=50)
+    assert "tSNE_1" in words and "tSNE_2" in words
+    assert all(any(c.isalnum() for c in w) for w in words) and len(words) < 30
+    _, few = render_pdf_figure(path, dpi=50, limits=Limits(ocr_lines=3))
+    assert few == words[:3]

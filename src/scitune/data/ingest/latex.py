@@ -28,7 +28,7 @@ from scitune.data.ingest.latex_text import latex_to_text
 from scitune.data.ingest.licence import find_licence
 from scitune.data.ingest.limits import DEFAULT_LIMITS, Limits
 from scitune.data.ingest.records import Figure, Paper
-from scitune.data.ingest.text import sentences
+from scitune.data.ingest.text import figure_text, sentences
 from scitune.errors import ScituneError
 
 __all__ = ["FIGURE_ENVS", "find_main", "latex_to_text", "load_source", "read_latex_paper"]
@@ -271,7 +271,7 @@ def read_latex_paper(root: Path, name: str, source: str, dpi: int = 150, limits:
             png=imgs.png_bytes(imgs.compose_panels(panels, limits)),
             paragraphs=mention_paragraphs,
             mentions=mentions,
-            ocr=ocr,
+            ocr=figure_text(ocr, limits.ocr_lines),
             provenance={
                 "tex_file": tex_file,
                 "environment": env,

@@ -29,6 +29,7 @@ class Limits:
     render_pixels: int = 40_000_000  # pixels of one rendered page region or figure
     image_pixels: int = 90_000_000  # pixels of one raster figure file (PNG/JPEG)
     image_bytes: int = 256 << 20  # one figure file
+    ocr_lines: int = 1_000  # text lines kept of one figure's text layer (SciCap's OCR field)
     bulk_members: int = 200_000  # files in one arXiv bulk tar (they hold a few thousand papers)
     metadata_line_bytes: int = 1 << 20  # one line of arXiv's metadata snapshot (1 MiB)
 

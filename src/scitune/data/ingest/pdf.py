@@ -24,6 +24,7 @@ from scitune.data.ingest.pdf_mentions import CAPTION, TABLE_CAPTION, mentions_by
 from scitune.data.ingest.pdf_text import (NUMBER_ONLY, Block, Line, blocks, is_two_column, paragraphs,
                                           reading_order, text_lines)
 from scitune.data.ingest.records import Figure, Paper
+from scitune.data.ingest.text import figure_text
 from scitune.errors import ScituneError
 from scitune.io.read import check_file
 
@@ -201,7 +202,7 @@ def read_pdf_paper(path: Path, name: str, source: str, dpi: int = 150, limits: L
         hits = cited.get(number, [])
         paper.figures.append(Figure(
             number=number, caption=caption.text, caption_no_index=CAPTION.sub("", caption.text, count=1).strip(),
-            png=png, paragraphs=[texts[i] for i, _ in hits], mentions=[s for _, s in hits], ocr=ocr,
+            png=png, paragraphs=[texts[i] for i, _ in hits], mentions=[s for _, s in hits], ocr=figure_text(ocr, limits.ocr_lines),
             provenance={"page": page_index + 1, "box": [round(float(v), 1) for v in region], "dpi": dpi},
         ))
     return paper
@@ -217,4 +218,4 @@ def render_pdf_figure(path: Path, dpi: int = 150, limits: Limits = DEFAULT_LIMIT
         lines = sorted(_text_lines(page, page.get_textpage()), key=lambda ln: (-ln.box[3], ln.box[0]))
     finally:
         pdf.close()
-    return image, [ln.text for ln in lines if ln.text]
+    return image, figure_text((ln.text for ln in lines), limits.ocr_lines)

@@ -26,6 +26,20 @@ def clean_text(text: str) -> str:
     return text.strip()
 
 
+def figure_text(lines, limit: int) -> list[str]:
+    """A figure's text layer as SciCap's OCR field: the cleaned lines that hold a letter or a
+    digit, at most `limit` of them. Plots drawn with font glyphs as markers (R's scatter points,
+    a legend's bullets) would otherwise give one line per point: tens of thousands of "●"."""
+    out: list[str] = []
+    for line in lines:
+        line = clean_text(line)
+        if any(c.isalnum() for c in line):
+            out.append(line)
+            if len(out) >= limit:
+                break
+    return out
+
+
 def sentences(text: str) -> list[str]:
     """The sentences of a paragraph: split after . ! ? before a capital, a digit or a bracket,
     except after an abbreviation or a single initial."""
