@@ -307,3 +307,39 @@ def test_caption_justified_with_wide_word_gaps(page, tmp_path: Path):
     paper, figs = figures_of(path)
     assert sorted(figs) == ["13"], paper.unpaired
     assert figs["13"].caption == caption
+
+
+def test_figure_exported_with_a_page_sized_background_and_a_crop_box(page, tmp_path: Path):
+    """Slides exported to PDF, or a figure cut with pdfcrop: a white rectangle as large as the
+    source page, the drawing in one corner and a crop box around it. pdflatex clips the form to
+    the crop box; PDFium's bounds of the form still span the whole background, which reached over
+    the body text above the figure (into its OCR) and over the caption below it."""
+    import matplotlib
+    import pypdfium2 as pdfium
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        fig = Figure(figsize=(6.0, 3.5))  # a white background patch covers the whole page
+        FigureCanvasAgg(fig)
+        ax = fig.add_axes([0.08, 0.12, 0.38, 0.33])
+        ax.plot([0, 1, 2], [1, 3, 2])
+        ax.set_xlabel("Time (s)")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="pdf")
+    source = pdfium.PdfDocument(buffer.getvalue())
+    width, height = source[0].get_size()
+    source[0].set_cropbox(0, 0, width / 2, height / 2)
+    cropped = io.BytesIO()
+    source.save(cropped)
+    page.new_page()
+    page.text(72, 60, 468, "Some body text before the figure. It has nothing to say about figures.")
+    page.text(72, 330, 468, "Figure 1: A plot exported with a crop box smaller than its page.")
+    page.text(72, 360, 468, "The body text goes on after the figure and cites Figure 1 once.")
+    path = embed_pdf(page.save(tmp_path / "cropped.pdf"), [(0, cropped.getvalue(), 72, 100, 432, 216)])
+    paper, figs = figures_of(path)
+    assert sorted(figs) == ["1"], paper.unpaired
+    box = figs["1"].provenance["box"]
+    assert_inside(box, 72, 72 + 432)
+    assert box[3] <= PAGE_H - 100 + 1 and box[1] >= PAGE_H - 330 - 1  # between the body text and the caption
+    assert "Time (s)" in figs["1"].ocr and not [t for t in figs["1"].ocr if "body text" in t]

@@ -111,7 +111,7 @@ def _read_page(page, index: int, source: str, dpi: int, limits: Limits, paper: P
     page_box = _page_box(page)
     width = page_box[2] - page_box[0]
     lines = _text_lines(page, page.get_textpage())
-    boxes = regions(page, page_box, limits, where)
+    boxes = regions(page, page_box, limits, where, lines)
     owners = assign_lines(lines, boxes, page_box, _looks_like_label, _starts_caption)
     for line, owner in zip(lines, owners):  # a region grows to take in its tick labels
         if owner >= 0:

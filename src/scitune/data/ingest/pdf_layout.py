@@ -90,15 +90,16 @@ def _transform(box: Box, matrix: np.ndarray) -> Box:
     return corners[:, 0].min(), corners[:, 1].min(), corners[:, 0].max(), corners[:, 1].max()
 
 
-def drawing_boxes(page, page_box: Box, limits: Limits, where: str) -> np.ndarray:
+def drawing_boxes(page, page_box: Box, limits: Limits, where: str, text: np.ndarray | None = None) -> np.ndarray:
     """Boxes (n x 4, page space, clipped to `page_box`) of the page's drawing objects. Every object
-    visited counts against `limits.page_objects`, so the work is bounded by that limit."""
+    visited counts against `limits.page_objects`, so the work is bounded by that limit. `text`:
+    the centres (n x 2) of the page's text lines, which a form's background may not swallow."""
     import pypdfium2.raw as raw
 
     kinds = {raw.FPDF_PAGEOBJ_IMAGE, raw.FPDF_PAGEOBJ_PATH, raw.FPDF_PAGEOBJ_SHADING, raw.FPDF_PAGEOBJ_FORM}
     width, height = page_box[2] - page_box[0], page_box[3] - page_box[1]
     boxes: list[Box] = []
-    visited = 0
+    visited = checks = 0
     # (count, get) pairs of object lists to walk, with the matrix from their space to the page's
     pending = [(raw.FPDFPage_CountObjects(page), lambda i: raw.FPDFPage_GetObject(page, i), None)]
     while pending:
@@ -133,6 +134,12 @@ def drawing_boxes(page, page_box: Box, limits: Limits, where: str) -> np.ndarray
                 visited += looked
                 if not draws:
                     continue  # a form that holds only text is text, not a figure
+                inner = _matrix(obj) if matrix is None else _matrix(obj) @ matrix
+                looked, content = _without_background(obj, children, box, inner, limits.page_objects - visited)
+                visited += looked
+                checks += content is not None
+                if content is not None and _background_spills(box, content, page_box, text if checks <= MAX_BACKGROUNDS else None):
+                    box = (max(box[0], content[0]), max(box[1], content[1]), min(box[2], content[2]), min(box[3], content[3]))
             elif box[2] - box[0] >= 0.97 * width and box[3] - box[1] >= 0.97 * height:
                 continue  # a page background
             left, bottom = max(box[0], page_box[0]), max(box[1], page_box[1])
@@ -151,6 +158,54 @@ def _draws(form, children: int, budget: int) -> tuple[int, bool]:
         if raw.FPDFPageObj_GetType(raw.FPDFFormObj_GetObject(form, j)) != raw.FPDF_PAGEOBJ_TEXT:
             return j + 1, True
     return min(children, max(budget, 0)), False
+
+
+def _background_spills(box: Box, content: Box, page_box: Box, text: np.ndarray | None) -> bool:
+    """Whether a form's background reaches past what the form can show: off the page, or over
+    text lines set outside its drawing (a caption, the body). A figure saved with a white
+    background of its own size (matplotlib's) keeps its box, margins included, as it is placed."""
+    if box[0] < page_box[0] - 2 or box[1] < page_box[1] - 2 or box[2] > page_box[2] + 2 or box[3] > page_box[3] + 2:
+        return True
+    if text is None or len(text) == 0:
+        return False
+    x, y = text[:, 0], text[:, 1]
+    in_box = (x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])
+    m = TEXT_MARGIN
+    in_content = (x >= content[0] - m) & (x <= content[2] + m) & (y >= content[1] - m) & (y <= content[3] + m)
+    return bool(np.any(in_box & ~in_content))
+
+
+MAX_BACKGROUNDS = 64  # forms with a background checked against the page's text lines (lines x forms)
+BACKGROUND_LOOK = 4  # a form's background, when it has one, is among its first few children
+
+
+def _without_background(form, children: int, box: Box, matrix: np.ndarray, budget: int) -> tuple[int, Box | None]:
+    """The page box of what a form draws without its background, or None when it has none (and
+    how many children that took to read, at most `budget`). PDFium's bounds of a form are those of
+    its content, not of the /BBox that clips it: a figure exported from slides or cropped with
+    pdfcrop keeps a page-sized white rectangle outside its crop box, and its bounds then reach
+    over the caption and the body text around it. Only a form that starts with a path covering
+    all of its bounds is read whole."""
+    import pypdfium2.raw as raw
+
+    def page_box(j: int) -> tuple[Box | None, bool]:
+        child = raw.FPDFFormObj_GetObject(form, j)
+        found = _bounds(child)
+        return (None if found is None else _transform(found, matrix)), raw.FPDFPageObj_GetType(child) == raw.FPDF_PAGEOBJ_PATH
+
+    def covers(found: Box | None, path: bool) -> bool:
+        return path and found is not None and all(abs(a - b) <= 1.0 for a, b in zip(found, box))
+
+    head = min(children, BACKGROUND_LOOK, max(budget, 0))
+    if not any(covers(*page_box(j)) for j in range(head)):
+        return head, None
+    if children > budget:
+        return head, None  # too many children to read within the page's bound: keep PDFium's box
+    rest = [found for found, path in map(page_box, range(children)) if found is not None and not covers(found, path)]
+    if not rest:
+        return head + children, None
+    array = np.array(rest, dtype=float)
+    return head + children, (*array[:, :2].min(axis=0), *array[:, 2:].max(axis=0))
 
 
 @dataclass
@@ -213,9 +268,11 @@ def cluster(boxes: np.ndarray, page_box: Box, gap: float = CLUSTER_GAP) -> np.nd
     return boxes
 
 
-def regions(page, page_box: Box, limits: Limits, where: str) -> np.ndarray:
+def regions(page, page_box: Box, limits: Limits, where: str, lines: list[Line] | None = None) -> np.ndarray:
     """The page's candidate figure regions (n x 4): clustered drawings, rules and dots dropped."""
-    merged = cluster(drawing_boxes(page, page_box, limits, where), page_box)
+    text = None if lines is None else np.array([((ln.box[0] + ln.box[2]) / 2, (ln.box[1] + ln.box[3]) / 2)
+                                                for ln in lines], dtype=float).reshape(-1, 2)
+    merged = cluster(drawing_boxes(page, page_box, limits, where, text), page_box)
     if len(merged) == 0:
         return merged
     width, height = merged[:, 2] - merged[:, 0], merged[:, 3] - merged[:, 1]
