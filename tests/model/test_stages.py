@@ -121,7 +121,7 @@ def test_part_of_names_every_parameter_once_and_refuses_strangers(mlp_model):
     assert all(p == "language_model" for n, p in parts.items() if n.startswith("model.language_model."))
     assert part_of("lm_head.weight") == part_of("base_model.model.lm_head.weight") == "lm_head"
     with pytest.raises(ValueError, match="no known part"):
-        part_of("model.image_newline")
+        part_of("model.image_adapter.weight")  # in no family of scitune.model.families
 
 
 def test_an_untied_lm_head_trains_with_the_llm_and_has_its_own_row():

@@ -4,8 +4,10 @@ The plan comes from `scitune.config.StageConfig.trainable` (data); this module a
 each parameter's part from `scitune.model.parts.part_of`:
 - align: projector only;  instruct: projector + LLM (embeddings and lm_head included);
 - `lora`: peft LoRA adapters on the LLM's linear layers only (the target regex is anchored under
-  `language_model`, since a plain `q_proj` target would also match CLIP's attention layers);
-  the projector stays fully trainable and is saved with the adapter (`modules_to_save`);
+  the family's language model, e.g. `language_model` or Idefics3's `text_model`, since a plain
+  `q_proj` target would also match the vision tower's attention layers); the connector stays
+  fully trainable and is saved with the adapter (the family's `connector_modules`); a connector
+  tensor outside any module (LLaVA-OneVision's `image_newline`) stays frozen with LoRA;
 - `tune_vision`: the vision tower trains too.
 The pretraining loops (scitune.train.pretrain) apply a bare `Trainable` plan the same way.
 The linear projector's `linear_2` is a fixed identity (see scitune.model.build) and never trains.
@@ -22,6 +24,7 @@ import torch
 from scitune.config import LoraConfig, StageConfig, Trainable
 from scitune.errors import ScituneError
 from scitune.model.build import is_linear_projector
+from scitune.model.families import Family, family_of
 from scitune.model.parts import PARTS, part_of
 
 # The output head trains with the language model (a stage plan has no switch of its own for it).
@@ -29,7 +32,16 @@ _PLAN_FLAG = {"lm_head": "language_model"}
 
 
 def _is_fixed_identity(name: str, config) -> bool:
-    return is_linear_projector(config) and ".linear_2." in name and part_of(name) == "projector"
+    return (
+        getattr(config, "model_type", None) == "llava"
+        and is_linear_projector(config)
+        and ".linear_2." in name
+        and part_of(name) == "projector"
+    )
+
+
+def _is_bare_connector_tensor(name: str, family: Family) -> bool:
+    return any(f".{t}." in f".{name}." for t in family.connector_tensors)
 
 
 def apply_stage(model, stage: StageConfig | Trainable):
@@ -38,6 +50,7 @@ def apply_stage(model, stage: StageConfig | Trainable):
     lora = isinstance(stage, StageConfig) and stage.lora
     plan = stage.trainable if isinstance(stage, StageConfig) else stage
     config = model.config
+    family = family_of(model)
     if lora:
         model = attach_lora(model, stage.lora_config)
     for name, param in model.named_parameters():
@@ -46,7 +59,12 @@ def apply_stage(model, stage: StageConfig | Trainable):
             trainable = "lora_" in name
         elif part == "projector":
             # with lora, peft keeps a frozen copy of the projector (original_module)
-            trainable = plan.projector and ".original_module." not in name and not _is_fixed_identity(name, config)
+            trainable = (
+                plan.projector
+                and ".original_module." not in name
+                and not _is_fixed_identity(name, config)
+                and not (lora and _is_bare_connector_tensor(name, family))
+            )
         else:
             trainable = getattr(plan, _PLAN_FLAG.get(part, part))
         param.requires_grad_(trainable)
@@ -66,14 +84,16 @@ def stage_applied(model, plan: Trainable) -> Iterator[list[torch.nn.Parameter]]:
             param.requires_grad_(flag)
 
 
-def lora_target_regex(lora: LoraConfig) -> str:
+def lora_target_regex(lora: LoraConfig, family: Family | None = None) -> str:
+    """The peft target regex: the named linear layers under the family's language model only."""
     names = "|".join(lora.target_modules)
-    return rf".*\blanguage_model\..*\.({names})"
+    anchors = "|".join(family.language_model) if family is not None else "language_model"
+    return rf".*\b(?:{anchors})\..*\.({names})"
 
 
 def check_lora_targets(model, lora: LoraConfig) -> None:
     """Every target module name must match at least one linear layer of the language model."""
-    pattern = re.compile(lora_target_regex(lora))
+    pattern = re.compile(lora_target_regex(lora, family_of(model)))
     names = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and pattern.fullmatch(name)]
     missing = [m for m in lora.target_modules if not any(n.rsplit(".", 1)[-1] == m for n in names)]
     if missing:
@@ -93,8 +113,8 @@ def attach_lora(model, lora: LoraConfig):
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=lora_target_regex(lora),
-        modules_to_save=["multi_modal_projector"],
+        target_modules=lora_target_regex(lora, family_of(model)),
+        modules_to_save=list(family_of(model).connector_modules),
         bias="none",
     )
     return get_peft_model(model, peft_config)

@@ -1,0 +1,102 @@
+"""Model families as data: one row per family names where its parts live.
+
+scitune trains the SciTune stages on any checkpoint of these families (transformers'
+`AutoModelForImageTextToText` classes). A row names, by qualified-parameter-name fragments, the
+family's vision tower, its connector (LLaVA's `multi_modal_projector`, Idefics3's `connector`,
+Qwen's `visual.merger`, Gemma 3's `multi_modal_projector`), its language model and its lm_head;
+`scitune.model.parts.part_of` (the one parameter classifier), the stage plans, LoRA targets and
+the optimizer's parameter groups read it. A config of any other `model_type` is refused in one line
+that lists the supported ones (`check_family`).
+
+The connector is the part the stage plans call `projector` (align trains it alone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scitune.errors import ScituneError
+
+
+@dataclass(frozen=True)
+class Family:
+    """Where one family's parts live (fragments of qualified parameter names, without dots)."""
+
+    model_types: tuple[str, ...]
+    vision_tower: tuple[str, ...]
+    connector: tuple[str, ...]
+    language_model: tuple[str, ...]
+    # the connector's modules that a LoRA adapter saves in full (peft `modules_to_save`)
+    connector_modules: tuple[str, ...]
+    # connector parameters that are bare tensors (not inside a module peft can save): they are
+    # trained without LoRA and stay frozen with it, so an adapter never silently drops them
+    connector_tensors: tuple[str, ...] = ()
+    # the model's own processor class needs torchvision (its video processor does) in transformers 5
+    processor_needs_torchvision: bool = False
+
+
+FAMILIES: dict[str, Family] = {
+    "llava": Family(
+        model_types=("llava",),
+        vision_tower=("vision_tower",),
+        connector=("multi_modal_projector",),
+        language_model=("language_model",),
+        connector_modules=("multi_modal_projector",),
+    ),
+    "llava_onevision": Family(
+        model_types=("llava_onevision",),
+        vision_tower=("vision_tower",),
+        connector=("multi_modal_projector", "image_newline"),
+        language_model=("language_model",),
+        connector_modules=("multi_modal_projector",),
+        connector_tensors=("image_newline",),
+        processor_needs_torchvision=True,
+    ),
+    "idefics3": Family(
+        model_types=("idefics3", "smolvlm"),
+        vision_tower=("vision_model",),
+        connector=("connector",),
+        language_model=("text_model",),
+        connector_modules=("connector",),
+    ),
+    "qwen_vl": Family(
+        model_types=("qwen2_vl", "qwen2_5_vl", "qwen3_vl"),
+        # the merger (and Qwen3-VL's deepstack mergers) sit inside `visual`: listed first, they win
+        vision_tower=("visual",),
+        connector=("merger", "deepstack_merger_list"),
+        language_model=("language_model",),
+        connector_modules=("merger", "deepstack_merger_list"),
+        processor_needs_torchvision=True,
+    ),
+    "gemma3": Family(
+        model_types=("gemma3",),
+        vision_tower=("vision_tower",),
+        connector=("multi_modal_projector",),
+        language_model=("language_model",),
+        connector_modules=("multi_modal_projector",),
+    ),
+}
+
+BY_MODEL_TYPE: dict[str, Family] = {t: family for family in FAMILIES.values() for t in family.model_types}
+
+
+def supported_model_types() -> tuple[str, ...]:
+    """The model types scitune trains, those the installed transformers has (qwen3_vl is recent)."""
+    from transformers import CONFIG_MAPPING
+
+    return tuple(t for t in BY_MODEL_TYPE if t in CONFIG_MAPPING)
+
+
+def check_family(model_type: str | None, where: str) -> Family:
+    """The family of `model_type`; a ScituneError in one line (naming `where` and the supported
+    types) for any other."""
+    if model_type in supported_model_types():
+        return BY_MODEL_TYPE[model_type]
+    expected = ", ".join(repr(t) for t in supported_model_types())
+    raise ScituneError(f"{where} has model_type {model_type!r}; expected {expected} (the model families scitune trains)")
+
+
+def family_of(model) -> Family:
+    """The family of a (possibly peft-wrapped) model, from its config."""
+    config = model.config
+    return check_family(getattr(config, "model_type", None), f"model {type(model).__name__}")
