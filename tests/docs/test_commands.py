@@ -6,11 +6,13 @@
   a test runs it end to end, `<!-- run by: PATH ... -->` (PATH must exist), or why it is not run,
   `<!-- not run: REASON -->` (a GPU, a cluster, a download, a release you must fetch, another
   program, a long run).
+- `scitune ...` in inline code in the prose is checked the same way, unless written with
+  placeholders (`[--figures N]`, `COMMAND`, `...`).
 - Every `scitune ...` line, in any ```bash block (run or not: checking it needs no GPU), is checked
   against `scitune <subcommand> --help`: each word naming a subcommand must be one, and every
   `--flag` must be in that subcommand's help. `python -m scitune ...` and `accelerate launch ...
   -m scitune ...` count as scitune lines. `python benchmarks/X.py` must name a script that exists,
-  `make T` a Makefile target.
+  `make T` a Makefile target, and a path under `benchmarks/` or `recipes/` a file that exists.
 
 What runs the cheap commands end to end (named in each block's `run by:` marker):
 tests/test_demo.py (`scitune demo --quick`, the Quickstart's path at reduced size), .ci/run
@@ -222,6 +224,35 @@ def test_scitune_command_matches_its_help(where, args):
     assert not problems, f"{where}: scitune {' '.join(args)}\n" + "\n".join(problems)
 
 
+def inline_commands() -> list[tuple[str, str]]:
+    """`scitune ...` and `python benchmarks/...` in inline code in the prose (outside fenced blocks),
+    except those written with placeholders (`[--figures N]`, `<dir>`, `COMMAND`, `...`)."""
+    found = []
+    for path in doc_files():
+        text = re.sub(r"^(\s*)```.*?^\1```", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+        for span in re.findall(r"`((?:scitune |python benchmarks/)[^`]*)`", text):
+            if any(mark in span for mark in ("[", "<", "|", "...")) or re.search(r"\b[A-Z]{3,}\b", span):
+                continue
+            found.append((path.relative_to(ROOT).as_posix(), span))
+    return found
+
+
+def test_inline_commands_match_their_help():
+    problems, checked = [], 0
+    for where, span in inline_commands():
+        words = shlex.split(span)
+        if words[0] == "python":
+            if not (ROOT / words[1]).is_file():
+                problems.append(f"{where}: `{span}`: {words[1]} does not exist")
+            continue
+        checked += 1
+        # prose may name a command group (`scitune eval`) without its subcommand
+        found = [p for p in check_scitune(words[1:]) if not p.endswith("needs a subcommand")]
+        problems += [f"{where}: `{span}`: {p}" for p in found]
+    assert checked >= 20
+    assert not problems, "\n".join(problems)
+
+
 def test_other_commands_name_what_exists():
     problems, targets = [], makefile_targets()
     for b in shell_blocks():
@@ -229,9 +260,11 @@ def test_other_commands_name_what_exists():
             if words[0] == "make":
                 missing = [t for t in words[1:] if not t.startswith("-") and "=" not in t and t not in targets]
                 problems += [f"{b.where}: make target {t!r} is not in the Makefile" for t in missing]
-            if words[0] == "python" and len(words) > 1 and words[1].startswith("benchmarks/"):
-                if not (ROOT / words[1]).is_file():
-                    problems.append(f"{b.where}: {words[1]} does not exist")
+            # files the repository ships (benchmark scripts, recipes) must exist under the names shown
+            for word in words:
+                for path in re.findall(r"(?:^|=)((?:benchmarks|recipes)/[\w./-]+)", word):
+                    if not (ROOT / path).is_file():
+                        problems.append(f"{b.where}: {path} does not exist")
     assert not problems, "\n".join(problems)
 
 
