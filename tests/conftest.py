@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from scitune.settings import shared_data_dir
+from tests.fixtures import Tiny, save_tiny
 
 STRICT = os.environ.get("SCITUNE_STRICT_FIXTURES") == "1"
 # Skip reasons that stay skips in strict mode: tools outside the project's own install.
@@ -40,6 +41,13 @@ def shared_data():
 
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Tiny:
+    """The session's tiny model (tests/fixtures.py): (model in eval mode, processor, saved folder).
+    Tests only read it; one that trains or changes a model builds its own with `build_tiny`."""
+    return save_tiny(tmp_path_factory.mktemp("tiny") / "ckpt")
 
 
 @pytest.fixture(scope="session")

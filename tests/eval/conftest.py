@@ -1,4 +1,5 @@
-"""A tiny model (random weights, fp32) and a few real ScienceQA test records for the model-driven tests."""
+"""A few real ScienceQA test records for the model-driven tests (the tiny model is the session's
+`tiny`, tests/conftest.py), and one torch thread for every eval test."""
 
 from __future__ import annotations
 
@@ -7,18 +8,6 @@ import json
 import pytest
 
 IMAGE_PIDS = ("23", "849", "2839", "3988", "9344", "11246")  # test problems whose images are in the fixtures
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    from scitune.config import ModelConfig
-    from scitune.model import build_model, save_model
-
-    model, processor = build_model(ModelConfig(preset="tiny"))
-    model.eval()
-    path = tmp_path_factory.mktemp("tiny") / "ckpt"
-    save_model(model, processor, path)
-    return model, processor, path
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +27,5 @@ def sqa_images(shared_data):
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The tiny model is all overhead: one thread is fastest, and on a busy 2-core machine
-    several threads slow each op down many times over. Restored after each test."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every eval test runs on one thread (tests/conftest.py)."""

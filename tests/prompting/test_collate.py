@@ -15,6 +15,7 @@ from scitune.prompting import (
     set_pad_to_square,
 )
 from scitune.train.schedule import LengthGroupedSampler
+from tests.fixtures import build_tiny
 
 
 def wide_figure(path):
@@ -124,10 +125,8 @@ def test_length_grouped_sampler():
 
 def test_dataloader_with_tiny_model(tmp_path):
     """Our token layout is exactly what the model's processor makes, and a real forward runs."""
-    from scitune.config import ModelConfig
-    from scitune.model import build_model
 
-    model, processor = build_model(ModelConfig(preset="tiny"))
+    model, processor = build_tiny()
     vision = model.config.vision_config
     per_image = (vision.image_size // vision.patch_size) ** 2
     wide_figure(tmp_path / "fig.png")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from scitune.config import LoraConfig, ModelConfig, StageConfig, load_recipe
+from scitune.config import LoraConfig, StageConfig, load_recipe
 from scitune.model.attention import use_varlen_attention
 from scitune.prompting import IGNORE_INDEX, ImageLoader, PaddingCollator, Renderer, model_inputs
 from scitune.prompting.packing import PackingCollator, attention_layout, first_fit, padded_tokens
@@ -27,13 +27,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("packing"), n=16, text_only=4)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    from scitune.model import build_model
-
-    return build_model(ModelConfig(preset="tiny", vocab_size=400))
 
 
 def _items(processor, dataset, n=10):
@@ -70,7 +63,7 @@ def test_first_fit_keeps_rows_within_capacity_and_uses_every_item():
 
 
 def test_collator_restarts_positions_masks_seams_and_orders_images(tiny, dataset):
-    _, processor = tiny
+    processor = tiny.processor
     items = _items(processor, dataset)
     images = ImageLoader(processor.image_processor, dataset[1])
     batch = PackingCollator(processor.tokenizer.pad_token_id, images, layout="bool")(items)
@@ -132,8 +125,8 @@ def test_packed_loss_and_gradients_equal_unpacked(tiny, dataset, lora, layout):
 
     from scitune.model import apply_stage
 
-    model, processor = tiny
-    model = copy.deepcopy(model)
+    processor = tiny.processor
+    model = copy.deepcopy(tiny.model)  # the session's model is shared: this test changes its copy
     model = apply_stage(model, StageConfig(name="instruct", lora=lora, lora_config=LoraConfig(r=4, dropout=0.0)))
     if lora:  # adapters start at zero (B = 0); give them weight so their gradients are not trivial
         with torch.no_grad():

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.reliability.conftest import write_recipe
+from tests.reliability.conftest import ONE_STAGE
 from tests.reliability.harness import check_failure, run_case, run_cli
 
-from ..train.data import write_dataset
+from ..train.data import write_dataset, write_recipe
 
 
 def _sets(root: Path) -> tuple[Path, Path, Path]:
@@ -84,7 +84,7 @@ def test_the_leakage_guard_fails_closed(tmp_path, name, argv, pattern):
 
 def test_training_guard_fails_on_what_it_could_not_check(tmp_path):
     train, images, evals = _sets(tmp_path)
-    recipe = write_recipe(tmp_path / "recipe.yaml", train, images, tmp_path / "run")
+    recipe = write_recipe(tmp_path / "recipe.yaml", train, images, tmp_path / "run", **ONE_STAGE)
     outcome = run_case(tmp_path, ["train", recipe, f"align.data.fail_on_overlap_with=[{evals}={tmp_path / 'nowhere'}]"])
     check_failure(outcome, 2, r"align\.data\.fail_on_overlap_with: 2 image\(s\) could not be checked \(2 image_missing")
     assert not (tmp_path / "run").exists()

@@ -51,17 +51,22 @@ def write_dataset(root: Path, n: int = 16, text_only: int = 0) -> tuple[Path, Pa
     return path, images
 
 
-def write_recipe(path: Path, train: Path, images: Path, out: Path, **stage_overrides) -> Path:
+def write_recipe(path: Path, train: Path, images: Path, out: Path, with_instruct: bool = True,
+                 align: dict | None = None, instruct: dict | None = None, model: dict | None = None,
+                 run: dict | None = None) -> Path:
+    """The test suite's recipe on the tiny preset: an align stage and (with_instruct) an instruct
+    stage on `train`/`images`, into `out`; `align`, `instruct`, `model` and `run` update those
+    sections' settings."""
     import yaml
 
-    align = {"stage": {"name": "align"}, "data": {"train": str(train), "images": str(images), "max_length": 64},
-             "epochs": 2, "batch_size": 4, "lr": 1e-2, "warmup_ratio": 0.1}
-    instruct = {"stage": {"name": "instruct"}, "data": {"train": str(train), "images": str(images), "max_length": 64},
-                "init_from": "projector", "epochs": 1, "batch_size": 4, "lr": 1e-3}
-    align.update(stage_overrides.get("align", {}))
-    instruct.update(stage_overrides.get("instruct", {}))
-    stages = [align] + ([instruct] if stage_overrides.get("with_instruct", True) else [])
-    recipe = {"model": {"preset": "tiny", "vocab_size": 400}, "stages": stages,
-              "run": {"out": str(out), "seed": 0, "save_every": 2, "keep_last": 2, "tensorboard": False}}
+    def stage(name: str, settings: dict, changes: dict | None) -> dict:
+        return {"stage": {"name": name}, "data": {"train": str(train), "images": str(images), "max_length": 64},
+                **settings, **(changes or {})}
+
+    stages = [stage("align", {"epochs": 2, "batch_size": 4, "lr": 1e-2, "warmup_ratio": 0.1}, align)]
+    if with_instruct:
+        stages.append(stage("instruct", {"init_from": "projector", "epochs": 1, "batch_size": 4, "lr": 1e-3}, instruct))
+    recipe = {"model": {"preset": "tiny", "vocab_size": 400, **(model or {})}, "stages": stages,
+              "run": {"out": str(out), "seed": 0, "save_every": 2, "keep_last": 2, "tensorboard": False, **(run or {})}}
     path.write_text(yaml.safe_dump(recipe))
     return path

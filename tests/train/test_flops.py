@@ -1,10 +1,11 @@
-from scitune.config import ModelConfig, StageConfig
-from scitune.model import apply_stage, build_model
+from scitune.config import StageConfig
+from scitune.model import apply_stage
 from scitune.train.flops import part_sizes, step_flops
+from tests.fixtures import build_tiny
 
 
 def test_step_flops_by_stage():
-    model, _ = build_model(ModelConfig(preset="tiny", vocab_size=300))
+    model, _ = build_tiny(vocab_size=300)
     emb = model.get_input_embeddings().weight.numel()
     align = part_sizes(apply_stage(model, StageConfig(name="align")))
     # the embedding lookup is no matmul; with tied embeddings the one copy is the lm_head matmul

@@ -9,11 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scitune.config import ModelConfig, StageConfig
+from scitune.config import StageConfig
 from scitune.model.attention import varlen_sdpa
 from scitune.prompting import IGNORE_INDEX
 from scitune.prompting.packing import block_causal_mask
 from scitune.train.features import TrainingModule
+from tests.fixtures import build_tiny
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -24,9 +25,9 @@ def _grads(model):
 
 
 def test_supervised_positions_loss_equals_full_logits_loss():
-    from scitune.model import apply_stage, build_model
+    from scitune.model import apply_stage
 
-    model, _ = build_model(ModelConfig(preset="tiny", vocab_size=300))
+    model, _ = build_tiny(vocab_size=300)
     model = apply_stage(model, StageConfig(name="instruct"))
     model.train()
     torch.manual_seed(0)

@@ -3,13 +3,14 @@ import torch
 from scitune.config import ModelConfig
 from scitune.model import build_model, save_model
 from scitune.train.text_lm import pack_texts, pretrain_text_lm
+from tests.fixtures import build_tiny
 
 TEXTS = [f"The pressure rises with depth {i} metres below the surface of the lake." for i in range(40)]
 
 
 def test_pretraining_lowers_the_loss_and_touches_only_the_llm(tmp_path):
     torch.set_num_threads(1)
-    model, processor = build_model(ModelConfig(preset="tiny", vocab_size=300), texts=TEXTS)
+    model, processor = build_tiny(texts=TEXTS, vocab_size=300)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     losses = pretrain_text_lm(model, processor.tokenizer, TEXTS, steps=30, batch_size=4, seq_len=32, lr=5e-3)
     assert len(losses) == 30 and losses[-1] < losses[0] - 1.0
@@ -24,6 +25,6 @@ def test_pretraining_lowers_the_loss_and_touches_only_the_llm(tmp_path):
 
 
 def test_pack_texts_rows():
-    _, processor = build_model(ModelConfig(preset="tiny", vocab_size=300), texts=TEXTS)
+    _, processor = build_tiny(texts=TEXTS, vocab_size=300)
     rows = pack_texts(processor.tokenizer, TEXTS, 16)
     assert rows.shape[1] == 16 and (rows == processor.tokenizer.eos_token_id).sum() >= len(TEXTS) - 1

@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from scitune.config import ModelConfig
-from scitune.model import build_model
 from scitune.train.vision_clip import patch_features, pretrain_vision_tower
+from tests.fixtures import build_tiny
 
 
 def _images_and_captions(n=24):
@@ -23,7 +22,7 @@ def _images_and_captions(n=24):
 
 def test_contrastive_pretraining_trains_the_tower_only_and_separates_the_kinds():
     torch.set_num_threads(1)
-    model, processor = build_model(ModelConfig(preset="tiny", vocab_size=300), texts=["a b c d e f"] * 8)
+    model, processor = build_tiny(texts=["a b c d e f"] * 8, vocab_size=300)
     vision = model.model.vision_tower
     pixels, captions = _images_and_captions()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -45,7 +44,7 @@ def test_contrastive_pretraining_trains_the_tower_only_and_separates_the_kinds()
 
 
 def test_pretraining_rejects_mismatched_or_empty_captions():
-    model, processor = build_model(ModelConfig(preset="tiny", vocab_size=300), texts=["a b c d e f"] * 8)
+    model, processor = build_tiny(texts=["a b c d e f"] * 8, vocab_size=300)
     pixels, captions = _images_and_captions(4)
     with pytest.raises(ValueError, match="4 images but 3 captions"):
         pretrain_vision_tower(model, pixels, captions[:3], vocab_size=300, steps=1)
