@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "scitune.commands.data",
     "scitune.commands.train",
     "scitune.commands.demo",
+    "scitune.commands.experiment",
     "scitune.commands.eval",
     "scitune.commands.predict",
     "scitune.commands.ingest",

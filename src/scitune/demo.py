@@ -230,7 +230,8 @@ def stage_recipe(base: Path, corpus: Path, files: dict[str, Path], run_dir: Path
 def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, size: DemoSize) -> dict[str, Any]:
     """Scores one trained model on the test split as `scitune eval` does (`run_task`): each task's
     predictions.jsonl, metrics.json and extra files under `out/<task>/generate/`, and all the
-    numbers, with ScienceQA's chance levels, in `out/metrics.json`."""
+    numbers, with ScienceQA's chance levels, in `out/metrics.json`; each test item's outcome (for
+    paired comparisons, `scitune.experiment.outcomes`) in `out/outcomes.json`."""
     from scitune.data.corpus.vocab import FIGURE_TYPES
     from scitune.data.sample import read_samples
     from scitune.data.scienceqa import read_problems
@@ -294,7 +295,11 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
                 "image": str(corpus / sample["image"]), "prompt": row["prompt"], "answer": row["text"],
                 "reference": sample["conversations"][1]["value"],
             })
-    return {"metrics": metrics, "examples": examples, "confusion": figure_type.confusion_json()}
+    from scitune.experiment.outcomes import item_outcomes
+
+    outcomes = item_outcomes(sqa_run, problems, ft_task, ft_run, cap_task, cap_run)
+    write_json(out / "outcomes.json", outcomes)
+    return {"metrics": metrics, "examples": examples, "confusion": figure_type.confusion_json(), "outcomes": outcomes}
 
 
 # ---- the pipeline --------------------------------------------------------------------------------

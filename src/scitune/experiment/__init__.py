@@ -1,0 +1,6 @@
+"""Experiments over many ordinary scitune runs: `scitune experiment ablation` asks whether stage 1
+(alignment) helps stage 2, over seeds and stage-2 data fractions, with intervals and a plot.
+
+grid.py: the cells and their resumable run; outcomes.py: per-item results of one evaluated
+model; stats.py: intervals and paired tests; report.py: the table, the verdicts, the plot, HTML.
+"""

@@ -1,0 +1,253 @@
+"""The ablation grid: cells (preset x seed x stage-2 data fraction x with/without stage 1), each
+an ordinary scitune run of the demo's recipe on the demo's data, evaluated as the demo does.
+
+Layout of the experiment folder (resumable: a cell is done when its `result.json` exists, which
+is written last and atomically; a rerun skips done cells and starts unfinished ones over):
+
+    plan.json                        what the folder is for (size, data seed, corpus)
+    corpus/                          the built-in corpus (or --corpus: a folder in its layout)
+    data/                            instruction files; instruct-<fraction>.json stage-2 subsets
+    bases/<preset>/seed<k>/          the base model both arms of a seed start from
+    cells/<preset>/seed<k>/frac<f>/<arm>/run|eval|result.json
+
+The fractions' subsets are nested (the 10% subset lies inside the 30% one) and the same for
+every seed: the seed moves the base model, the initialisation and the data order, not the data.
+A stage-2 item's group (a figure's questions together, a problem's option orders together) is
+kept or dropped as one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from scitune.demo import DemoSize
+from scitune.errors import ScituneError
+
+log = logging.getLogger(__name__)  # progress; the CLI shows the `scitune` loggers on stdout
+
+EXPERIMENT_KIND = "experiment"
+ARMS = ("with-stage1", "without-stage1")
+PRESETS = ("tiny", "smollm2-135m")
+
+# quick: about 10 minutes on 2 cores; full: the demo's full size over 3 seeds and 3 fractions
+MODES = {
+    "quick": {"size": DemoSize(figures=300, image_size=128, lm_steps=100, vision_steps=150, align_epochs=2, instruct_epochs=3),
+              "seeds": (0, 1), "fractions": (0.3, 1.0)},
+    "full": {"size": DemoSize(figures=1000, image_size=128, lm_steps=250, vision_steps=400, align_epochs=3, instruct_epochs=4),
+             "seeds": (0, 1, 2), "fractions": (0.1, 0.3, 1.0)},
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    preset: str
+    seed: int
+    fraction: float
+    with_align: bool
+
+    @property
+    def arm(self) -> str:
+        return ARMS[0] if self.with_align else ARMS[1]
+
+    def folder(self, root: Path) -> Path:
+        return root / "cells" / self.preset / f"seed{self.seed}" / f"frac{self.fraction:g}" / self.arm
+
+    def label(self) -> str:
+        return f"{self.preset} seed {self.seed} fraction {self.fraction:g} {self.arm}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    presets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    fractions: tuple[float, ...]
+    size: DemoSize
+    data_seed: int = 0
+    corpus: str | None = None  # an existing corpus folder (the built-in layout); None: build one
+
+    def __post_init__(self) -> None:
+        for preset in self.presets:
+            if preset not in PRESETS:
+                raise ScituneError(f"--presets: {preset!r} is not one of {', '.join(PRESETS)}")
+        for fraction in self.fractions:
+            if not 0 < fraction <= 1:
+                raise ScituneError(f"--fractions: {fraction:g} is not in (0, 1]")
+        if not (self.presets and self.seeds and self.fractions):
+            raise ScituneError("the grid is empty: give at least one preset, seed and fraction")
+
+    def cells(self) -> list[Cell]:
+        """Seed by seed (a stopped grid has whole seeds done), both arms of a fraction together."""
+        return [Cell(p, s, f, w) for p in self.presets for s in self.seeds for f in self.fractions for w in (True, False)]
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a folder to be resumed (the grid's axes may grow)."""
+        return {"size": asdict(self.size), "data_seed": self.data_seed, "corpus": self.corpus}
+
+
+def parse_list(text: str, kind: Callable[[str], Any], flag: str) -> tuple:
+    try:
+        values = tuple(kind(v.strip()) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ScituneError(f"{flag}: expected a comma-separated list, got {text!r}") from None
+    if not values:
+        raise ScituneError(f"{flag}: empty list")
+    return tuple(dict.fromkeys(values))
+
+
+def claim_experiment(root: Path, plan: Plan) -> Path:
+    """A new folder, or one this plan's earlier run left (resumed); anything else is refused."""
+    from scitune.io.atomic import write_json
+    from scitune.io.outputs import claim_output, write_marker
+
+    claim_output(root, inputs=[plan.corpus], kind="dir", marker=EXPERIMENT_KIND, reuse=True)
+    recorded = root / "plan.json"
+    if recorded.is_file():
+        earlier = json.loads(recorded.read_text(encoding="utf-8"))
+        if earlier != plan.identity():
+            changed = ", ".join(k for k in plan.identity() if earlier.get(k) != plan.identity()[k])
+            raise ScituneError(f"--out {root}: holds an experiment with another {changed}; resume it with the same "
+                               "settings, or choose another folder")
+    root.mkdir(parents=True, exist_ok=True)
+    write_marker(root, EXPERIMENT_KIND)
+    write_json(recorded, plan.identity())
+    return root
+
+
+def group_key(sample: dict) -> str:
+    """Samples that stand or fall together: one figure's questions, one problem's option orders."""
+    return str(sample.get("image") or re.sub(r"-order\d+$", "", str(sample.get("id"))))
+
+
+def subset(samples: list[dict], fraction: float, seed: int) -> list[dict]:
+    """The first ceil(fraction x groups) groups of one seeded order: nested across fractions."""
+    groups = sorted({group_key(s) for s in samples})
+    random.Random(seed).shuffle(groups)
+    kept = set(groups[: max(1, math.ceil(fraction * len(groups)))])
+    return [s for s in samples if group_key(s) in kept]
+
+
+def _done(folder: Path) -> bool:
+    return (folder / "done.json").is_file()
+
+
+def _mark_done(folder: Path, **info: Any) -> None:
+    from scitune.io.atomic import write_json
+
+    write_json(folder / "done.json", info)
+
+
+def _fresh(folder: Path) -> Path:
+    """An unfinished step's folder (inside the experiment folder) is cleared and done again."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def prepare_data(root: Path, plan: Plan) -> tuple[Path, dict[str, Path]]:
+    """The corpus and the instruction files (built once), and one stage-2 file per fraction."""
+    from scitune.data.corpus import build_corpus
+    from scitune.data.sample import read_samples, write_samples
+    from scitune.demo import build_instruction_files
+
+    size = plan.size
+    if plan.corpus is None:
+        corpus = root / "corpus"
+        if not _done(root / "corpus-done"):
+            log.info(f"== built-in corpus: {size.figures} figures at {size.image_size} px")
+            build_corpus(corpus, figures=size.figures, seed=plan.data_seed, image_size=size.image_size, overwrite=True)
+            _fresh(root / "corpus-done")
+            _mark_done(root / "corpus-done")
+    else:
+        corpus = Path(plan.corpus)
+    data = root / "data"
+    if not _done(data):
+        log.info("== instruction files")
+        _fresh(data)
+        build_instruction_files(corpus, data, plan.data_seed, size.choice_orders)
+        _mark_done(data)
+    files = {p.stem: p for p in data.glob("*.json") if p.stem != "done" and not p.stem.startswith("instruct-")}
+    instruct = read_samples(files["instruct"])
+    for fraction in plan.fractions:
+        path = data / f"instruct-{fraction:g}.json"
+        if not path.is_file():
+            write_samples(subset(instruct, fraction, plan.data_seed), path)
+    return corpus, files
+
+
+def prepare_base(root: Path, plan: Plan, preset: str, seed: int, corpus: Path) -> Path:
+    from scitune import demo
+
+    folder = root / "bases" / preset / f"seed{seed}"
+    if not _done(folder):
+        log.info(f"== base model: {preset}, seed {seed}")
+        _fresh(folder)
+        texts = demo.corpus_texts(corpus, plan.data_seed, plan.size.choice_orders)
+        demo.prepare_base(preset, texts, corpus, folder / "model", plan.size, seed)
+        _mark_done(folder)
+    return folder / "model"
+
+
+def run_cell(root: Path, plan: Plan, cell: Cell, base: Path, corpus: Path, files: dict[str, Path]) -> dict[str, Any]:
+    """Trains the cell's model with the demo's recipe and evaluates it as the demo does."""
+    from scitune import demo
+    from scitune.io.atomic import write_json
+    from scitune.train.run import run_recipe
+
+    folder = _fresh(cell.folder(root))
+    start = time.perf_counter()
+    stage_files = {**files, "instruct": root / "data" / f"instruct-{cell.fraction:g}.json"}
+    recipe = demo.stage_recipe(base, corpus, stage_files, folder / "run", plan.size, cell.seed, with_align=cell.with_align)
+    run_recipe(recipe, overwrite=True)
+    evaluated = demo.evaluate(folder / "run" / "instruct" / "final", corpus, files, folder / "eval", plan.size)
+    result = {"cell": asdict(cell), "metrics": evaluated["metrics"], "outcomes": evaluated["outcomes"],
+              "seconds": round(time.perf_counter() - start, 1)}
+    write_json(folder / "result.json", result)  # last: the cell is done
+    return result
+
+
+def read_results(root: Path, cells: Iterable[Cell]) -> dict[Cell, dict[str, Any]]:
+    """The done cells' results."""
+    found = {}
+    for cell in cells:
+        path = cell.folder(root) / "result.json"
+        if path.is_file():
+            found[cell] = json.loads(path.read_text(encoding="utf-8"))
+    return found
+
+
+def run_grid(
+    root: Path, plan: Plan,
+    runner: Callable[[Cell], dict[str, Any]] | None = None,
+) -> dict[Cell, dict[str, Any]]:
+    """Runs every cell not yet done, in `Plan.cells` order; returns all cells' results. `runner`
+    replaces the real training and evaluation (tests)."""
+    cells = plan.cells()
+    results = read_results(root, cells)
+    todo = [c for c in cells if c not in results]
+    log.info(f"== {len(cells)} cells: {len(results)} done, {len(todo)} to run")
+    if runner is None and todo:
+        corpus, files = prepare_data(root, plan)
+        bases: dict[tuple[str, int], Path] = {}
+
+        def runner(cell: Cell) -> dict[str, Any]:
+            key = (cell.preset, cell.seed)
+            if key not in bases:
+                bases[key] = prepare_base(root, plan, cell.preset, cell.seed, corpus)
+            return run_cell(root, plan, cell, bases[key], corpus, files)
+
+    for number, cell in enumerate(todo, start=1):
+        log.info(f"== cell {number}/{len(todo)}: {cell.label()}")
+        results[cell] = runner(cell)
+        log.info(f"   done in {results[cell].get('seconds', 0):.0f} s")
+    return results
