@@ -8,6 +8,7 @@
   program, a long run).
 - `scitune ...` in inline code in the prose is checked the same way, unless written with
   placeholders (`[--figures N]`, `COMMAND`, `...`).
+- A `run by:` test or script must name the subcommand of each `scitune` line of its block.
 - Every `scitune ...` line, in any ```bash block (run or not: checking it needs no GPU), is checked
   against `scitune <subcommand> --help`: each word naming a subcommand must be one, and every
   `--flag` must be in that subcommand's help. `python -m scitune ...` and `accelerate launch ...
@@ -200,6 +201,15 @@ def test_every_shell_block_says_whether_a_test_runs_it():
             target = b.marker[1].split(" ")[0].rstrip(",;")
             if not target or not (ROOT / target.split("::")[0]).exists():
                 problems.append(f"{b.where}: `run by:` names {target!r}, which does not exist")
+            else:
+                # a block's scitune commands must be ones the named test or script invokes
+                named = (ROOT / target.split("::")[0])
+                source = "".join(f.read_text(encoding="utf-8") for f in ([named] if named.is_file() else named.rglob("*.py")))
+                for words in command_lines(b.text):
+                    args = scitune_args(words)
+                    if args and not all(f'"{w}"' in source or f"'{w}'" in source or f" {w} " in source
+                                        for w in args[:1]):
+                        problems.append(f"{b.where}: {target} never names `scitune {args[0]}`")
         elif len(b.marker[1]) < 10:
             problems.append(f"{b.where}: `not run:` needs a reason")
     assert not problems, "\n".join(problems)
