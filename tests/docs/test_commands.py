@@ -6,21 +6,23 @@
   a test runs it end to end, `<!-- run by: PATH ... -->` (PATH must exist), or why it is not run,
   `<!-- not run: REASON -->` (a GPU, a cluster, a download, a release you must fetch, another
   program, a long run).
-- `scitune ...` in inline code in the prose is checked the same way, unless written with
-  placeholders (`[--figures N]`, `COMMAND`, `...`).
-- A `run by:` test or script must name the subcommand of each `scitune` line of its block.
 - Every `scitune ...` line, in any ```bash block (run or not: checking it needs no GPU), is checked
   against `scitune <subcommand> --help`: each word naming a subcommand must be one, and every
   `--flag` must be in that subcommand's help. `python -m scitune ...` and `accelerate launch ...
   -m scitune ...` count as scitune lines. `python benchmarks/X.py` must name a script that exists,
   `make T` a Makefile target, and a path under `benchmarks/` or `recipes/` a file that exists.
+- `scitune ...` in inline code in the prose is checked the same way, unless written with
+  placeholders (`[--figures N]`, `COMMAND`, `...`).
+- A `run by:` test or script must name the subcommand of each `scitune` line of its block.
 
-What runs the cheap commands end to end (named in each block's `run by:` marker):
+What runs the cheap commands end to end (named in the blocks' markers, `run by:` or the reason
+of a `not run:`):
 tests/test_demo.py (`scitune demo --quick`, the Quickstart's path at reduced size), .ci/run
 (`make venv`, `make test`), tests/corpus/test_build.py (`scitune corpus build`),
 tests/model/test_build.py (`scitune model build`), tests/data/ingest/test_roundtrip.py (the
 corpus as papers and back through ingest), tests/eval/test_cli.py (`scitune eval`),
-tests/serve/test_cli.py (`scitune serve`), tests/config/ (the recipe reference is generated),
+tests/serve/test_cli.py (`scitune serve`), tests/config/test_reference.py (the committed recipe
+reference equals what its generator writes),
 tests/docs/test_build.py (`make docs`: mkdocs build --strict).
 """
 
