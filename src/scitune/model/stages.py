@@ -103,6 +103,20 @@ def check_lora_targets(model, lora: LoraConfig) -> None:
         )
 
 
+def connector_modules_to_save(model) -> list[str]:
+    """The family's connector modules as peft `modules_to_save` names (peft saves modules, not
+    lists of them: a ModuleList, like Qwen3-VL's deepstack mergers, is named by its items)."""
+    names: list[str] = []
+    for name, module in model.named_modules():
+        short = name.rsplit(".", 1)[-1]
+        if short in family_of(model).connector_modules:
+            if isinstance(module, torch.nn.ModuleList):
+                names += [f"{short}.{index}" for index in range(len(module))]
+            elif short not in names:
+                names.append(short)
+    return names
+
+
 def attach_lora(model, lora: LoraConfig):
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
@@ -114,7 +128,7 @@ def attach_lora(model, lora: LoraConfig):
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora_target_regex(lora, family_of(model)),
-        modules_to_save=list(family_of(model).connector_modules),
+        modules_to_save=connector_modules_to_save(model),
         bias="none",
     )
     return get_peft_model(model, peft_config)
