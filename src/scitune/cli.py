@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 
-from scitune import __version__, threads
+from scitune import __version__, console, threads
 from scitune.errors import describe_failure
 
 # One module per top-level subcommand, in the order `scitune --help` lists them.
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         # before any command module imports torch: OpenMP reads these variables once, when torch loads
         plan = threads.configure(args.threads)
         quiet_progress(args.quiet)
+        console.configure()  # the library's messages (logging, under `scitune`) on stdout, as printed
         if getattr(args, "verbose", False):
             print(f"scitune: {plan.describe()}", file=sys.stderr)
         return int(args.func(args) or 0)

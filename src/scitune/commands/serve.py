@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from scitune import console
 from scitune.cli import add_command, bounded_int, positive_int
 from scitune.errors import ScituneError
 
@@ -88,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout,
     )
-    slots = load_slots(args.model, dtype=args.dtype, device=args.device, image_placement=args.image_placement,
-                       echo=lambda line: print(f"scitune serve: {line}", file=sys.stderr))
+    console.configure(stream="stderr", prefix="scitune serve: ")  # stdout is the server's
+    slots = load_slots(args.model, dtype=args.dtype, device=args.device, image_placement=args.image_placement)
     app = create_app(slots, limits, image_root=args.image_root)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"scitune serve: {len(slots)} model(s) at http://{shown}:{args.port}/ (API: http://{shown}:{args.port}/v1)",

@@ -12,6 +12,7 @@ the adapter folder's own (the one training saved), else the base's.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from scitune.errors import ScituneError
 from scitune.io import read
+
+log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
 
@@ -115,12 +118,11 @@ def load_slot(name: str, folder: Path, dtype: str = "float32", device: str = "cp
     return ModelSlot(name=name, path=folder, engine=engine, images=images, kind=kind)
 
 
-def load_slots(specs: list[str], dtype: str = "float32", device: str = "cpu", image_placement: str = "front",
-               echo=None) -> dict[str, ModelSlot]:
+def load_slots(specs: list[str], dtype: str = "float32", device: str = "cpu", image_placement: str = "front"
+               ) -> dict[str, ModelSlot]:
     slots = {}
     for name, folder in parse_model_specs(specs):
         slot = load_slot(name, folder, dtype, device, image_placement)
-        if echo:
-            echo(f"loaded {name!r} from {folder} ({slot.kind}, {slot.positions} positions)")
+        log.info("loaded %r from %s (%s, %d positions)", name, folder, slot.kind, slot.positions)
         slots[name] = slot
     return slots

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 from collections import Counter
@@ -32,6 +33,8 @@ import numpy as np
 import torch
 
 from scitune.errors import ScituneError
+
+log = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
 OK, BAD, DROPPED = 0, 1, 2
@@ -231,7 +234,7 @@ def _merge(path: Path, spans: np.ndarray, parts: list[dict[str, Any]]) -> tuple[
     repeated[order[1:][same]] = True
     for index in np.flatnonzero(repeated):
         problems.append([f"#{index}", "duplicate_id", f"record {index}"])
-    # as scitune.data.validate.apply_policy: every record of an id with a problem goes
+    # the bad-record policy's rule (scitune.data.validate.enforce_policy): every record of an id with a problem goes
     bad_digests = set(digests[repeated].tolist())
     bad_digests |= {int.from_bytes(hashlib.blake2b(p[0].encode(), digest_size=8).digest(), "little") for p in problems if not p[0].startswith("#")}
     bad = (status == BAD) | np.isin(digests, np.fromiter(bad_digests, np.uint64, len(bad_digests)))
@@ -285,8 +288,7 @@ def index_key(data_sha256: str, image_root: str | None, renderer) -> str:
     return hashlib.sha256(f"v{INDEX_VERSION}\x00{data_sha256}\x00{root}\x00{renderer_key(renderer)}".encode()).hexdigest()
 
 
-def build_index(path: str | Path, data_sha256: str, image_root: str | None, renderer, workers: int = 0,
-                echo=print) -> tuple[DataIndex, bool]:
+def build_index(path: str | Path, data_sha256: str, image_root: str | None, renderer, workers: int = 0) -> tuple[DataIndex, bool]:
     """The file's index, from the cache when this file (by sha256) was indexed before with the
     same rendering; otherwise one pass in `workers` processes, then cached. Returns (index, cached)."""
     path = Path(path)
@@ -301,7 +303,7 @@ def build_index(path: str | Path, data_sha256: str, image_root: str | None, rend
         stem.parent.mkdir(parents=True, exist_ok=True)
         _save(index, stem)
     except (OSError, ScituneError) as err:
-        echo(f"{path}: the data index was not cached ({err})")
+        log.warning("%s: the data index was not cached (%s)", path, err)
     return index, False
 
 
@@ -323,15 +325,12 @@ def report_of(index: DataIndex):
 
 
 def apply_bad_record_policy(path: str | Path, index: DataIndex, on_bad_record: str) -> None:
-    """`fail`: raise naming the bad records (as scitune.data.validate.apply_policy words it)."""
-    if not index.problems or on_bad_record == "skip":
-        return
-    shown = index.problems[:20]
-    raise ScituneError(
-        f"{path}: {index.bad} bad record(s) of {index.records} (set on_bad_record: skip to drop them): "
-        + "; ".join(f"{i}: {r}" for i, r, _ in shown)
-        + (" ..." if sum(index.problem_counts.values()) > 20 else "")
-    )
+    """`fail`: raise naming the bad records (scitune.data.validate.enforce_policy); `skip`: the
+    index already leaves them out."""
+    from scitune.data.validate import enforce_policy
+
+    enforce_policy(on_bad_record, index.bad, index.records, [(i, r) for i, r, _ in index.problems[:20]],
+                   sum(index.problem_counts.values()), where=f"{path}: ")
 
 
 # ---------------------------------------------------------------- the dataset

@@ -15,6 +15,7 @@ called after each step: tests use them to pause or stop a run at a chosen moment
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +45,8 @@ __all__ = [
     "StageResult", "StageRunner", "StepHook", "TrainingDiverged", "TrainingInterrupted", "file_digest", "run_stage",
     "supervised_tokens",
 ]
+
+logger = logging.getLogger(__name__)
 
 # Called after every optimizer step with (runner, step reached).
 StepHook = Callable[["StageRunner", int], None]
@@ -101,10 +104,6 @@ class StageRunner:
         self.start_step = 0
         self.last_loss: float | None = None
 
-    def echo(self, *args) -> None:
-        if self.accelerator.is_main_process:
-            print(*args, flush=True)
-
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         """Model, data, optimizer, and (with --resume) the latest good checkpoint."""
@@ -134,7 +133,7 @@ class StageRunner:
         model = apply_stage(model, run.stage)
         if run.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.echo(f"[{self.name}] parameters\n{format_parameter_table(parameter_table(model))}")
+        logger.info(f"[{self.name}] parameters\n{format_parameter_table(parameter_table(model))}")
         self.model, self.processor = model, processor
         self.llava = model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -145,9 +144,9 @@ class StageRunner:
         renderer = Renderer(
             self.processor, max_length=run.data.max_length, image_placement=run.data.image_placement
         )
-        self.data = load_stage_data(self.name, run.data, renderer, self.accelerator, self.echo)
+        self.data = load_stage_data(self.name, run.data, renderer, self.accelerator)
         if self.data.dropped:
-            self.echo(f"[{self.name}] dropped at max_length {run.data.max_length}: {self.data.dropped}")
+            logger.info(f"[{self.name}] dropped at max_length {run.data.max_length}: {self.data.dropped}")
         try:
             self.plan = schedule.make_plan(len(self.items), run.batch_size, run.grad_accum, self.world, run.epochs, run.max_steps)
         except ValueError as err:
@@ -161,7 +160,7 @@ class StageRunner:
         if use_cache and (distributed.shards_parameters(self.accelerator) or self.self_sharded):
             # the cache runs the vision tower outside the wrapped forward, which a sharded tower
             # (FSDP, DeepSpeed ZeRO-3) does not allow
-            self.echo(f"[{self.name}] feature_cache off: the vision tower is sharded ({self.accelerator.distributed_type})")
+            logger.info(f"[{self.name}] feature_cache off: the vision tower is sharded ({self.accelerator.distributed_type})")
             use_cache = False
         self.cache = FeatureCache() if use_cache else None
         self.collate = make_collate(run.data, self.processor, self.llava, None if self.cache else self.images)
@@ -189,7 +188,7 @@ class StageRunner:
         optimizer, groups = make_optimizer(self.model, run)
         self.group_base_lrs = [g["base_lr"] for g in groups]
         if len(groups) > 1:
-            self.echo(f"[{self.name}] learning rates: " + ", ".join(f"{g['name']} {g['base_lr']:g}" for g in groups))
+            logger.info(f"[{self.name}] learning rates: " + ", ".join(f"{g['name']} {g['base_lr']:g}" for g in groups))
         if self.self_sharded:
             self.module, self.optimizer = module, optimizer
         else:
@@ -203,7 +202,7 @@ class StageRunner:
         self.start_step = 0
         if not self.resume:
             return
-        found = latest_good_checkpoint(self.checkpoints, echo=self.echo)
+        found = latest_good_checkpoint(self.checkpoints)
         if found is None:
             return
         changed = fingerprint_changes(saved_fingerprint(found), self.fingerprint)
@@ -213,7 +212,7 @@ class StageRunner:
                 + " (train into a new --out, or start again with --overwrite)"
             )
         self.start_step = load_checkpoint(found, self.module, self.optimizer, self.deepspeed, self.rank)
-        self.echo(f"[{self.name}] resumed from {found} (step {self.start_step}/{self.plan.total_steps})")
+        logger.info(f"[{self.name}] resumed from {found} (step {self.start_step}/{self.plan.total_steps})")
 
     def open_log(self) -> MetricsLog | None:
         if not self.accelerator.is_main_process:
@@ -330,7 +329,7 @@ class StageRunner:
     def run(self) -> StageResult:
         done = read_done(self.stage_dir, self.run_config) if self.resume else None
         if done is not None:
-            self.echo(f"[{self.name}] already finished ({self.stage_dir / 'done.json'}); skipping")
+            logger.info(f"[{self.name}] already finished ({self.stage_dir / 'done.json'}); skipping")
             return StageResult(self.name, self.stage_dir, done["steps"], done["samples"], done["dropped"],
                                done["bad_records_skipped"], 0.0, done.get("final_loss"))
         start_time = time.time()

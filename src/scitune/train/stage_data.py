@@ -4,6 +4,7 @@ rendered samples into batches (padding, or packing)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from scitune.errors import ScituneError
 from scitune.train.stage_settings import file_digest
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,7 +32,7 @@ def supervised_tokens(item: dict[str, Any]) -> int:
     return sum(1 for label in item["labels"][1:] if label != -100)
 
 
-def load_stage_data(name: str, data, renderer, accelerator, echo) -> StageData:
+def load_stage_data(name: str, data, renderer, accelerator) -> StageData:
     """The data as an index: built, validated and cached once by the main process (in
     `data.num_workers` processes), read from the cache by the others."""
     from scitune.train.dataset import IndexedSamples, apply_bad_record_policy, build_index, load_index, report_of
@@ -38,12 +41,12 @@ def load_stage_data(name: str, data, renderer, accelerator, echo) -> StageData:
         raise ScituneError(f"{name}.data.train: no training file given")
     digest = file_digest(data.train)
     if accelerator.is_main_process:
-        index, _ = build_index(data.train, digest, data.images or None, renderer, data.num_workers, echo=echo)
+        index, _ = build_index(data.train, digest, data.images or None, renderer, data.num_workers)
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         index = load_index(data.train, digest, data.images or None, renderer)
     if index.problems:
-        echo(report_of(index).summary_table())
+        log.info(report_of(index).summary_table())
     apply_bad_record_policy(data.train, index, data.on_bad_record)
     if not len(index.offsets):
         raise ScituneError(f"{data.train}: no usable samples (dropped: {index.dropped})")

@@ -19,6 +19,7 @@ own checkpoint excepted, which only DeepSpeed runs read).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,8 @@ from typing import Any
 import torch
 
 from scitune.io.atomic import sync_tree
+
+log = logging.getLogger(__name__)
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 FORMAT = "scitune-checkpoint-v2"
@@ -129,13 +132,13 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
     return None
 
 
-def latest_good_checkpoint(directory: Path, echo=print) -> Path | None:
+def latest_good_checkpoint(directory: Path) -> Path | None:
     """The newest checkpoint that passes `checkpoint_problem`; each newer bad one is reported and skipped."""
     for checkpoint in reversed(list_checkpoints(directory)):
         problem = checkpoint_problem(checkpoint)
         if problem is None:
             return checkpoint
-        echo(f"skipping checkpoint {checkpoint}: {problem}")
+        log.warning("skipping checkpoint %s: %s", checkpoint, problem)
     return None
 
 

@@ -4,7 +4,9 @@ read as one dataset; --out never on, over or inside an input."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -43,16 +45,33 @@ class Killed(Exception):
     pass
 
 
-def kill_after(n: int):
-    """A log callback that stops the run after `n` papers were written (as a kill would)."""
-    seen = []
+class _KillAfter(logging.Handler):
+    """Stops the run after `n` papers were written (as a kill would), on ingest's per-paper message."""
 
-    def log(message: str) -> None:
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.seen = n, []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
         if ": " in message and "figures" in message:
-            seen.append(message)
-            if len(seen) == n:
+            self.seen.append(message)
+            if len(self.seen) == self.n:
                 raise Killed()
-    return log
+
+
+@contextlib.contextmanager
+def kill_after(n: int):
+    """Within the block, ingest is stopped after `n` papers (through its logger, as a library user hears it)."""
+    logger, handler = logging.getLogger("scitune.data.ingest"), _KillAfter(n)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def test_workers_write_the_same_bytes(papers: Path, tmp_path: Path):
@@ -67,8 +86,8 @@ def test_killed_run_resumes_and_rerun_reads_nothing(papers: Path, tmp_path: Path
     ingest([str(papers)], clean, seed=2)
     out = tmp_path / "out"
     monkeypatch.setattr(shards_module, "PAPERS_PER_SHARD", 2)
-    with pytest.raises(Killed):
-        ingest([str(papers)], out, seed=2, log=kill_after(3))
+    with kill_after(3), pytest.raises(Killed):
+        ingest([str(papers)], out, seed=2)
     assert not (out / "train.json").exists()
     # a write cut short: half a line at the end of the last shard
     last = sorted((out / "shards").glob("*.jsonl"))[-1]

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from scitune.errors import ScituneError
+
+log = logging.getLogger(__name__)
 
 PAGE_W, PAGE_H = 612.0, 792.0  # US letter, points
 MARGIN, GUTTER = 54.0, 18.0
@@ -39,7 +41,7 @@ def _figure_pdf(spec: dict, image_size: int) -> bytes:
     """The figure as a one-page vector PDF with a text layer (TrueType text, no Type 3)."""
     import matplotlib
 
-    from scitune.data.corpus.figures import draw_figure
+    from scitune.data.corpus.drawing import draw_figure
 
     with matplotlib.rc_context({"pdf.fonttype": 42}):
         fig = draw_figure(spec, image_size)
@@ -153,7 +155,7 @@ def _write_pdf(path: Path, title: str, figures: list[dict], corpus: Path) -> Non
     path.write_bytes(doc.bytes())
 
 
-def write_papers(corpus: str | Path, figures_per_paper: int = 4, log: Callable[[str], None] | None = None) -> dict:
+def write_papers(corpus: str | Path, figures_per_paper: int = 4) -> dict:
     """Writes `corpus/papers/` from a built corpus and returns its index (also papers.json)."""
     try:
         import fpdf  # noqa: F401
@@ -162,7 +164,6 @@ def write_papers(corpus: str | Path, figures_per_paper: int = 4, log: Callable[[
     if figures_per_paper < 1:
         raise ScituneError(f"--figures-per-paper: must be at least 1, got {figures_per_paper}")
     corpus = Path(corpus)
-    log = log or (lambda message: None)
     data = json.loads((corpus / "figure_data.json").read_text(encoding="utf-8"))
     annotations = {}
     for split in ("train", "val", "test"):
@@ -191,5 +192,5 @@ def write_papers(corpus: str | Path, figures_per_paper: int = 4, log: Callable[[
                                                    "corpus_number": g["corpus_number"], "split": g["split"]}
                                                   for k, g in enumerate(group, start=1)]})
     (out / "papers.json").write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
-    log(f"wrote {len(index)} papers ({len(figures)} figures) to {out}/latex and {out}/pdf")
+    log.info(f"wrote {len(index)} papers ({len(figures)} figures) to {out}/latex and {out}/pdf")
     return {"papers": len(index), "figures": len(figures), "index": index}

@@ -22,7 +22,7 @@ import tarfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Iterator
 
 from scitune.data.ingest.archive import is_archive
 from scitune.data.ingest.arxiv import (PaperMeta, Selection, arxiv_id, first_member, is_bulk_tar, iter_members,
@@ -263,9 +263,9 @@ class Planner:
     `taken`: the names in use."""
 
     def __init__(self, limits: Limits, selection: Selection, metadata: dict[str, PaperMeta] | None,
-                 done: dict[str, str], taken: set[str], log: Callable[[str], None]):
+                 done: dict[str, str], taken: set[str]):
         self.limits, self.selection, self.metadata = limits, selection, metadata
-        self.done, self.taken, self.log = done, taken, log
+        self.done, self.taken = done, taken
         self.plan = PlanLog()
         self.index = 0
 
