@@ -81,12 +81,12 @@ def test_layout_read_by_scitune_data_scicap(papers: Path, tmp_path: Path):
     first = (out / "train.json").read_bytes()
     ingest([str(papers)], out, seed=3)
     assert (out / "train.json").read_bytes() == first
-    assert not list(out.rglob(".*.tmp-*"))
+    assert not list(out.rglob(".*.tmp*"))
 
 
 def test_out_must_be_new_empty_or_ingest_output(papers: Path, tmp_path: Path):
     other = write_tree(tmp_path / "other", {"notes.txt": "mine"})
-    with pytest.raises(ScituneError, match="not written by scitune ingest"):
+    with pytest.raises(ScituneError, match="folder is not empty and holds no scitune marker"):
         ingest([str(papers)], other)
     ingest([str(papers)], other, overwrite=True)
     assert (other / "notes.txt").read_text() == "mine" and (other / "ingest.json").is_file()

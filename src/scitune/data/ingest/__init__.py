@@ -18,6 +18,7 @@ papers and figure files), `images` (figure files -> PNG); `overlap` (the leakage
 from __future__ import annotations
 
 import functools
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,10 +30,13 @@ from scitune.data.ingest.limits import DEFAULT_LIMITS, Limits
 from scitune.data.ingest.records import Figure, Paper
 from scitune.data.ingest.sources import Planner, discover, list_inputs, local_inputs, wanted_ids
 from scitune.data.ingest.writer import (REPORT, SPLITS, check_ratios, paper_rows, prepare_out, remove_layout, split_of,
-                                        write_json, write_layout)
+                                        write_layout)
 from scitune.errors import ScituneError
+from scitune.io.atomic import write_json
 
 __all__ = ["ENGINES", "SPLITS", "Figure", "Limits", "Paper", "discover", "ingest", "read_paper"]
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
 
@@ -67,8 +71,7 @@ def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[fl
            classify: Callable[[list[dict]], list[tuple[str, float] | None]] | None = None,
            against: list[str] | None = None, fail_on_overlap: bool = False, eval_split: str = "test",
            workers: int = 1, engine: str = "local", metadata: str | None = None,
-           categories: tuple[str, ...] = (), licences: tuple[str, ...] = (),
-           log: Callable[[str], None] | None = None) -> dict:
+           categories: tuple[str, ...] = (), licences: tuple[str, ...] = ()) -> dict:
     """Reads the papers under `paths` (local paths or fsspec URLs), writes OUT in the SciCap
     layout and returns the report. Re-running the same call resumes: papers already in OUT's
     shards are not read again.
@@ -90,7 +93,6 @@ def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[fl
     selection = Selection(tuple(categories), tuple(licences))
     if selection.active and not metadata:
         raise ScituneError("--categories / --licence select papers by arXiv's metadata: pass --metadata FILE too")
-    log = log or (lambda message: None)
     out = Path(out)
     paths = [str(p) for p in paths]
     inputs, pdfs_with_source = list_inputs(paths)
@@ -101,13 +103,13 @@ def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[fl
     meta = None
     if metadata:
         meta = read_metadata(metadata, wanted_ids(inputs, limits), limits)
-        log(f"{metadata}: metadata for {len(meta)} of the papers given")
+        log.info("%s: metadata for %d of the papers given", metadata, len(meta))
 
     from scitune.data.ingest.shards import ShardStore
 
     store = ShardStore(out, {"dpi": dpi})
     done = store.open()
-    planner = Planner(limits, selection, meta, done, set(done.values()), log)
+    planner = Planner(limits, selection, meta, done, set(done.values()))
     read = functools.partial(read_task, dpi=dpi, limits=limits)
     tasks = planner.tasks(inputs)
     if engine == "ray":
@@ -134,10 +136,10 @@ def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[fl
             store.append(_entry(result, rows), [(r["file_name"], r["png"]) for r in rows])
             read_now += 1
             if "failed" in result:
-                log(f"skipped {result['source']}: {result['failed']}")
+                log.info("skipped %s: %s", result["source"], result["failed"])
             else:
                 unpaired = len(result["unpaired"])
-                log(f"{result['source']}: {len(rows)} figures" + (f", {unpaired} not paired" if unpaired else ""))
+                log.info(f"{result['source']}: {len(rows)} figures" + (f", {unpaired} not paired" if unpaired else ""))
     finally:
         store.close()
 
@@ -171,7 +173,7 @@ def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[fl
         overlaps = find_overlaps(train, evals)
         unchecked = list(overlaps.unchecked)
         if unchecked:
-            log(f"leakage check: {len(unchecked)} image(s) could not be checked; listed in ingest.json")
+            log.warning(f"leakage check: {len(unchecked)} image(s) could not be checked; listed in ingest.json")
     report: dict[str, Any] = {
         "inputs": paths,
         "seed": seed,
@@ -211,6 +213,6 @@ def ingest(paths: list[str], out: str | Path, *, seed: int = 0, ratios: tuple[fl
         "unchecked": unchecked,
         "written": written,
     })
-    write_json(out / REPORT, report)
+    write_json(out / REPORT, report, indent=1)
     return report
 

@@ -4,15 +4,17 @@ installed (`gs` on the PATH), several panels (subfigures) placed side by side on
 from __future__ import annotations
 
 import io
+import math
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 from scitune.data.ingest.limits import DEFAULT_LIMITS, Limits
 from scitune.errors import ScituneError
+from scitune.io.images import ImageLimits, open_image
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
 PANEL_GAP = 8  # white pixels between subfigure panels
@@ -75,36 +77,13 @@ def png_bytes(image) -> bytes:
 
 
 def load_raster(path: Path, limits: Limits = DEFAULT_LIMITS):
-    """An RGB PIL image of a PNG/JPEG file; the pixel count is checked before decoding."""
-    from PIL import Image
-
-    size = path.stat().st_size
-    if size > limits.image_bytes:
-        raise ScituneError(f"{path}: {size} bytes, more than the limit of {limits.image_bytes}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > limits.image_pixels:
-                    raise ScituneError(f"{path}: {width}x{height} pixels, more than the limit of {limits.image_pixels}")
-                return _flatten(image)
-    except ScituneError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ScituneError(f"{path}: cannot read the image ({err})") from None
-
-
-def _flatten(image):
-    """RGB on white (transparent areas of a figure are paper-white, not black)."""
-    from PIL import Image
-
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, "white")
-        canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas
-    return image.convert("RGB")
+    """An RGB PIL image (transparent areas white) of a PNG/JPEG figure file, through the one checked
+    opener (scitune.io.images) under ingest's own bounds: bytes and pixels from `limits`, and no
+    aspect-ratio or padded-square bound here, since the figure is only re-encoded as PNG (training
+    and `data validate` apply those to the files ingest writes)."""
+    bounds = ImageLimits(max_bytes=limits.image_bytes, max_pixels=limits.image_pixels,
+                         max_aspect_ratio=math.inf, max_padded_pixels=sys.maxsize)
+    return open_image(path, str(path), bounds)
 
 
 def compose_panels(images: list, limits: Limits = DEFAULT_LIMITS):

@@ -18,8 +18,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from scitune.data.ingest.writer import SHARDS, write_atomic, write_json
+from scitune.data.ingest.writer import SHARDS
 from scitune.errors import ScituneError
+from scitune.io.atomic import write_bytes, write_json
 
 PAPERS_PER_SHARD = 1000
 MAX_LINE = 256 << 20  # one paper's entry (captions, paragraphs and mentions of all its figures)
@@ -51,7 +52,7 @@ class ShardStore:
                 raise ScituneError(f"--out {self.out}: an earlier run wrote it with {shown or 'other settings'}; "
                                    "re-run with the same settings to resume, or pass --overwrite to start again")
         else:
-            write_json(options_file, self.options)
+            write_json(options_file, self.options, indent=1)
         done: dict[str, str] = {}
         for shard in self._shards():
             self._repair(shard)
@@ -115,7 +116,7 @@ class ShardStore:
             line = json.dumps({k: entry.get(k) for k in ("key", "name", "source", "extra")} | {
                 "failed": f"{entry['source']}: its text is more than {MAX_LINE} bytes; refused"}).encode("utf-8") + b"\n"
         for file_name, png in images:
-            write_atomic(self.out / "images" / file_name, png)
+            write_bytes(self.out / "images" / file_name, png)  # synced before the line that lists it
         if self.handle is None or self.in_shard >= PAPERS_PER_SHARD:
             self.close()
             shards = self._shards()

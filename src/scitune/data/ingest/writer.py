@@ -22,16 +22,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
 from scitune.errors import ScituneError
+from scitune.io.atomic import atomic_file
+from scitune.io.outputs import claim_output, read_marker, refuse_overlap, write_marker
 
 SPLITS = ("train", "val", "test")
 REPORT = "ingest.json"
+INGEST_KIND = "ingest"  # the marker kind of an ingest output folder
 SHARDS = "shards"
 OUTPUT_FILES = ("train.json", "val.json", "test.json", "provenance.json", "papers.jsonl", REPORT)
 PAPER_COUNTS = ("missing_files", "eps_skipped", "tikz_skipped")  # a reader's own counts, summed over papers
@@ -78,23 +80,21 @@ def assign_splits(names: list[str], seed: int, ratios: tuple[float, float, float
 
 
 def prepare_out(out: Path, overwrite: bool, inputs: list[str] = ()) -> bool:
-    """`out` may be new, empty, or an earlier ingest output (ingest.json or shards/); anything
-    else needs `overwrite`. Never on, over or inside an input. Returns whether an earlier run's
-    shards are kept (a re-run resumes); with `overwrite`, ingest's own earlier files are removed."""
-    from scitune.io.outputs import refuse_overlap
-
+    """Claims `out` the one way every command does (scitune.io.outputs.claim_output): new, empty,
+    or an earlier ingest output (its marker; one from before markers is known by ingest.json or
+    shards/); anything else needs `overwrite`; never on, over or inside an input. Returns whether
+    an earlier run's shards are kept (a re-run resumes); with `overwrite`, ingest's own earlier
+    files are removed (nothing else in the folder is)."""
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", str(out)):
         raise ScituneError(f"--out {out}: write to a local or mounted folder (URLs are read, not written)")
     refuse_overlap(out, inputs, "--out")
-    if out.exists() and not out.is_dir():
-        raise ScituneError(f"--out {out}: exists and is not a folder")
+    earlier = out.is_dir() and ((out / REPORT).is_file() or (out / SHARDS).is_dir())
+    if earlier and read_marker(out) is None:
+        write_marker(out, INGEST_KIND)  # an ingest output written before ingest marked its folders
+    claim_output(out, inputs=inputs, overwrite=overwrite, kind="dir", marker=INGEST_KIND, reuse=True)
     resume = False
-    if out.is_dir() and any(out.iterdir()):
-        ours = (out / REPORT).is_file() or (out / SHARDS).is_dir()
-        if not ours and not overwrite:
-            raise ScituneError(f"--out {out}: folder is not empty and was not written by scitune ingest "
-                               "(no ingest.json); choose a new folder or pass --overwrite")
-        resume = ours and not overwrite and (out / SHARDS).is_dir()
+    if earlier:
+        resume = not overwrite and (out / SHARDS).is_dir()
         if not resume:
             for name in OUTPUT_FILES:
                 if (out / name).is_file():
@@ -103,17 +103,9 @@ def prepare_out(out: Path, overwrite: bool, inputs: list[str] = ()) -> bool:
                 if (out / folder).is_dir():
                     shutil.rmtree(out / folder)
     out.mkdir(parents=True, exist_ok=True)
+    if read_marker(out) is None:
+        write_marker(out, INGEST_KIND)
     return resume
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def _plain(value: Any) -> bool:
@@ -149,12 +141,32 @@ def paper_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-class JsonListWriter:
-    """A JSON list written one item at a time to a temporary file, moved into place by `close`."""
+class StreamedFile:
+    """A file written bit by bit through scitune.io.atomic's `atomic_file`: `commit` syncs it and
+    moves it into place, `abort` removes it (the file at `path` is untouched until `commit`)."""
 
     def __init__(self, path: Path):
-        self.path, self.tmp = path, path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        self.handle = self.tmp.open("w", encoding="utf-8")
+        self.path = path
+        self._file = atomic_file(path)
+        self.handle = self._file.__enter__()
+
+    def commit(self) -> None:
+        self._file.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        self._file.__exit__(_Aborted, _Aborted(), None)
+
+
+class _Aborted(Exception):
+    """Given to `atomic_file` to have it remove what was written."""
+
+
+class JsonListWriter:
+    """A JSON list written one item at a time, synced and moved into place by `close`."""
+
+    def __init__(self, path: Path):
+        self.path, self.file = path, StreamedFile(path)
+        self.handle = self.file.handle
         self.handle.write("[")
         self.count = 0
 
@@ -164,12 +176,10 @@ class JsonListWriter:
 
     def close(self) -> None:
         self.handle.write("\n]\n")
-        self.handle.close()
-        os.replace(self.tmp, self.path)
+        self.file.commit()
 
     def abort(self) -> None:
-        self.handle.close()
-        self.tmp.unlink(missing_ok=True)
+        self.file.abort()
 
 
 class SplitWriter:
@@ -188,63 +198,60 @@ class SplitWriter:
     def close(self) -> None:
         self.images.close()
         self.annotations.close()
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with tmp.open("w", encoding="utf-8") as out:
+        with atomic_file(self.path) as out:
             out.write('{"images": ')
             for part, tail in ((self.images.path, ',\n"annotations": '), (self.annotations.path, "}\n")):
                 with part.open(encoding="utf-8") as handle:
                     shutil.copyfileobj(handle, out)  # ends with "]\n"
                 out.write(tail)
                 part.unlink()
-        os.replace(tmp, self.path)
 
     def abort(self) -> None:
         self.images.abort()
         self.annotations.abort()
 
 
-def write_layout(out: Path, papers: Iterator[dict[str, Any]]) -> dict[str, Any]:
+def write_layout(out: Path, entries: Iterator[dict[str, Any]]) -> dict[str, Any]:
     """The split files, provenance.json and papers.jsonl from the papers' shard entries (each
     with its `split`); returns the counts. Streams: one paper in memory at a time."""
     splits = {s: SplitWriter(out / f"{s}.json") for s in SPLITS}
     provenance = JsonListWriter(out / "provenance.json")
-    papers_tmp = out / f".papers.jsonl.tmp-{os.getpid()}"
+    papers = StreamedFile(out / "papers.jsonl")
     counts = {"figures": 0, "unpaired": 0, "source_notes": 0, "without_mentions": 0,
               **dict.fromkeys(PAPER_COUNTS, 0), "split_figures": dict.fromkeys(SPLITS, 0), "split_papers": dict.fromkeys(SPLITS, 0)}
     unpaired: list[dict[str, Any]] = []
     try:
-        with papers_tmp.open("w", encoding="utf-8") as papers_out:
-            for entry in papers:
-                split = entry["split"]
-                for figure in entry["figures"]:
-                    splits[split].add(figure["image"], figure["annotation"])
-                    provenance.add({**figure["provenance"], "split": split})
-                    counts["without_mentions"] += not figure["annotation"]["mention"]
-                counts["figures"] += len(entry["figures"])
-                counts["split_figures"][split] += len(entry["figures"])
-                counts["split_papers"][split] += 1
-                # a figure or caption not written, or a note on the source (a .tex file not read,
-                # unbalanced braces): counted apart, all listed
-                notes = sum(item.get("what") == "tex file" for item in entry["unpaired"])
-                counts["source_notes"] += notes
-                counts["unpaired"] += len(entry["unpaired"]) - notes
-                for name in PAPER_COUNTS:
-                    counts[name] += entry["counts"].get(name, 0)
-                for item in entry["unpaired"]:
-                    if len(unpaired) < UNPAIRED_LISTED:
-                        unpaired.append({"paper": entry["name"], **item})
-                papers_out.write(json.dumps({
-                    "name": entry["name"], "source": entry["source"], "kind": entry["kind"], "split": split,
-                    "licence": entry["licence"], "key": entry["key"], **entry.get("extra", {}),
-                    "figures": len(entry["figures"]), "unpaired": entry["unpaired"]}, ensure_ascii=False) + "\n")
+        for entry in entries:
+            split = entry["split"]
+            for figure in entry["figures"]:
+                splits[split].add(figure["image"], figure["annotation"])
+                provenance.add({**figure["provenance"], "split": split})
+                counts["without_mentions"] += not figure["annotation"]["mention"]
+            counts["figures"] += len(entry["figures"])
+            counts["split_figures"][split] += len(entry["figures"])
+            counts["split_papers"][split] += 1
+            # a figure or caption not written, or a note on the source (a .tex file not read,
+            # unbalanced braces): counted apart, all listed
+            notes = sum(item.get("what") == "tex file" for item in entry["unpaired"])
+            counts["source_notes"] += notes
+            counts["unpaired"] += len(entry["unpaired"]) - notes
+            for name in PAPER_COUNTS:
+                counts[name] += entry["counts"].get(name, 0)
+            for item in entry["unpaired"]:
+                if len(unpaired) < UNPAIRED_LISTED:
+                    unpaired.append({"paper": entry["name"], **item})
+            papers.handle.write(json.dumps({
+                "name": entry["name"], "source": entry["source"], "kind": entry["kind"], "split": split,
+                "licence": entry["licence"], "key": entry["key"], **entry.get("extra", {}),
+                "figures": len(entry["figures"]), "unpaired": entry["unpaired"]}, ensure_ascii=False) + "\n")
     except BaseException:
         for writer in (*splits.values(), provenance):
             writer.abort()
-        papers_tmp.unlink(missing_ok=True)
+        papers.abort()
         raise
     for writer in (*splits.values(), provenance):
         writer.close()
-    os.replace(papers_tmp, out / "papers.jsonl")
+    papers.commit()
     counts["unpaired_listed"] = unpaired
     return counts
 
