@@ -195,24 +195,36 @@ def checked_samples(
     """What training runs up front: validate, then `fail` (raise, listing the bad records) or
     `skip` (drop them); returns the samples to train on and the report (its counts say what was dropped).
     `renderer`: as validate_samples'."""
-    if on_bad_record not in ON_BAD_RECORD:
-        raise ScituneError(f"on_bad_record: expected fail or skip, got {on_bad_record!r}")
+    check_policy(on_bad_record)
     report = validate_samples(samples, image_root, renderer)
     return apply_policy(samples, report, on_bad_record), report
 
 
-def apply_policy(samples: list[Any], report: ValidationReport, on_bad_record: str = "fail") -> list[dict[str, Any]]:
-    """`fail`: raise listing the bad records; `skip`: the good samples (each id kept once)."""
+def check_policy(on_bad_record: str) -> None:
     if on_bad_record not in ON_BAD_RECORD:
         raise ScituneError(f"on_bad_record: expected fail or skip, got {on_bad_record!r}")
+
+
+def enforce_policy(on_bad_record: str, bad: int, records: int, problems: list[tuple[str, str]],
+                   n_problems: int | None = None, where: str = "") -> None:
+    """The bad-record policy, in one place for a sample list (`apply_policy`) and training's index
+    (scitune.train.dataset): with problems, `fail` raises one line naming up to 20 of them (of
+    `n_problems`, default all given); `skip` returns, and the caller drops every record of a bad id."""
+    check_policy(on_bad_record)
+    if not problems or on_bad_record == "skip":
+        return
+    more = (len(problems) if n_problems is None else n_problems) > 20
+    raise ScituneError(
+        f"{where}{bad} bad record(s) of {records} (set on_bad_record: skip to drop them): "
+        + "; ".join(f"{sample_id}: {reason}" for sample_id, reason in problems[:20]) + (" ..." if more else "")
+    )
+
+
+def apply_policy(samples: list[Any], report: ValidationReport, on_bad_record: str = "fail") -> list[dict[str, Any]]:
+    """`fail`: raise listing the bad records; `skip`: the good samples (each id kept once)."""
+    enforce_policy(on_bad_record, len(report.bad_ids), report.n_samples, [(p.id, p.reason) for p in report.problems])
     if report.ok:
         return list(samples)
-    if on_bad_record == "fail":
-        raise ScituneError(
-            f"{len(report.bad_ids)} bad record(s) of {report.n_samples} (set on_bad_record: skip to drop them): "
-            + "; ".join(f"{p.id}: {p.reason}" for p in report.problems[:20])
-            + (" ..." if len(report.problems) > 20 else "")
-        )
     bad = report.bad_ids
     kept, seen = [], set()
     for index, sample in enumerate(samples):
