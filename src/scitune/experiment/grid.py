@@ -201,7 +201,6 @@ def prepare_base(root: Path, plan: Plan, preset: str, seed: int, corpus: Path) -
 def run_cell(root: Path, plan: Plan, cell: Cell, base: Path, corpus: Path, files: dict[str, Path]) -> dict[str, Any]:
     """Trains the cell's model with the demo's recipe and evaluates it as the demo does."""
     from scitune import demo
-    from scitune.io.atomic import write_json
     from scitune.train.run import run_recipe
 
     folder = _fresh(cell.folder(root))
@@ -210,10 +209,8 @@ def run_cell(root: Path, plan: Plan, cell: Cell, base: Path, corpus: Path, files
     recipe = demo.stage_recipe(base, corpus, stage_files, folder / "run", plan.size, cell.seed, with_align=cell.with_align)
     run_recipe(recipe, overwrite=True)
     evaluated = demo.evaluate(folder / "run" / "instruct" / "final", corpus, files, folder / "eval", plan.size)
-    result = {"cell": asdict(cell), "metrics": evaluated["metrics"], "outcomes": evaluated["outcomes"],
-              "seconds": round(time.perf_counter() - start, 1)}
-    write_json(folder / "result.json", result)  # last: the cell is done
-    return result
+    return {"cell": asdict(cell), "metrics": evaluated["metrics"], "outcomes": evaluated["outcomes"],
+            "seconds": round(time.perf_counter() - start, 1)}
 
 
 def read_results(root: Path, cells: Iterable[Cell]) -> dict[Cell, dict[str, Any]]:
@@ -230,8 +227,11 @@ def run_grid(
     root: Path, plan: Plan,
     runner: Callable[[Cell], dict[str, Any]] | None = None,
 ) -> dict[Cell, dict[str, Any]]:
-    """Runs every cell not yet done, in `Plan.cells` order; returns all cells' results. `runner`
-    replaces the real training and evaluation (tests)."""
+    """Runs every cell not yet done, in `Plan.cells` order, writing each one's `result.json` when
+    it is done; returns all cells' results. `runner` replaces the real training and evaluation
+    (tests)."""
+    from scitune.io.atomic import write_json
+
     cells = plan.cells()
     results = read_results(root, cells)
     todo = [c for c in cells if c not in results]
@@ -249,5 +249,7 @@ def run_grid(
     for number, cell in enumerate(todo, start=1):
         log.info(f"== cell {number}/{len(todo)}: {cell.label()}")
         results[cell] = runner(cell)
+        cell.folder(root).mkdir(parents=True, exist_ok=True)
+        write_json(cell.folder(root) / "result.json", results[cell])  # last: the cell is done
         log.info(f"   done in {results[cell].get('seconds', 0):.0f} s")
     return results
