@@ -22,9 +22,10 @@ from typing import Any, IO
 from scitune.errors import ScituneError
 
 
-def _fsync_dir(folder: Path) -> None:
+def _fsync_path(path: Path) -> None:
+    """Flushes a file or a folder (its entries) to disk; one that cannot be opened or synced is passed over."""
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -33,6 +34,7 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
 
 
 @contextlib.contextmanager
@@ -61,7 +63,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    _fsync_path(path.parent)
 
 
 def _umask() -> int:
@@ -101,17 +103,8 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[Any], ensure_ascii: bool
 def sync_tree(root: Path) -> None:
     for folder, _, files in os.walk(root):
         for name in files:
-            try:
-                fd = os.open(Path(folder) / name, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(folder))
+            _fsync_path(Path(folder) / name)
+        _fsync_path(Path(folder))
 
 
 def write_dir_atomically(out_dir: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
@@ -137,7 +130,7 @@ def write_dir_atomically(out_dir: str | os.PathLike, write: Callable[[Path], Any
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(out.parent)
+    _fsync_path(out.parent)
     return out
 
 

@@ -57,20 +57,8 @@ def read_group(text: str, i: int) -> tuple[str, int] | None:
     if i >= len(text):
         return None
     if text[i] == "{":
-        depth, j = 0, i
-        while j < len(text):
-            c = text[j]
-            if c == "\\":
-                j += 2
-                continue
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[i + 1 : j], j + 1
-            j += 1
-        return None  # unbalanced
+        j = _closing(text, i, "}")
+        return None if j is None else (text[i + 1 : j], j + 1)  # None: unbalanced
     if text[i] == "\\":
         match = _NAME.match(text, i)
         end = match.end() if match else i + 2
@@ -83,20 +71,27 @@ def read_optional(text: str, i: int) -> tuple[str | None, int]:
     j = skip_space(text, i)
     if j >= len(text) or text[j] != "[":
         return None, i
-    depth, k = 0, j + 1
+    k = _closing(text, j, "]")
+    return (None, i) if k is None else (text[j + 1 : k], k + 1)
+
+
+def _closing(text: str, start: int, closer: str) -> int | None:
+    """The index of the `closer` ("}" or "]") that ends the group opened at `start`, outside any
+    brace group within it and skipping escaped characters (`\\}`); None when there is none."""
+    depth, k = 0, start + 1
     while k < len(text):
         c = text[k]
         if c == "\\":
             k += 2
             continue
+        if c == closer and depth == 0:
+            return k
         if c == "{":
             depth += 1
         elif c == "}":
             depth -= 1
-        elif c == "]" and depth == 0:
-            return text[j + 1 : k], k + 1
         k += 1
-    return None, i
+    return None
 
 
 def find_environments(text: str, names: tuple[str, ...]) -> list[tuple[str, int, int, int, int]]:
