@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 from matplotlib.text import Text
 
-from scitune.data.corpus import figures
+from scitune.data.corpus import drawing
 
 
 def _trend(values):
@@ -127,14 +127,14 @@ def _rendered_strings(fig):
 def test_every_ocr_string_is_text_that_was_drawn(corpus):
     ocr = {i["file_name"]: i["ocr"] for s in ("train", "val", "test") for i in corpus.scicap[s]["images"]}
     for figure in corpus.data["figures"]:
-        fig = figures.draw_figure(figure["spec"], corpus.size)
+        fig = drawing.draw_figure(figure["spec"], corpus.size)
         drawn = _rendered_strings(fig)
         assert Counter(ocr[figure["file_name"]]) == Counter(drawn), figure["file_name"]
 
 
 def test_images_are_the_stored_figure_data_rendered(corpus):
     for figure in corpus.data["figures"][:8]:
-        png = figures.render_png(figure["spec"], corpus.size)
+        png = drawing.render_png(figure["spec"], corpus.size)
         assert (corpus.root / "scicap" / "images" / figure["file_name"]).read_bytes() == png
         split, pid = figure["split"], figure["pid"]
         assert (corpus.root / "scienceqa" / "images" / split / pid / "image.png").read_bytes() == png
@@ -146,7 +146,7 @@ def test_rendering_ignores_and_keeps_the_callers_matplotlib_settings(corpus):
     figure = next(f for f in corpus.data["figures"] if f["spec"]["figure_type"] == "Graph Plot")
     stored = (corpus.root / "scicap" / "images" / figure["file_name"]).read_bytes()
     with matplotlib.rc_context({"lines.linewidth": 9.0, "font.size": 30.0, "axes.facecolor": "black"}):
-        assert figures.render_png(figure["spec"], corpus.size) == stored
+        assert drawing.render_png(figure["spec"], corpus.size) == stored
         assert matplotlib.rcParams["lines.linewidth"] == 9.0 and matplotlib.rcParams["axes.facecolor"] == "black"
 
 

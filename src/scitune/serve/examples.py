@@ -21,7 +21,8 @@ def example_figures() -> list[dict]:
     global _cache
     with _lock:
         if _cache is None:
-            from scitune.data.corpus.figures import render_png, sample_figure
+            from scitune.data.corpus.drawing import render_png
+            from scitune.data.corpus.figures import sample_figure
 
             figures = []
             for index, figure_type in enumerate(FIGURE_TYPES):

@@ -5,7 +5,7 @@ Connections are guarded by `GuardedH11`, uvicorn's h11 protocol with what it lac
 facing untrusted clients: a deadline for a request's headers (uvicorn has only a keep-alive timeout
 between requests, so a client that opens a connection and sends nothing, or half its headers,
 would hold it forever), and an answer, rather than a reset, to headers over the size limit. The
-deadline for a request's body is kept by `scitune.serve.app.BodyLimit`, which reads the body. The
+deadline for a request's body is kept by `scitune.serve.body_limit.BodyLimit`, which reads the body. The
 limits come from the app's `ServeLimits` (`app.state.limits`)."""
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scitune.data.corpus.figures import Spec, drawn_text, fmt
+from scitune.data.corpus.drawing import drawn_text
+from scitune.data.corpus.figures import Spec, fmt
 
 TRENDS = ("increases", "decreases", "rises then falls", "falls then rises")
 

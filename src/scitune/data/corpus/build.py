@@ -9,6 +9,7 @@ worker subprocesses (`render_worker`); the bytes do not depend on how many.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -16,18 +17,22 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from scitune import threads
 from scitune.data.corpus import annotations as ann
 from scitune.data.corpus import figures as figs
+from scitune.data.corpus.drawing import render_png
 from scitune.data.corpus import questions as qs
+from scitune.data.corpus import text_questions as tq
 from scitune.data.corpus.vocab import FIGURE_TYPES
 from scitune.errors import ScituneError
 from scitune.io.atomic import sync_tree
 from scitune.io.outputs import MARKER, claim_output, write_marker
+
+log = logging.getLogger(__name__)
 
 CORPUS_VERSION = "1"
 SPLITS = ("train", "val", "test")
@@ -97,7 +102,7 @@ def _install(stage: Path, out: Path) -> None:
 def _render_all(specs: list[dict], image_size: int, workers: int) -> list[bytes]:
     """PNG bytes of every spec, rendered here or by `workers` subprocesses (same bytes)."""
     if workers <= 1 or len(specs) < 2 * workers:
-        return [figs.render_png(spec, image_size) for spec in specs]
+        return [render_png(spec, image_size) for spec in specs]
 
     import scitune
 
@@ -130,7 +135,7 @@ def default_workers(figures: int) -> int:
 
 
 def build_corpus(out: str | os.PathLike, figures: int = 200, seed: int = 0, image_size: int = 128,
-                 workers: int | None = None, log: Callable[[str], None] | None = None,
+                 workers: int | None = None,
                  overwrite: bool = False) -> dict:
     """Builds the corpus under `out` and returns its manifest.
 
@@ -150,13 +155,12 @@ def build_corpus(out: str | os.PathLike, figures: int = 200, seed: int = 0, imag
     workers = default_workers(figures) if workers is None else workers
     if workers < 1:
         raise ScituneError(f"--workers: must be at least 1, got {workers}")
-    log = log or (lambda message: None)
     final = Path(out)
     _claim(final, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
-        manifest = _write_corpus(out, figures, seed, image_size, workers, log)
+        manifest = _write_corpus(out, figures, seed, image_size, workers)
         write_marker(out, CORPUS_KIND)
         sync_tree(out)
         _install(out, final)
@@ -166,7 +170,7 @@ def build_corpus(out: str | os.PathLike, figures: int = 200, seed: int = 0, imag
     return manifest
 
 
-def _write_corpus(out: Path, figures: int, seed: int, image_size: int, workers: int, log) -> dict:
+def _write_corpus(out: Path, figures: int, seed: int, image_size: int, workers: int) -> dict:
 
     types = figure_types(seed, figures)
     splits = figure_splits(types)
@@ -182,14 +186,14 @@ def _write_corpus(out: Path, figures: int, seed: int, image_size: int, workers: 
             problem["hint"] = qs.figure_hint(spec, rng)
         records.append({"spec": spec, "number": number, "caption": caption, "paragraphs": paragraphs,
                         "problem": problem, "split": splits[i]})
-    n_text = max(len(qs.TEXT_KINDS), figures // 2)
+    n_text = max(len(tq.TEXT_KINDS), figures // 2)
     text_problems = []
     for j in range(n_text):
         rng = np.random.default_rng([seed, 2, j])
-        problem = qs.text_question(qs.TEXT_KINDS[j % len(qs.TEXT_KINDS)], rng)
+        problem = tq.text_question(tq.TEXT_KINDS[j % len(tq.TEXT_KINDS)], rng)
         text_problems.append((problem, SPLIT_PATTERN[j % len(SPLIT_PATTERN)]))
 
-    log(f"rendering {figures} figures at {image_size} px with {workers} worker(s)")
+    log.info("rendering %d figures at %d px with %d worker(s)", figures, image_size, workers)
     pngs = _render_all([r["spec"] for r in records], image_size, workers)
 
     # SciCap challenge layout

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from scitune.data.corpus.figures import render_png
+from scitune.data.corpus.drawing import render_png
 
 
 def main(argv: list[str]) -> int:
