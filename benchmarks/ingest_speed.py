@@ -32,11 +32,12 @@ lines (`pdf._text_lines`, which includes the raw per-character PDFium calls it m
 functions are not wrapped, the code takes their addresses); encoding = `images.png_bytes`;
 writing = the functions of `scitune.data.ingest.writer` and `.shards` whose names start with
 "write" and their classes' `append` / `add` / `close` / `write*` methods (shards, split files).
-Each second counts in one category (a nested call in
-another category counts for the inner one). Recovery: a figure counts when its caption (letters and digits) matches the one written,
+Each second counts in one category (a nested call in another category counts for the inner
+one). Recovery: a figure counts when its caption (letters and digits) matches the one written,
 and "with mentions" when it also has a mentioning sentence that cites "Figure K".
 
---memory N1,N2,...: peak RSS (a child's ru_maxrss, from os.wait4) of one ingest process over N
+--memory N1,N2,...: peak RSS (VmHWM of the child, read by itself at the end; ru_maxrss
+where /proc is missing) of one ingest process over N
 tiny LaTeX papers (one 128x96 noise PNG figure each,
 about 37 KB), to see whether memory stays flat in the number of
 papers. Sizes that would not finish within --memory-budget seconds (extrapolated from the
@@ -471,6 +472,19 @@ def install_timers() -> Timers:
     return timers
 
 
+def _vm_hwm_kib() -> int | None:
+    """This process's peak resident set (Linux VmHWM). Unlike ru_maxrss it starts afresh at
+    exec: Linux carries the parent's resident set at fork into a child's ru_maxrss, so a parent
+    that drew figures would raise every child's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def child(spec_path: str) -> int:
     """Runs one ingest as the spec says and writes its result JSON (`--child SPEC.json`)."""
     import resource
@@ -520,7 +534,7 @@ def child(spec_path: str) -> int:
     else:
         ingest_pkg.ingest(spec["paths"], spec["out"], seed=0, dpi=spec["dpi"], **options)
     end = time.time()
-    result = {"start": start, "end": end, "cpu": time.process_time() - cpu,
+    result = {"start": start, "end": end, "cpu": time.process_time() - cpu, "vm_hwm_kib": _vm_hwm_kib(),
               "children_cpu": resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime,
               "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "per_paper": per_paper}
     if timers is not None:
@@ -553,7 +567,8 @@ def launch(spec: dict, workdir: Path, name: str, threads: int) -> subprocess.Pop
 
 
 def wait(proc) -> tuple[dict, float]:
-    """The child's result JSON and its peak RSS in MiB (os.wait4: this child, not the others)."""
+    """The child's result JSON and its ru_maxrss in MiB (os.wait4: this child, not the others;
+    on Linux it includes the parent's resident set when the child was forked)."""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -593,7 +608,8 @@ def run_ingest(paths: list[str], folder: Path, workdir: Path, name: str, workers
         hooks.update(r.get("timers", {}).get("hooks", {}))
     return {"wall": wall, "cpu": sum(r["cpu"] + r["children_cpu"] for r, _ in results), "timers": timers, "calls": calls,
             "hooks": hooks, "per_paper": [p for r, _ in results for p in r["per_paper"]],
-            "peak_rss_mib": max(m for _, m in results), "self_rss_mib": max(r["max_rss_kib"] / 1024 for r, _ in results), "outs": [Path(s["out"]) for s in specs],
+            "peak_rss_mib": max((r["vm_hwm_kib"] / 1024 if r.get("vm_hwm_kib") else m) for r, m in results),
+            "ru_maxrss_mib": max(m for _, m in results), "outs": [Path(s["out"]) for s in specs],
             "load": [load, load_average()], "mode": "scitune ingest --workers" if cli_workers and not instrument
             else f"{len(specs)} process(es), papers split between them"}
 
@@ -711,7 +727,7 @@ def memory_table(sizes: list[int], budget: float, workdir: Path, log) -> list[di
         figures = sum(1 for out in run["outs"] for _ in out.rglob("*.png"))
         rows.append({"papers": n, "measured": True, "figures_written": figures, "ingest_seconds": round(run["wall"], 2),
                      "writing_papers_seconds": round(written, 2), "peak_rss_mib": round(run["peak_rss_mib"], 1),
-                     "peak_rss_mib_seen_by_child": round(run["self_rss_mib"], 1),
+                     "ru_maxrss_mib": round(run["ru_maxrss_mib"], 1),  # includes the parent's RSS at fork
                      "load": run["load"]})
         log(f"memory: {n} papers ({figures} figures written): peak RSS {run['peak_rss_mib']:.0f} MiB, {run['wall']:.1f} s")
         for out in run["outs"]:
