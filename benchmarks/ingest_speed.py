@@ -36,12 +36,11 @@ Each second counts in one category (a nested call in another category counts for
 one). Recovery: a figure counts when its caption (letters and digits) matches the one written,
 and "with mentions" when it also has a mentioning sentence that cites "Figure K".
 
---memory N1,N2,...: peak RSS (VmHWM of the child, read by itself at the end; ru_maxrss
-where /proc is missing) of one ingest process over N
-tiny LaTeX papers (one 128x96 noise PNG figure each,
-about 37 KB), to see whether memory stays flat in the number of
-papers. Sizes that would not finish within --memory-budget seconds (extrapolated from the
-previous size) are skipped and reported as such.
+--memory N1,N2,...: peak RSS (VmHWM of the child, read by itself at the end; ru_maxrss where
+/proc is missing) of one ingest process over N tiny LaTeX papers (one 128x96 noise PNG figure
+each, about 37 KB), to see whether memory stays flat in the number of papers. Sizes that would
+not finish within --memory-budget seconds (extrapolated from the previous size) are skipped and
+reported as such.
 
 The machine is shared: the load average is recorded before and after each run.
 """
