@@ -47,9 +47,17 @@ class Engine:
         if self.tokenizer.pad_token_id is None:
             raise ScituneError("the checkpoint's tokenizer has no pad token; batched generation needs one")
         config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
-        self.renderer = Renderer(processor, max_length=max_positions(config), image_placement=image_placement)
         self.images = image_loader if image_loader is not None else ImageLoader(processor.image_processor, image_root)
-        self.collate = PaddingCollator(self.tokenizer.pad_token_id, self.images, side="left")
+        self.renderer = Renderer(
+            processor, max_length=max_positions(config), image_placement=image_placement, images=self.images
+        )
+        family = self.renderer.family
+        self.collate = PaddingCollator(
+            self.tokenizer.pad_token_id, self.images, side="left",
+            image_inputs=family.image_inputs if family else (),
+            # Qwen's M-RoPE derives its 3-D positions from the attention mask itself
+            position_ids=not (family and family.token_type_input == "mm_token_type_ids"),
+        )
         self.stop_ids = self._stop_token_ids()
 
     @property
@@ -76,7 +84,10 @@ class Engine:
         return ids
 
     def _inputs(self, batch: dict) -> dict:
-        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+        from scitune.prompting.collate import IMAGE_INPUTS, TOKEN_TYPE_INPUTS
+
+        keys = ("input_ids", "attention_mask", "position_ids", *TOKEN_TYPE_INPUTS, *IMAGE_INPUTS)
+        inputs = {k: batch[k] for k in keys if k in batch}
         if "pixel_values" in batch:
             inputs["pixel_values"] = batch["pixel_values"].to(dtype=self.model.dtype)
         return {k: v.to(self.device) for k, v in inputs.items()}

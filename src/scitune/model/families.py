@@ -33,6 +33,18 @@ class Family:
     connector_tensors: tuple[str, ...] = ()
     # the model's own processor class needs torchvision (its video processor does) in transformers 5
     processor_needs_torchvision: bool = False
+    # processor classes of the family (how scitune.prompting recognises a family's processor)
+    processor_classes: tuple[str, ...] = ()
+    # what a sample's `<image>` placeholder becomes in the chat-template text
+    image_text: str = "<image>"
+    # the token of that text the processor expands per image (into the feature tokens and markers)
+    image_marker: str = "<image>"
+    # the token the model replaces with image features
+    feature_token: str = "<image>"
+    # a per-token model input marking feature tokens with 1 (Qwen's M-RoPE, Gemma 3's image attention)
+    token_type_input: str | None = None
+    # per-image model inputs the image processor gives besides pixel_values
+    image_inputs: tuple[str, ...] = ()
 
 
 FAMILIES: dict[str, Family] = {
@@ -42,6 +54,7 @@ FAMILIES: dict[str, Family] = {
         connector=("multi_modal_projector",),
         language_model=("language_model",),
         connector_modules=("multi_modal_projector",),
+        processor_classes=("LlavaProcessor",),
     ),
     "llava_onevision": Family(
         model_types=("llava_onevision",),
@@ -51,6 +64,8 @@ FAMILIES: dict[str, Family] = {
         connector_modules=("multi_modal_projector",),
         connector_tensors=("image_newline",),
         processor_needs_torchvision=True,
+        processor_classes=("LlavaOnevisionProcessor",),
+        image_inputs=("image_sizes",),
     ),
     "idefics3": Family(
         model_types=("idefics3", "smolvlm"),
@@ -58,6 +73,8 @@ FAMILIES: dict[str, Family] = {
         connector=("connector",),
         language_model=("text_model",),
         connector_modules=("connector",),
+        processor_classes=("Idefics3Processor", "SmolVLMProcessor"),
+        image_inputs=("pixel_attention_mask",),
     ),
     "qwen_vl": Family(
         model_types=("qwen2_vl", "qwen2_5_vl", "qwen3_vl"),
@@ -67,6 +84,12 @@ FAMILIES: dict[str, Family] = {
         language_model=("language_model",),
         connector_modules=("merger", "deepstack_merger_list"),
         processor_needs_torchvision=True,
+        processor_classes=("Qwen2VLProcessor", "Qwen2_5_VLProcessor", "Qwen3VLProcessor"),
+        image_text="<|vision_start|><|image_pad|><|vision_end|>",
+        image_marker="<|image_pad|>",
+        feature_token="<|image_pad|>",
+        token_type_input="mm_token_type_ids",
+        image_inputs=("image_grid_thw",),
     ),
     "gemma3": Family(
         model_types=("gemma3",),
@@ -74,6 +97,11 @@ FAMILIES: dict[str, Family] = {
         connector=("multi_modal_projector",),
         language_model=("language_model",),
         connector_modules=("multi_modal_projector",),
+        processor_classes=("Gemma3Processor",),
+        image_text="<start_of_image>",
+        image_marker="<start_of_image>",
+        feature_token="<image_soft_token>",
+        token_type_input="token_type_ids",
     ),
 }
 
@@ -100,3 +128,9 @@ def family_of(model) -> Family:
     """The family of a (possibly peft-wrapped) model, from its config."""
     config = model.config
     return check_family(getattr(config, "model_type", None), f"model {type(model).__name__}")
+
+
+def family_of_processor(processor) -> Family | None:
+    """The family whose processor class `processor` is (None for a bare tokenizer)."""
+    name = type(processor).__name__
+    return next((f for f in FAMILIES.values() if name in f.processor_classes), None)

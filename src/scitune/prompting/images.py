@@ -57,6 +57,16 @@ class ImageLoader:
         self.image_processor = image_processor
         self.image_root = Path(image_root) if image_root is not None else None
 
+    def open(self, path: str):
+        """One image, opened and checked (see `open_image`)."""
+        return open_image(path, self.image_root)
+
     def __call__(self, paths: list[str]):
-        images = [open_image(p, self.image_root) for p in paths]
-        return self.image_processor(images=images, return_tensors="pt")["pixel_values"]
+        return self.inputs(paths)["pixel_values"]
+
+    def inputs(self, paths: list[str], keys: tuple[str, ...] = ()) -> dict:
+        """`pixel_values` and the image processor's other outputs named in `keys` (a model
+        family's per-image inputs: `image_grid_thw`, `pixel_attention_mask`, `image_sizes`)."""
+        images = [self.open(p) for p in paths]
+        out = self.image_processor(images=images, return_tensors="pt")
+        return {k: out[k] for k in ("pixel_values", *keys)}

@@ -32,6 +32,7 @@ from typing import Any
 from scitune.data.chat_templates import CHAT_TEMPLATES
 from scitune.data.sample import IMAGE_TOKEN, ROLES, image_paths
 from scitune.errors import ScituneError
+from scitune.model.families import family_of_processor
 
 IGNORE_INDEX = -100
 
@@ -100,6 +101,13 @@ def resolve_template(tokenizer, chat_template: str | None) -> str:
     return CHAT_TEMPLATES.get(chat_template, chat_template)
 
 
+def _token_id(tokenizer, token: str) -> int:
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        raise ScituneError(f"the tokenizer has no {token} token")
+    return token_id
+
+
 def image_token_id(tokenizer) -> int:
     token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     if token_id is None or token_id == tokenizer.unk_token_id:
@@ -147,14 +155,17 @@ def check_supervised_spans(sample_id: str, ids: list[int], mask: list[int], targ
     return spans
 
 
-def _expand(ids: list[int], mask: list[int], image_id: int, per_image: int):
-    """Expanded ids, expanded mask, and the (start, end) of each image span."""
+def _expand(ids: list[int], mask: list[int], image_id: int, expansions: list[list[int]]):
+    """Expanded ids (the i-th `image_id` replaced by `expansions[i]`), expanded mask, and the
+    (start, end) of each image span."""
     out_ids, out_mask, image_spans = [], [], []
+    pending = iter(expansions)
     for token, m in zip(ids, mask):
         if token == image_id:
-            image_spans.append((len(out_ids), len(out_ids) + per_image))
-            out_ids += [image_id] * per_image
-            out_mask += [0] * per_image
+            expansion = next(pending)
+            image_spans.append((len(out_ids), len(out_ids) + len(expansion)))
+            out_ids += expansion
+            out_mask += [0] * len(expansion)
         else:
             out_ids.append(token)
             out_mask.append(m)
@@ -194,7 +205,11 @@ class Renderer:
         max_length: int | None = None,
         image_placement: str = "front",
         image_tokens: int | None = None,
+        images=None,
     ):
+        """`images`: the `ImageLoader` the collator reads pixels with. A model family whose
+        processor expands an image into a number of tokens that depends on the image (Qwen's
+        dynamic resolution, Idefics3's tiles, LLaVA-OneVision's anyres grid) needs it to render."""
         if image_placement not in IMAGE_PLACEMENTS:
             raise ScituneError(f"image placement: expected one of {', '.join(IMAGE_PLACEMENTS)}, got {image_placement!r}")
         self.processor = processor
@@ -202,13 +217,50 @@ class Renderer:
         self.template = resolve_template(self.tokenizer, chat_template)
         self.max_length = max_length
         self.image_placement = image_placement
-        self.image_tokens = image_tokens if image_tokens is not None else image_tokens_of(processor)
-        self.image_id = image_token_id(self.tokenizer)
+        self.images = images
+        family = family_of_processor(processor)
+        # the LLaVA path expands `<image>` to a fixed count at the id level; other families
+        # expand each image as their own processor does
+        self.family = family if family is not None and family.model_types != ("llava",) else None
+        if self.family is None:
+            self.image_tokens = image_tokens if image_tokens is not None else image_tokens_of(processor)
+            self.image_id = image_token_id(self.tokenizer)
+        else:
+            self.image_tokens = None
+            self.image_id = _token_id(self.tokenizer, self.family.image_marker)
+            self.feature_id = _token_id(self.tokenizer, self.family.feature_token)
+
+    def _expansions(self, sample_id: str, paths: list[str]) -> list[list[int]]:
+        """The ids each image's marker becomes."""
+        if self.family is None:
+            return [[self.image_id] * self.image_tokens for _ in paths]
+        if paths and self.images is None:
+            raise ScituneError(f"sample {sample_id!r}: rendering a {type(self.processor).__name__} sample's images needs their files (no image loader)")
+        out = []
+        for path in paths:
+            # the family's processor on the marker alone: its own expansion of this image
+            encoded = self.processor(
+                text=[self.family.image_marker], images=[[self.images.open(path)]], add_special_tokens=False
+            )
+            out.append(list(encoded["input_ids"][0]))
+        return out
+
+    def _family_images(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """`<image>` placeholders written as the family's image text (Qwen's vision markers, ...)."""
+        if self.family is None or self.family.image_text == IMAGE_TOKEN:
+            return messages
+        return [{**m, "content": m["content"].replace(IMAGE_TOKEN, self.family.image_text)} for m in messages]
+
+    def _finish(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Adds the family's per-token input (1 on feature tokens) to a rendered item."""
+        if self.family is not None and self.family.token_type_input:
+            item[self.family.token_type_input] = [int(t == self.feature_id) for t in item["input_ids"]]
+        return item
 
     # ------------------------------------------------------------------ the one rendering
     def text(self, sample: dict[str, Any], prompt_only: bool = False) -> str:
         """The chat-template text of a sample (one `<image>` per image), as `train`/`prompt` tokenize it."""
-        messages = to_messages(sample, prompt_only=prompt_only, placement=self.image_placement)
+        messages = self._family_images(to_messages(sample, prompt_only=prompt_only, placement=self.image_placement))
         return self.tokenizer.apply_chat_template(
             messages, chat_template=self.template, tokenize=False, add_generation_prompt=prompt_only
         )
@@ -221,6 +273,7 @@ class Renderer:
         n_placeholders = sum(m["content"].count(IMAGE_TOKEN) for m in messages)
         if n_placeholders != n_images:
             raise ScituneError(f"sample {sample_id!r}: {n_placeholders} {IMAGE_TOKEN} placeholder(s) for {n_images} image(s)")
+        messages = self._family_images(messages)
         out = self.tokenizer.apply_chat_template(
             messages,
             chat_template=self.template,
@@ -246,7 +299,7 @@ class Renderer:
         ids, mask = self._render(sample, prompt_only=False)
         targets = [t["value"] for t in sample["conversations"] if t["from"] == "gpt"]
         check_supervised_spans(sample_id, ids, mask, targets, self.tokenizer)
-        ids, mask, image_spans = _expand(ids, mask, self.image_id, self.image_tokens)
+        ids, mask, image_spans = _expand(ids, mask, self.image_id, self._expansions(sample_id, image_paths(sample)))
         truncated = False
         max_length = self.max_length
         if max_length is not None and len(ids) > max_length:
@@ -258,7 +311,7 @@ class Renderer:
             cut = fitting[-1]
             ids, mask, truncated = ids[:cut], mask[:cut], True
         labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
-        return {
+        return self._finish({
             "id": sample_id,
             "input_ids": ids,
             "labels": labels,
@@ -266,7 +319,7 @@ class Renderer:
             "images": image_paths(sample),
             "length": len(ids),
             "truncated": truncated,
-        }
+        })
 
     def prompt(self, sample: dict[str, Any], reserve: int = 0) -> dict[str, Any]:
         """The generation prompt: every turn up to the last human one, then the template's
@@ -280,13 +333,13 @@ class Renderer:
                     f"sample {sample_id!r}: the prompt is {chars} characters, more than the model's {self.max_length} positions can hold"
                 )
         ids, mask = self._render(sample, prompt_only=True)
-        ids, _, _ = _expand(ids, mask, self.image_id, self.image_tokens)
+        ids, _, _ = _expand(ids, mask, self.image_id, self._expansions(sample_id, image_paths(sample)))
         if self.max_length is not None and len(ids) + reserve > self.max_length:
             raise ScituneError(
                 f"sample {sample_id!r}: the prompt is {len(ids)} tokens; with {reserve} new tokens it exceeds "
                 f"the model's {self.max_length} positions"
             )
-        return {"id": sample_id, "input_ids": ids, "attention_mask": [1] * len(ids), "images": image_paths(sample)}
+        return self._finish({"id": sample_id, "input_ids": ids, "attention_mask": [1] * len(ids), "images": image_paths(sample)})
 
     def options(self, sample: dict[str, Any], answers: list[str]) -> tuple[list[int], list[list[int]]]:
         """The prompt's ids and, for each answer, the tokens training would supervise for it."""
