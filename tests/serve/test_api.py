@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-import time
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ from scitune.inference import EvalItem
 from scitune.serve.limits import ServeLimits
 
 from tests.serve.conftest import chat, data_url, png_bytes
+from tests.waiting import wait_until
 
 PROMPTS = ["hello", "What type of figure is this?", "Describe the figure in detail.", "Which axis shows time?",
            "Is the trend rising or falling?", "Name the largest bar.", "the quick brown fox", "Explain the equation."]
@@ -258,7 +258,8 @@ def test_body_size_routes_and_methods(client, server):
 @pytest.fixture()
 def gated(checkpoints, image_root):
     """A second app on its own copy of the tiny model, whose model thread waits at a gate before
-    each batch: requests pile up exactly as the test says."""
+    each batch: requests pile up exactly as the test says. Yields (start, gate, held): `held` lists
+    the rows (RowDecoders) of each batch that reached the gate, so a test can wait on their state."""
     from scitune.serve.app import create_app
     from scitune.serve.models import load_slot
     from scitune.serve.server import ServerThread
@@ -266,8 +267,10 @@ def gated(checkpoints, image_root):
     slot = load_slot("tiny", checkpoints["tiny"])
     gate = threading.Event()
     original = slot.engine.generate_batch
+    held = []
 
     def wait_then_generate(*args, **kwargs):
+        held.append(kwargs["stopping_criteria"][0].rows)
         gate.wait(60)
         return original(*args, **kwargs)
 
@@ -279,21 +282,14 @@ def gated(checkpoints, image_root):
         servers.append(ServerThread(app, max_queue=limits.max_queue).start())
         return servers[-1], app.state.batcher
 
-    yield start, gate
+    yield start, gate, held
     gate.set()
     for running in servers:
         running.stop()
 
 
-def wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
-
-
 def test_batched_answers_equal_one_by_one_and_a_full_queue_is_429(gated, reference, figure):
-    start, gate = gated
+    start, gate, _ = gated
     path, url = figure
     server, batcher = start(ServeLimits(max_batch=4, max_queue=10, window_ms=5, timeout_s=120))
     requests = [chat("tiny", PROMPTS[i % len(PROMPTS)], url if i % 3 == 0 else None, max_tokens=4 + i % 5) for i in range(10)]
@@ -305,11 +301,11 @@ def test_batched_answers_equal_one_by_one_and_a_full_queue_is_429(gated, referen
 
     plug = threading.Thread(target=send, args=(-1, chat("tiny", "plug", max_tokens=2)))
     plug.start()
-    wait_for(lambda: batcher.stats()["running"] == 1)  # the model thread holds the plug at the gate
+    wait_until(lambda: batcher.stats()["running"] == 1, what="the model thread to hold the plug at the gate")
     threads = [threading.Thread(target=send, args=(i, body)) for i, body in enumerate(requests)]
     for t in threads:
         t.start()
-    wait_for(lambda: batcher.stats()["pending"] == 10)
+    wait_until(lambda: batcher.stats()["pending"] == 10, what="10 requests queued")
     with httpx.Client(base_url=server.url, timeout=30) as c:
         refused = c.post("/v1/chat/completions", json=chat("tiny", "one too many"))
     assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"
@@ -324,33 +320,36 @@ def test_batched_answers_equal_one_by_one_and_a_full_queue_is_429(gated, referen
 
 
 def test_a_request_over_its_time_is_504_and_the_server_goes_on(gated):
-    start, gate = gated
+    start, gate, _ = gated
     server, batcher = start(ServeLimits(timeout_s=1.0, window_ms=0))
     with httpx.Client(base_url=server.url, timeout=30) as c:
-        began = time.monotonic()
         response = c.post("/v1/chat/completions", json=chat("tiny", "slow"))
         assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
-        assert time.monotonic() - began < 10
+        assert not gate.is_set()  # answered with the gate shut: the 504 did not wait for a generation
         with c.stream("POST", "/v1/chat/completions", json=chat("tiny", "slow", stream=True)) as streamed:
             events = sse_events(streamed)
         assert events[0]["choices"][0]["delta"]["role"] == "assistant"
         assert events[-1]["error"]["code"] == "timeout"
         gate.set()
-        wait_for(lambda: batcher.stats()["running"] == 0 and batcher.stats()["pending"] == 0)
+        wait_until(lambda: batcher.stats()["running"] == 0 and batcher.stats()["pending"] == 0)
         assert c.get("/health").json()["status"] == "ok"
         assert c.post("/v1/chat/completions", json=chat("tiny", "fast again", max_tokens=3)).status_code == 200
 
 
 def test_a_client_that_leaves_mid_stream_frees_its_row(gated):
-    start, gate = gated
+    start, gate, held = gated
     server, batcher = start(ServeLimits(window_ms=0))
     with httpx.Client(base_url=server.url, timeout=30) as c:
         with c.stream("POST", "/v1/chat/completions", json=chat("tiny", "long answer", max_tokens=64, stream=True)) as streamed:
-            first = next(streamed.iter_lines())
+            lines = streamed.iter_lines()  # held open: an abandoned iterator would close the stream now
+            first = next(lines)
             assert first.startswith("data: ") and '"role": "assistant"' in first
-        # the connection is closed here, while the model thread waits at the gate
-        time.sleep(1.0)  # time for the server to see the disconnect
+            wait_until(lambda: len(held) == 1, what="its row in a batch at the gate")
+            assert not held[0][0].cancelled()
+        # the connection is closed here, while the model thread waits at the gate with the row
+        wait_until(lambda: held[0][0].cancelled(), what="the server to see the client leave")
+        assert not gate.is_set() and len(held) == 1 and len(held[0]) == 1
         gate.set()
-        wait_for(lambda: batcher.stats()["running"] == 0 and batcher.stats()["completed"] == 1)
+        wait_until(lambda: batcher.stats()["running"] == 0 and batcher.stats()["completed"] == 1)
         assert batcher.stats()["cancelled"] == 1
         assert c.get("/health").json()["status"] == "ok"

@@ -1,12 +1,12 @@
 """Slow, idle and oversized connections, by raw sockets to 127.0.0.1: a server with 1 s header
 and body deadlines answers 408 (or closes) when they pass, and 431 to headers over its limit;
-each wait is bounded by the socket's own timeout, never a sleep."""
+each wait is bounded by the socket's own timeout, never a sleep, and no test asserts on the
+seconds a wait took: a server that misses its deadline fails by the socket's timeout."""
 
 from __future__ import annotations
 
 import json
 import socket
-import time
 
 import pytest
 
@@ -14,6 +14,7 @@ from scitune.serve.limits import ServeLimits
 
 DEADLINE_S = 1.0
 WAIT_S = 15.0  # how long a test waits on a socket before it fails (a server without deadlines waits forever)
+PAST_DEADLINE_S = DEADLINE_S + 5  # the socket's wait where the server must act on its deadline
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +27,12 @@ def guarded(slots):
         yield running
 
 
-def exchange(server, data: bytes) -> tuple[bytes, float]:
-    """Sends `data`, then reads until the server closes the connection: (what it sent, seconds
-    from the last byte sent to the close). Fails if the server neither answers nor closes in
-    WAIT_S."""
-    with socket.create_connection((server.host, server.port), timeout=WAIT_S) as sock:
+def exchange(server, data: bytes, wait_s: float = WAIT_S) -> bytes:
+    """Sends `data`, then reads until the server closes the connection: what it sent. Fails if
+    the server neither answers nor closes within `wait_s` of the last byte sent."""
+    with socket.create_connection((server.host, server.port), timeout=wait_s) as sock:
         if data:
             sock.sendall(data)
-        began = time.monotonic()
         received = []
         while True:
             try:
@@ -41,11 +40,11 @@ def exchange(server, data: bytes) -> tuple[bytes, float]:
             except ConnectionResetError:
                 break
             except TimeoutError:
-                pytest.fail(f"the server neither answered nor closed within {WAIT_S} s; got {b''.join(received)[:200]!r}")
+                pytest.fail(f"the server neither answered nor closed within {wait_s} s; got {b''.join(received)[:200]!r}")
             if not chunk:
                 break
             received.append(chunk)
-        return b"".join(received), time.monotonic() - began
+        return b"".join(received)
 
 
 def status_and_error(answer: bytes) -> tuple[int, dict]:
@@ -56,29 +55,25 @@ def status_and_error(answer: bytes) -> tuple[int, dict]:
 def test_a_body_that_never_arrives_is_408_within_the_deadline(guarded):
     request = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
                b"content-length: 100\r\n\r\n{\"model\":")
-    answer, waited = exchange(guarded, request)
-    status, error = status_and_error(answer)
+    status, error = status_and_error(exchange(guarded, request, PAST_DEADLINE_S))
     assert status == 408 and error["code"] == "request_timeout" and error["type"] == "timeout_error"
-    assert DEADLINE_S * 0.5 <= waited < DEADLINE_S + 5
 
 
 def test_headers_that_never_end_are_408_within_the_deadline(guarded):
-    answer, waited = exchange(guarded, b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
+    answer = exchange(guarded, b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ", PAST_DEADLINE_S)
     status, error = status_and_error(answer)
     assert status == 408 and error["code"] == "request_timeout"
-    assert waited < DEADLINE_S + 5
 
 
 def test_a_connection_that_sends_nothing_is_closed(guarded):
-    answer, waited = exchange(guarded, b"")
-    assert waited < DEADLINE_S + 5
+    answer = exchange(guarded, b"", PAST_DEADLINE_S)
     if answer:
         assert status_and_error(answer)[0] == 408
 
 
 def test_a_200_kb_header_is_431_not_a_reset(guarded):
     request = (b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: " + b"a" * 200_000 + b"\r\n\r\n")
-    answer, _ = exchange(guarded, request)
+    answer = exchange(guarded, request)
     status, error = status_and_error(answer)
     assert status == 431 and error["code"] == "headers_too_large" and "16384" in error["message"]
 

@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+from tests.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 PAUSED = "PAUSED"
 
@@ -28,11 +30,8 @@ def pause_at(at: int, limit: float = 300.0):
             return
         if runner.accelerator.is_main_process:
             print(f"{PAUSED} {step}", flush=True)
-        deadline = time.monotonic() + limit
-        while runner.stop.signal_name is None:  # the signal handler sets it (main thread)
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"paused at step {step} and no signal came in {limit:.0f}s")
-            time.sleep(0.01)
+        # the signal handler (main thread) sets the name
+        wait_until(lambda: runner.stop.signal_name is not None, limit, f"a signal while paused at step {step}")
 
     return hook
 
