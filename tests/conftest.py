@@ -8,13 +8,14 @@ external tools named in OPTIONAL_TOOLS (not installed by the project) may still 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from scitune.settings import shared_data_dir
-from tests.fixtures import Tiny, save_tiny
+from tests.fixtures import Tiny, save_serving_checkpoints, save_tiny
 
 STRICT = os.environ.get("SCITUNE_STRICT_FIXTURES") == "1"
 # Skip reasons that stay skips in strict mode: tools outside the project's own install.
@@ -40,6 +41,26 @@ def shared_data():
     return root
 
 
+# ScienceQA test problems whose images are in the fixtures
+SQA_IMAGE_PIDS = ("23", "849", "2839", "3988", "9344", "11246")
+
+
+@pytest.fixture(scope="session")
+def sqa_records(shared_data):
+    """12 real CQM-A test records: 6 with images (files present), 6 text-only of varied length."""
+    records = json.loads((shared_data / "scienceqa" / "llava_test_CQM-A.json").read_text())
+    with_images = [r for r in records if r["id"] in SQA_IMAGE_PIDS]
+    text_only = [r for r in records if "image" not in r][:40:7]
+    chosen = [r for pair in zip(with_images, text_only) for r in pair]
+    assert len(chosen) == 12
+    return chosen
+
+
+@pytest.fixture(scope="session")
+def sqa_images(shared_data):
+    return shared_data / "scienceqa" / "images" / "test"
+
+
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -48,6 +69,13 @@ def tiny(tmp_path_factory) -> Tiny:
     """The session's tiny model (tests/fixtures.py): (model in eval mode, processor, saved folder).
     Tests only read it; one that trains or changes a model builds its own with `build_tiny`."""
     return save_tiny(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """The serving tests' tiny checkpoint, LoRA adapter and merged model (tests/fixtures.py),
+    for the serve tests and the `scitune serve` command's tests."""
+    return save_serving_checkpoints(tmp_path_factory.mktemp("serve-models"))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 from scitune import cli
 from scitune.progress import progress_bar
 
-from .train.data import write_dataset, write_recipe
+from tests.train.data import write_dataset, write_recipe
 
 
 def test_overrides_anywhere_on_the_line():

@@ -4,13 +4,7 @@ equals scoring each "prompt + option" in full, whatever the batch."""
 import pytest
 import torch
 
-from scitune.inference import Engine, EvalItem, choose_option
-
-
-@pytest.fixture(scope="module")
-def engine(tiny, sqa_images):
-    model, processor, _ = tiny
-    return Engine(model, processor, image_root=sqa_images)
+from scitune.inference import EvalItem, choose_option
 
 
 @pytest.fixture(scope="module")

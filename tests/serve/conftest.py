@@ -1,6 +1,7 @@
-"""Fixtures of the serve tests: a tiny checkpoint and a LoRA adapter on it (built once), the app
-in a thread of this process on a free port of 127.0.0.1, and `scitune serve` itself as a
-subprocess (started early, so it loads while the in-process tests run)."""
+"""Fixtures of the serve tests (their tiny checkpoint and LoRA adapter are the session's
+`checkpoints`, tests/conftest.py): the app in a thread of this process on a free port of
+127.0.0.1, and `scitune serve` itself as a subprocess (started early, so it loads while the
+in-process tests run)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import io
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from scitune.serve.limits import ServeLimits
+from tests.waiting import wait_until
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = Path(os.environ.get("SCITUNE_TEST_ARTIFACTS", HERE / "artifacts"))
@@ -46,41 +47,6 @@ def chat(model: str, text: str, image: str | None = None, max_tokens: int = 6, *
 @pytest.fixture(autouse=True)
 def _one_torch_thread(one_torch_thread):
     """Every serve test runs on one thread (tests/conftest.py)."""
-
-
-@pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory):
-    """{"tiny": a random-init tiny checkpoint, "lora": a LoRA adapter folder on it (random
-    non-zero adapter weights, so it answers differently), "merged": that adapter merged}.
-
-    The weight matrices are drawn wider than the default initialisation (std 0.1), so that the
-    answers differ from prompt to prompt: with the default one the random model answers every
-    prompt with the same repeated token, and a server that swapped answers between requests
-    would pass the tests."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from scitune.config import ModelConfig
-    from scitune.model import build_model, save_model
-
-    root = tmp_path_factory.mktemp("serve-models")
-    torch.manual_seed(0)
-    model, processor = build_model(ModelConfig(preset="tiny"))
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() == 2:
-                param.normal_(0, 0.1)
-    base = save_model(model, processor, root / "tiny")
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.5)
-    for config in peft_model.peft_config.values():
-        config.base_model_name_or_path = str(base.resolve())
-    adapter = save_model(peft_model, processor, root / "lora")
-    merged = save_model(peft_model.merge_and_unload(), processor, root / "merged")
-    return {"tiny": base, "lora": adapter, "merged": merged}
 
 
 @pytest.fixture(scope="session")
@@ -160,18 +126,21 @@ class CliServer:
         self.handle = log.open("w")
         self.process = subprocess.Popen(command, stdout=self.handle, stderr=subprocess.STDOUT, env=env)
 
+    def answers(self) -> bool:
+        """Whether the server answers /health (a RuntimeError once its process has exited)."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"scitune serve exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+        try:
+            return httpx.get(self.url + "/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def wait(self) -> CliServer:
-        deadline = time.monotonic() + CLI_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"scitune serve exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"scitune serve did not answer within {CLI_START_TIMEOUT_S} s: {self.log.read_text()[-2000:]}")
+        try:
+            wait_until(self.answers, CLI_START_TIMEOUT_S, f"scitune serve to answer on {self.url}", poll_s=0.25)
+        except AssertionError as err:
+            raise RuntimeError(f"{err}: {self.log.read_text()[-2000:]}") from None
+        return self
 
     def stop(self) -> int:
         if self.process.poll() is None:
