@@ -118,9 +118,11 @@ def train_entry(argv: list[str]) -> int:
     step STOP_STEP of the instruct stage (0: never); records peak GPU memory per process."""
     import torch
 
+    from scitune import console
     from scitune.cli import build_parser
     from scitune.commands import train
 
+    console.configure()  # the run's messages ("resumed from ...") on stdout, as `scitune train` shows them
     stop, rest = int(argv[0]), argv[1:]
     rank = int(os.environ.get("RANK", "0"))
 
