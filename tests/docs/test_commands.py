@@ -20,8 +20,8 @@ of a `not run:`):
 tests/test_demo.py (`scitune demo --quick`, the Quickstart's path at reduced size), .ci/run
 (`make venv`, `make test`), tests/corpus/test_build.py (`scitune corpus build`),
 tests/model/test_build.py (`scitune model build`), tests/data/ingest/test_roundtrip.py (the
-corpus as papers and back through ingest), tests/eval/test_cli.py (`scitune eval`),
-tests/serve/test_cli.py (`scitune serve`), tests/config/test_reference.py (the committed recipe
+corpus as papers and back through ingest), tests/commands/test_eval.py (`scitune eval`),
+tests/commands/test_serve.py (`scitune serve`), tests/config/test_reference.py (the committed recipe
 reference equals what its generator writes),
 tests/docs/test_build.py (`make docs`: mkdocs build --strict).
 """
