@@ -217,6 +217,14 @@ def test_every_shell_block_says_whether_a_test_runs_it():
     assert not problems, "\n".join(problems)
 
 
+def test_tests_named_in_markers_exist():
+    # a marker's reason names the tests that cover the block; a test moved or renamed is caught here
+    stale = [f"{b.where}: {path}" for b in shell_blocks() if b.marker
+             for path in re.findall(r"\b((?:tests|benchmarks)/[\w/.-]*\w)", b.marker[1])
+             if not (ROOT / path).exists()]
+    assert not stale, "markers name tests that do not exist:\n" + "\n".join(stale)
+
+
 def test_shell_blocks_found():
     # the extraction itself: the README's Quickstart and the serving guide's lmms-eval line are seen
     lines = [" ".join(w) for b in shell_blocks() for w in command_lines(b.text)]
