@@ -110,9 +110,29 @@ def merge_lora(model):
     return model.merge_and_unload()
 
 
+def _is_llava(config) -> bool:
+    return getattr(config, "model_type", None) == "llava"
+
+
+def _connector_params(base) -> dict[str, torch.nn.Parameter]:
+    """A non-LLaVA family's connector parameters by their plain model names (for a peft model,
+    the trained `modules_to_save` copy, named as in the plain model)."""
+    from scitune.model.parts import part_of
+
+    out = {}
+    for name, param in base.named_parameters():
+        if part_of(name) != "projector" or ".original_module." in name:
+            continue
+        out[name.replace(".modules_to_save.default.", ".")] = param
+    return out
+
+
 def projector_state(model) -> dict[str, torch.Tensor]:
-    """The projector's weights of a plain or peft model, keyed as in `LlavaMultiModalProjector`."""
+    """The projector's weights of a plain or peft model, keyed as in `LlavaMultiModalProjector`
+    (another family's connector: keyed by its parameters' names in the plain model)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not _is_llava(base.config):
+        return {k: v.detach().contiguous() for k, v in _connector_params(base).items()}
     projector = base.model.multi_modal_projector
     if hasattr(projector, "modules_to_save"):  # peft wrapper: the trained copy
         projector = projector.modules_to_save["default"]
@@ -120,6 +140,9 @@ def projector_state(model) -> dict[str, torch.Tensor]:
 
 
 def _projector_metadata(config) -> dict[str, str]:
+    if not _is_llava(config):
+        text = config.get_text_config()
+        return {"format": "scitune-projector-v1", "model_type": str(config.model_type), "text_hidden_size": str(text.hidden_size)}
     return {
         "format": "scitune-projector-v1",
         "projector_hidden_act": str(config.projector_hidden_act),
@@ -158,6 +181,9 @@ def load_projector(model, path: str | Path) -> None:
     expected = _projector_metadata(base.config)
     if meta.get("format") != expected["format"]:
         raise ScituneError(f"projector file {str(path)!r}: not a scitune projector file")
+    if not _is_llava(base.config):
+        _load_connector(base, path, meta, expected, tensors)
+        return
     for key in ("projector_hidden_act", "vision_hidden_size", "text_hidden_size", "vision_feature_layer"):
         if meta.get(key) != expected[key]:
             raise ScituneError(
@@ -169,6 +195,26 @@ def load_projector(model, path: str | Path) -> None:
         target.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
         raise ScituneError(f"projector file {str(path)!r}: does not fit the model ({_first_line(err)})") from None
+
+
+def _load_connector(base, path: Path, meta: dict, expected: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Another family's connector from a projector file: the same model type, names and shapes."""
+    for key in ("model_type", "text_hidden_size"):
+        if meta.get(key) != expected[key]:
+            raise ScituneError(f"projector file {str(path)!r}: {key} is {meta.get(key)} but the model expects {expected[key]}")
+    params = _connector_params(base)
+    if set(tensors) != set(params):
+        raise ScituneError(
+            f"projector file {str(path)!r}: does not fit the model (its tensors {sorted(set(tensors) ^ set(params))[:3]} differ)"
+        )
+    for name, value in tensors.items():
+        if value.shape != params[name].shape:
+            raise ScituneError(
+                f"projector file {str(path)!r}: {name} has shape {list(value.shape)} but the model's is {list(params[name].shape)}"
+            )
+    with torch.no_grad():
+        for name, value in tensors.items():
+            params[name].copy_(value)
 
 
 def _first_line(err: Exception) -> str:

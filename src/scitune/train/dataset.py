@@ -153,6 +153,8 @@ def renderer_key(renderer) -> str:
     vocab = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
     parts = [vocab, renderer.template, str(renderer.max_length), renderer.image_placement, str(renderer.image_tokens),
              str(renderer.image_id), json.dumps(getattr(tokenizer, "added_tokens_decoder", {}) and sorted(map(str, tokenizer.added_tokens_decoder.values())))]
+    if getattr(renderer, "family", None) is not None:  # a family's image expansion follows its image processor
+        parts.append(renderer.processor.image_processor.to_json_string())
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 

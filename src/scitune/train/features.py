@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scitune.model.parts import part_of
+from scitune.prompting.collate import IMAGE_INPUTS, TOKEN_TYPE_INPUTS
 from scitune.prompting.render import IGNORE_INDEX
 
 
@@ -44,6 +46,9 @@ class TrainingModule(nn.Module):
         if "cu_seq_lens" in batch:
             bounds = batch["cu_seq_lens"].to(labels.device)
             common.update(cu_seq_lens_q=bounds, cu_seq_lens_k=bounds, max_length_q=batch["max_seq_len"], max_length_k=batch["max_seq_len"])
+        # a model family's own inputs: per-token types (Qwen's M-RoPE, Gemma 3's image attention)
+        # and per-image ones (image_grid_thw, pixel_attention_mask, image_sizes)
+        common.update({k: batch[k] for k in (*TOKEN_TYPE_INPUTS, *IMAGE_INPUTS) if k in batch})
         unused = []
         if "vision_features" not in batch:
             if "pixel_values" in batch:
@@ -52,8 +57,10 @@ class TrainingModule(nn.Module):
                 # A text-only batch leaves the projector (and a trainable vision tower) out of
                 # the graph; a zero term keeps them in, so DDP sees every parameter in every step.
                 logits = self.model(input_ids=batch["input_ids"], **common).logits
-                unused = [p for p in self.llava.model.multi_modal_projector.parameters() if p.requires_grad]
-                unused += [p for p in self.llava.model.vision_tower.parameters() if p.requires_grad]
+                unused = [
+                    p for n, p in self.llava.named_parameters()
+                    if p.requires_grad and part_of(n) in ("projector", "vision_tower")
+                ]
         else:
             llava = self.llava
             input_ids = batch["input_ids"]

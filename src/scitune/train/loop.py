@@ -141,9 +141,16 @@ class StageRunner:
         from scitune.prompting import ImageLoader, Renderer
 
         run = self.run_config
+        self.images = ImageLoader(self.processor.image_processor, run.data.images or ".")
         renderer = Renderer(
-            self.processor, max_length=run.data.max_length, image_placement=run.data.image_placement
+            self.processor, max_length=run.data.max_length, image_placement=run.data.image_placement, images=self.images
         )
+        family = renderer.family  # None on the LLaVA path
+        if family is not None and run.data.packing:
+            raise ScituneError(
+                f"[{self.name}] data.packing: not exact for the {self.llava.config.model_type} family "
+                "(its image inputs and positions are per sample); set data.packing: false"
+            )
         self.data = load_stage_data(self.name, run.data, renderer, self.accelerator)
         if self.data.dropped:
             logger.info(f"[{self.name}] dropped at max_length {run.data.max_length}: {self.data.dropped}")
@@ -155,15 +162,21 @@ class StageRunner:
             self.plan, self.data.lengths, self.data.n_images > 0, self.recipe.run.seed,
             group_by_modality=run.data.group_by_modality, group_by_length=run.data.group_by_length,
         )
-        self.images = ImageLoader(self.processor.image_processor, run.data.images or ".")
         use_cache = run.feature_cache
+        if use_cache and family is not None:
+            # the cache runs a Llava model's tower and projector outside its forward
+            logger.info(f"[{self.name}] feature_cache off: the {self.llava.config.model_type} family runs its images in its forward")
+            use_cache = False
         if use_cache and (distributed.shards_parameters(self.accelerator) or self.self_sharded):
             # the cache runs the vision tower outside the wrapped forward, which a sharded tower
             # (FSDP, DeepSpeed ZeRO-3) does not allow
             logger.info(f"[{self.name}] feature_cache off: the vision tower is sharded ({self.accelerator.distributed_type})")
             use_cache = False
         self.cache = FeatureCache() if use_cache else None
-        self.collate = make_collate(run.data, self.processor, self.llava, None if self.cache else self.images)
+        self.collate = make_collate(
+            run.data, self.processor, self.llava, None if self.cache else self.images,
+            image_inputs=family.image_inputs if family is not None else (),
+        )
         self.batches = MicroBatchStream(
             self.items, self.order, self.collate, run.grad_accum, self.world, self.rank, run.data.num_workers
         )

@@ -56,7 +56,7 @@ def load_stage_data(name: str, data, renderer, accelerator) -> StageData:
     )
 
 
-def make_collate(data, processor, llava, images):
+def make_collate(data, processor, llava, images, image_inputs: tuple[str, ...] = ()):
     """The collator of a stage's batches: padding, or with `data.packing` several samples per row
     (per-sample attention on SDPA through scitune.model.attention). `images`: the image loader,
     or None when the feature cache supplies the vision features."""
@@ -64,7 +64,7 @@ def make_collate(data, processor, llava, images):
 
     pad = processor.tokenizer.pad_token_id
     if not data.packing:
-        return PaddingCollator(pad, images)
+        return PaddingCollator(pad, images, image_inputs=image_inputs)
     from scitune.prompting.packing import PackingCollator, attention_layout
 
     implementation = llava.config.text_config._attn_implementation
