@@ -18,7 +18,7 @@
 What runs the cheap commands end to end (named in the blocks' markers, `run by:` or the reason
 of a `not run:`):
 tests/test_demo.py (`scitune demo --quick`, the Quickstart's path at reduced size), .ci/run
-(`make venv`, `make test`), tests/corpus/test_build.py (`scitune corpus build`),
+(`make venv`, `make test`), tests/data/corpus/test_build.py (`scitune corpus build`),
 tests/model/test_build.py (`scitune model build`), tests/data/ingest/test_roundtrip.py (the
 corpus as papers and back through ingest), tests/commands/test_eval.py (`scitune eval`),
 tests/commands/test_serve.py (`scitune serve`), tests/config/test_reference.py (the committed recipe

@@ -1,9 +1,11 @@
-"""The corpus is read by the same readers as the real datasets, and the instruction files built
-from it pass `scitune data validate`."""
+"""The corpus is read by the same readers as the real datasets, with no special path, and the
+instruction files built from it pass `scitune data validate` (and the library's validate_samples)."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from scitune.cli import main
 
@@ -46,3 +48,19 @@ def test_scicap_layout_reads_and_passes_data_validate(corpus, tmp_path, capsys):
                      "--out", str(out)]) == 0
         assert main(["data", "validate", str(out), "--images", str(corpus.root / "scicap" / "images")]) == 0
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_corpus_reads_and_validates(corpus, split):
+    from scitune.data.scicap import build_instructions, read_scicap
+    from scitune.data.scienceqa import build_scienceqa_samples, read_problems
+    from scitune.data.validate import validate_samples
+
+    root = corpus.root
+    records = read_scicap(root / "scicap" / f"{split}.json")
+    for task in ("describe", "figure-type", "caption"):
+        samples = build_instructions(records, task=task)
+        assert validate_samples(samples, root / "scicap" / "images").ok
+    problems = read_problems(root / "scienceqa", split=split)
+    samples = build_scienceqa_samples(problems)
+    assert validate_samples(samples, root / "scienceqa" / "images" / split).ok
