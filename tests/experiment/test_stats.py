@@ -44,7 +44,7 @@ def test_paired_bootstrap_sees_a_clear_difference_and_none_where_there_is_none()
     with_right = [1] * 80 + [0] * 20
     without_right = [1] * 50 + [0] * 50
 
-    def difference(indices):
+    def difference(seeds, indices):
         indices = list(indices)
         return 100 * (sum(with_right[i] for i in indices) - sum(without_right[i] for i in indices)) / len(indices)
 
@@ -55,5 +55,24 @@ def test_paired_bootstrap_sees_a_clear_difference_and_none_where_there_is_none()
     d = [a - b for a, b in zip(with_right, without_right)]
     sd = math.sqrt(sum((x - 0.3) ** 2 for x in d) / 99) * 100
     assert clear.high - clear.low == pytest.approx(2 * 1.96 * sd / 10, rel=0.15)
-    same = paired_bootstrap(100, lambda idx: 0.0 * len(list(idx)), resamples=200)
+    same = paired_bootstrap(100, lambda seeds, idx: 0.0 * len(list(idx)), resamples=200)
     assert (same.difference, same.p_value, same.supported) == (0.0, 1.0, False)
+
+
+def test_seed_to_seed_spread_widens_the_paired_interval():
+    # per seed, the difference is +20 or -20 points on every item: items alone look certain,
+    # seeds say otherwise
+    per_seed = [20.0, -20.0, 20.0]
+
+    def difference(seeds, indices):
+        return sum(per_seed[s] for s in seeds) / len(seeds)
+
+    items_only = paired_bootstrap(50, difference, seeds=1, resamples=500)
+    with_seeds = paired_bootstrap(50, difference, seeds=3, resamples=500)
+    assert items_only.low == items_only.high == 20.0
+    assert with_seeds.low < 0 < with_seeds.high and not with_seeds.supported
+
+
+def test_interval_is_cut_to_the_metric_range():
+    interval = mean_interval([10.0, 90.0], bounds=(0.0, 100.0))
+    assert (interval.low, interval.high) == (0.0, 100.0) and interval.mean == 50.0

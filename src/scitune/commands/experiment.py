@@ -5,6 +5,7 @@ tests, a plot and a report."""
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -33,12 +34,15 @@ def register(subparsers) -> None:
     ablation.add_argument("--corpus", help="an existing corpus folder in the built-in layout (scicap/ + scienceqa/) instead of building one")
     ablation.add_argument("--data-seed", type=int, default=0, help="corpus, instruction files and subsets (default 0)")
     ablation.add_argument("--resamples", type=positive_int, default=2000, help="paired bootstrap resamples (default 2000)")
+    ablation.add_argument("--report-only", action="store_true",
+                          help="run no cell: analyse the cells done so far (a stopped or running grid) and write the report")
     ablation.set_defaults(func=run_ablation)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
 def run_ablation(args: argparse.Namespace) -> int:
-    from scitune.experiment.grid import MODES, Plan, claim_experiment, parse_list, run_grid
+    from scitune.errors import ScituneError
+    from scitune.experiment.grid import MODES, Plan, claim_experiment, parse_list, read_results, run_grid
     from scitune.experiment.report import write_outputs
 
     mode = MODES["quick" if args.quick else "full"]
@@ -48,10 +52,20 @@ def run_ablation(args: argparse.Namespace) -> int:
         fractions=parse_list(args.fractions, float, "--fractions") if args.fractions else mode["fractions"],
         size=mode["size"], data_seed=args.data_seed, corpus=args.corpus,
     )
-    root = claim_experiment(Path(args.out), plan)
-    start = time.perf_counter()
-    results = run_grid(root, plan)
-    text = write_outputs(root, plan, results, resamples=args.resamples, seconds=time.perf_counter() - start)
+    if args.report_only:
+        root = Path(args.out)
+        if not (root / "plan.json").is_file():
+            raise ScituneError(f"--out {root}: holds no experiment to report on")
+        if json.loads((root / "plan.json").read_text(encoding="utf-8")) != plan.identity():
+            raise ScituneError(f"--out {root}: was run with other settings (see its plan.json); give the same --quick/--corpus/--data-seed")
+        results = read_results(root, plan.cells())
+        start = None
+    else:
+        root = claim_experiment(Path(args.out), plan)
+        start = time.perf_counter()
+        results = run_grid(root, plan)
+    seconds = None if start is None else time.perf_counter() - start
+    text = write_outputs(root, plan, results, resamples=args.resamples, seconds=seconds)
     print()
     print(text)
     print(f"\nreport: {root / 'report.html'}\nplot: {root / 'ablation.png'}\nsummary: {root / 'summary.json'}")

@@ -1,7 +1,9 @@
 """From the grid's per-item outcomes to the ablation's answer: per (preset, fraction, metric),
 each arm's mean over seeds with its t interval, and the paired difference (with minus without
-stage 1) on the same test items, pooled over the seeds both arms finished: a paired bootstrap
-interval and p-value for every metric, McNemar's exact test for the right/wrong ones."""
+stage 1) on the same test items over the seeds both arms finished: a two-level paired bootstrap
+(seeds, then items) interval and p-value for every metric, and McNemar's exact test on the
+right/wrong ones (pooled over seeds). A verdict names a direction only when the bootstrap
+interval excludes 0."""
 
 from __future__ import annotations
 
@@ -78,17 +80,18 @@ def compare(metric: Metric, with_runs: Sequence[Mapping], without_runs: Sequence
     a = [[v[i] for i in ids] for v in with_values]
     b = [[v[i] for i in ids] for v in without_values]
 
-    def difference(indices: Sequence[int]) -> float:
-        indices = list(indices)
-        mean_with = sum(score(metric, [run[i] for i in indices], convention) for run in a) / len(a)
-        mean_without = sum(score(metric, [run[i] for i in indices], convention) for run in b) / len(b)
+    def difference(seeds: Sequence[int], indices: Sequence[int]) -> float:
+        seeds, indices = list(seeds), list(indices)
+        mean_with = sum(score(metric, [a[s][i] for i in indices], convention) for s in seeds) / len(seeds)
+        mean_without = sum(score(metric, [b[s][i] for i in indices], convention) for s in seeds) / len(seeds)
         return mean_with - mean_without
 
+    bounds = (0.0, 100.0) if metric.scale == "points" else (0.0, 1.0)
     result = {
         "items": len(ids), "seeds": len(a),
-        "with": mean_interval([score(metric, run, convention) for run in a]).to_json(),
-        "without": mean_interval([score(metric, run, convention) for run in b]).to_json(),
-        "difference": paired_bootstrap(len(ids), difference, resamples=resamples, seed=seed).to_json(),
+        "with": mean_interval([score(metric, run, convention) for run in a], bounds=bounds).to_json(),
+        "without": mean_interval([score(metric, run, convention) for run in b], bounds=bounds).to_json(),
+        "difference": paired_bootstrap(len(ids), difference, seeds=len(a), resamples=resamples, seed=seed).to_json(),
         "chance": chance(metric, with_runs[0]),
     }
     if metric.binary:
@@ -118,7 +121,7 @@ def analyse(results: Mapping[Cell, Mapping[str, Any]], resamples: int = 2000) ->
 def verdict(row: Mapping[str, Any]) -> str:
     """What one row shows, in words the interval supports: a direction only when the 95%
     interval of the paired difference excludes 0."""
-    d = row["difference"]
+    d = {k: round(v, 6) + 0.0 for k, v in row["difference"].items()}  # no "-0.00" from float noise
     unit = " points" if row["scale"] == "points" else ""
     digits = 2 if row["scale"] == "points" else 4
     where = f"{row['label']}, {row['preset']}, {100 * row['fraction']:g}% of stage-2 data"

@@ -48,7 +48,7 @@ def table_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     out = []
     for row in rows:
         digits = 2 if row["scale"] == "points" else 4
-        d = row["difference"]
+        d = {k: round(v, 6) + 0.0 for k, v in row["difference"].items()}  # no "-0.00" from float noise
         out.append([
             row["preset"], f"{row['fraction']:g}", row["label"], _interval(row["with"], digits), _interval(row["without"], digits),
             f"{d['difference']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]", f"{d['p_value']:.2g}",
@@ -64,11 +64,13 @@ def plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes:
     from matplotlib.figure import Figure
 
     metrics = [m for m in METRICS if any(r["metric"] == m.key for r in rows)]
-    figure = Figure(figsize=(4.2 * len(metrics), 3.6))
+    columns = min(3, len(metrics))
+    lines = -(-len(metrics) // columns)
+    figure = Figure(figsize=(4.4 * columns, 3.6 * lines))
     FigureCanvasAgg(figure)
     presets = sorted({r["preset"] for r in rows})
     for n, metric in enumerate(metrics, start=1):
-        axes = figure.add_subplot(1, len(metrics), n)
+        axes = figure.add_subplot(lines, columns, n)
         for preset in presets:
             mine = sorted((r for r in rows if r["metric"] == metric.key and r["preset"] == preset), key=lambda r: r["fraction"])
             x = [r["fraction"] for r in mine]
@@ -117,7 +119,7 @@ def write_outputs(root: Path, plan: Plan, results: Mapping[Cell, Mapping[str, An
             + (f"; this command {seconds / 60:.1f} min" if seconds is not None else ""))
     described = (f"presets {', '.join(plan.presets)}; seeds {', '.join(map(str, plan.seeds))}; stage-2 fractions "
                  f"{', '.join(f'{f:g}' for f in plan.fractions)}; {plan.size.figures} figures; data seed {plan.data_seed}"
-                 + (f"; corpus {plan.corpus}" if plan.corpus else "") + f"; scitune commit {_commit() or 'unknown'}")
+                 + (f"; corpus {plan.corpus}" if plan.corpus else "") + f"; report written at scitune commit {_commit() or 'unknown'}")
     write_json(root / "summary.json", {"plan": plan.identity() | {"presets": plan.presets, "seeds": plan.seeds,
                                                                   "fractions": plan.fractions},
                                        "rows": rows, "verdicts": verdicts, "done": done, "commit": _commit()})

@@ -60,8 +60,9 @@ class Interval:
         return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n}
 
 
-def mean_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
-    """The mean of `values` (one per seed) and its t interval; no interval from one value."""
+def mean_interval(values: Sequence[float], level: float = LEVEL, bounds: tuple[float, float] | None = None) -> Interval:
+    """The mean of `values` (one per seed) and its t interval, cut to `bounds` (a metric's range:
+    with 2 seeds t is 12.7 and the interval can reach past 0 or 100); no interval from one value."""
     n = len(values)
     if n == 0:
         raise ValueError("no values")
@@ -70,7 +71,10 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
         return Interval(mean, None, None, 1)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = t_quantile(1 - (1 - level) / 2, n - 1) * sd / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Interval(mean, low, high, n)
 
 
 def mcnemar_exact(with_right: Sequence[bool], without_right: Sequence[bool]) -> dict:
@@ -113,17 +117,24 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def paired_bootstrap(
-    items: int, difference: Callable[[Sequence[int]], float], resamples: int = 2000, seed: int = 0, level: float = LEVEL
+    items: int, difference: Callable[[Sequence[int], Sequence[int]], float], seeds: int = 1, resamples: int = 2000,
+    seed: int = 0, level: float = LEVEL,
 ) -> Comparison:
-    """`difference(indices)` is the metric with stage 1 minus without, computed on the test items
-    at `indices` (every seed's outcome on an item travels with it: the items are resampled, the
-    pairing kept). Percentile interval; the p-value is twice the share of resampled differences
-    on the far side of 0 (at least 1/resamples), the usual bootstrap test by interval inversion."""
-    if items < 1:
-        raise ValueError("no items to resample")
+    """`difference(seed_indices, item_indices)` is the metric with stage 1 minus without, averaged
+    over the seeds at `seed_indices`, each computed on the test items at `item_indices`. Both
+    levels are resampled with replacement (seeds, then items), so the interval holds the
+    seed-to-seed spread as well as the test set's; the pairing is kept (a resampled item brings
+    both arms' outcomes, a resampled seed both arms' runs). Percentile interval; the p-value is
+    twice the share of resampled differences on the far side of 0 (at least 1/resamples), the
+    bootstrap test by interval inversion."""
+    if items < 1 or seeds < 1:
+        raise ValueError("no items or no seeds to resample")
     rng = random.Random(seed)
-    observed = difference(range(items))
-    draws = sorted(difference([rng.randrange(items) for _ in range(items)]) for _ in range(resamples))
+    observed = difference(range(seeds), range(items))
+    draws = sorted(
+        difference([rng.randrange(seeds) for _ in range(seeds)], [rng.randrange(items) for _ in range(items)])
+        for _ in range(resamples)
+    )
     alpha = (1 - level) / 2
     at_or_below = sum(1 for d in draws if d <= 0) / resamples
     at_or_above = sum(1 for d in draws if d >= 0) / resamples
