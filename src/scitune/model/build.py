@@ -44,14 +44,19 @@ def build_model(cfg: ModelConfig, texts: Iterable[str] | None = None):
     `texts` are what the tiny preset's BPE tokenizer is trained on (ignored otherwise).
     """
     if cfg.checkpoint is not None:
-        return load_model(cfg.checkpoint, dtype=cfg.dtype)
+        model, processor = load_model(cfg.checkpoint, dtype=cfg.dtype)
+        if cfg.chat_template is not None:
+            set_chat_template(processor, cfg.chat_template, model.config.model_type)
+        return model, processor
     if cfg.preset is not None:
         presets.check_preset(cfg.preset)
     if cfg.preset in presets.FAMILY_PRESETS:
         from scitune.model.family_presets import build_family_preset
 
         with _seeded(cfg.seed):
-            model, processor = build_family_preset(cfg.preset, texts, vocab_size=cfg.vocab_size)
+            model, processor = build_family_preset(
+                cfg.preset, texts, vocab_size=cfg.vocab_size, chat_template=cfg.chat_template or "plain"
+            )
         return model.to(resolve_dtype(cfg.dtype)), processor
     with _seeded(cfg.seed):
         if cfg.preset == "tiny":
@@ -82,6 +87,20 @@ def build_model(cfg: ModelConfig, texts: Iterable[str] | None = None):
             template = cfg.chat_template or _default_template(tokenizer)
         model, processor = compose(vision, kind, lm, tokenizer, image_processor, cfg, template)
     return model.to(resolve_dtype(cfg.dtype)), processor
+
+
+def set_chat_template(processor, name: str, model_type: str = "llava") -> None:
+    """Gives a loaded checkpoint's processor one of scitune's chat templates (they mark assistant
+    turns with `{% generation %}`, which the label masks need; a family's own template, such as
+    Qwen2.5-VL's, usually does not), with images written as the family's image marker."""
+    from scitune.model.family_presets import FAMILY_TOKENS, family_template
+
+    if name not in CHAT_TEMPLATES:
+        raise ScituneError(f"chat_template {name!r}: expected one of {', '.join(CHAT_TEMPLATES)}")
+    template = family_template(model_type, name) if model_type in FAMILY_TOKENS else CHAT_TEMPLATES[name]
+    processor.tokenizer.chat_template = template
+    if hasattr(processor, "chat_template"):
+        processor.chat_template = template
 
 
 @contextlib.contextmanager

@@ -81,8 +81,11 @@ def family_template(model_type: str, base: str = "plain") -> str:
     return template.replace("{%- if content is string -%}{{ content }}", "{%- if content is string -%}{{ content | replace('<image>', '" + marker + "') }}")
 
 
-def tiny_family_tokenizer(model_type: str, texts: Iterable[str] | None = None, vocab_size: int = 1024):
-    """The tiny BPE tokenizer with the family's special tokens and chat template."""
+def tiny_family_tokenizer(
+    model_type: str, texts: Iterable[str] | None = None, vocab_size: int = 1024, chat_template: str = "plain"
+):
+    """The tiny BPE tokenizer with the family's special tokens and chat template (a name in
+    scitune.data.chat_templates; chatml's turn markers are added as special tokens)."""
     from transformers import PreTrainedTokenizerFast
 
     from scitune.model.tokenizer import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, train_bpe_tokenizer
@@ -90,6 +93,8 @@ def tiny_family_tokenizer(model_type: str, texts: Iterable[str] | None = None, v
     added, named, _ = FAMILY_TOKENS[model_type]
     base = train_bpe_tokenizer(texts, vocab_size=vocab_size)
     backend = base.backend_tokenizer
+    if chat_template == "chatml":  # its turn markers, as Qwen's vocabulary has them
+        added = [*added, "<|im_start|>", "<|im_end|>"]
     backend.add_special_tokens([t for t in added if t not in base.get_vocab()])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
@@ -100,7 +105,9 @@ def tiny_family_tokenizer(model_type: str, texts: Iterable[str] | None = None, v
         model_max_length=TINY_TEXT["max_position_embeddings"],
         clean_up_tokenization_spaces=False,
     )
-    tokenizer.chat_template = family_template(model_type)
+    if chat_template not in CHAT_TEMPLATES:
+        raise ScituneError(f"chat_template {chat_template!r}: expected one of {', '.join(CHAT_TEMPLATES)}")
+    tokenizer.chat_template = family_template(model_type, chat_template)
     return tokenizer
 
 
@@ -217,7 +224,7 @@ def tiny_family_processor(model_type: str, tokenizer):
     return cls(image_processor=images, tokenizer=tokenizer, video_processor=video, chat_template=template)
 
 
-def build_family_preset(preset: str, texts: Iterable[str] | None = None, vocab_size: int = 1024):
+def build_family_preset(preset: str, texts: Iterable[str] | None = None, vocab_size: int = 1024, chat_template: str = "plain"):
     """(model, processor) of a tiny family preset."""
     if preset not in FAMILY_PRESETS:
         raise ScituneError(f"unknown preset {preset!r}; expected one of {', '.join(FAMILY_PRESETS)}")
@@ -226,6 +233,6 @@ def build_family_preset(preset: str, texts: Iterable[str] | None = None, vocab_s
 
     if model_type not in CONFIG_MAPPING:
         raise ScituneError(f"preset {preset!r}: the installed transformers has no {model_type} model")
-    tokenizer = tiny_family_tokenizer(model_type, texts, vocab_size)
+    tokenizer = tiny_family_tokenizer(model_type, texts, vocab_size, chat_template)
     processor = tiny_family_processor(model_type, tokenizer)
     return tiny_family_model(model_type, tokenizer), processor
