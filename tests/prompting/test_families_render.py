@@ -116,3 +116,27 @@ def test_engine_greedy_tokens_equal_plain_generate_on_the_saved_folder(family, t
                                        pad_token_id=plain_processor.tokenizer.pad_token_id)
         expected = plain_processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
         assert text == expected
+
+
+def test_option_scoring_equals_the_full_sequence_likelihood(family, request):
+    preset, model, processor, root = family
+    if preset == "tiny-gemma3":
+        # measured: 4.5e-3 apart on the first option token (the prompt pass), cause not found yet
+        request.applymarker(pytest.mark.xfail(strict=True, reason="Gemma 3 shared-prefix scoring differs from the full pass"))
+    engine = Engine(model, processor, image_root=root)
+    item = EvalItem(question_id="q", prompt="<image>\nWhich type is it?", images=("wide.png",), options=("A", "Bar Chart"))
+    scores = engine.score_options(item)
+    loader = ImageLoader(processor.image_processor, root)
+    renderer = Renderer(processor, images=loader)
+    collate = PaddingCollator(processor.tokenizer.pad_token_id, loader, image_inputs=renderer.family.image_inputs)
+    model.eval()
+    for option, score in zip(item.options, scores):
+        full = renderer.train({**item.sample(), "conversations": item.sample()["conversations"] + [{"from": "gpt", "value": option}]})
+        prompt_length = len(renderer.prompt(item.sample())["input_ids"])
+        continuation = renderer.options(item.sample(), [option])[1][0]
+        batch = model_inputs(collate([full]))
+        batch.pop("labels")
+        with torch.inference_mode():
+            logits = model(**batch).logits[0].float().log_softmax(-1)
+        expected = sum(logits[prompt_length - 1 + k, token] for k, token in enumerate(continuation))
+        assert abs(float(expected) - score) < 1e-4

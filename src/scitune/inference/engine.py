@@ -181,6 +181,13 @@ class Engine:
     def _render_options(self, item: EvalItem) -> tuple[list[int], list[list[int]]]:
         if not item.options:
             raise ScituneError(f"item {item.question_id}: no options to score")
+        family = self.renderer.family
+        if family is not None and family.token_type_input == "mm_token_type_ids":
+            # shared-prefix scoring continues 1-D positions after the prompt; M-RoPE's are 3-D
+            raise ScituneError(
+                f"item {item.question_id}: option scoring is not supported for {self.model.config.model_type} "
+                "(3-D rope positions); score by generation instead"
+            )
         return self.renderer.options(item.sample(), list(item.options))
 
     def _cache_kwarg(self) -> str:
