@@ -166,10 +166,24 @@ def full_trainable_state(module) -> dict[str, torch.Tensor]:
 # ---------------------------------------------------------------- FSDP2 applied by scitune
 
 
-def apply_fsdp2(model, layer_classes: tuple[str, ...] = ("LlamaDecoderLayer",), mixed_precision: str = "no") -> None:
-    """Shards `model` with torch's `fully_shard`: each decoder layer, then the whole model (which
-    holds the vision tower, projector and embeddings, so that every process gathers them on every
-    forward, with or without images in its batch). Needs an initialised process group."""
+def language_model_layers(model) -> list[torch.nn.Module]:
+    """The decoder layers of the model's language model, found where its family's table row
+    says the language model lives (`language_model`, Idefics3's `text_model`): the FSDP2 units."""
+    from scitune.model.families import FAMILIES
+
+    fragments = {f for family in FAMILIES.values() for f in family.language_model}
+    for name, module in model.named_modules():
+        parts = name.split(".")
+        if isinstance(module, torch.nn.ModuleList) and len(parts) >= 2 and parts[-1] == "layers" and parts[-2] in fragments:
+            return list(module)
+    return []
+
+
+def apply_fsdp2(model, layer_classes: tuple[str, ...] | None = None, mixed_precision: str = "no") -> None:
+    """Shards `model` with torch's `fully_shard`: each decoder layer of the language model
+    (`layer_classes`, or by default the layers the families table locates), then the whole model
+    (which holds the vision tower, connector and embeddings, so that every process gathers them
+    on every forward, with or without images in its batch). Needs an initialised process group."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     policy = MixedPrecisionPolicy()
@@ -177,9 +191,14 @@ def apply_fsdp2(model, layer_classes: tuple[str, ...] = ("LlamaDecoderLayer",), 
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     elif mixed_precision == "fp16":
         policy = MixedPrecisionPolicy(param_dtype=torch.float16, reduce_dtype=torch.float32)
-    layers = [m for m in model.modules() if type(m).__name__ in layer_classes]
-    if not layers:
-        raise ScituneError(f"sharding: the model has no {', '.join(layer_classes)} layers to shard")
+    if layer_classes is None:
+        layers = language_model_layers(model)
+        if not layers:
+            raise ScituneError("sharding: found no decoder layers of a language model to shard")
+    else:
+        layers = [m for m in model.modules() if type(m).__name__ in layer_classes]
+        if not layers:
+            raise ScituneError(f"sharding: the model has no {', '.join(layer_classes)} layers to shard")
     for layer in layers:
         fully_shard(layer, mp_policy=policy)
     fully_shard(model, mp_policy=policy)
