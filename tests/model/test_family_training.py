@@ -5,6 +5,7 @@ not exact for these families, is refused in one line naming the family."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,40 @@ def test_packing_is_refused_for_a_family_in_one_line(tmp_path, preset):
     path.write_text(yaml.safe_dump(recipe))
     with pytest.raises(ScituneError, match=rf"^\[align\] data.packing: not exact for the {fresh_type(preset)} family"):
         run_recipe(load_recipe(str(path)))
+
+
+def test_resume_after_sigkill_is_exact_for_a_family(tmp_path):
+    import signal
+
+    import yaml
+    from safetensors.torch import load_file
+
+    from scitune.cli import main
+    from scitune.train.log import read_metrics
+    from tests.train.paused_train import PausedRun
+
+    def recipe(out: str) -> Path:
+        path = _recipe(tmp_path / out, "tiny-idefics3", align={"epochs": 3, "feature_cache": False})
+        data = yaml.safe_load(path.read_text())
+        data["stages"] = data["stages"][:1]
+        data["run"]["out"] = str(tmp_path / out / "run")
+        data["run"]["save_every"] = 2
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "kill").mkdir()
+    reference, killed = recipe("ref"), recipe("kill")
+    assert main(["train", str(reference)]) == 0
+    run = PausedRun([sys.executable, "-m", "tests.train.paused_train", "3", str(killed)])
+    run.wait_paused()
+    assert (tmp_path / "kill" / "run" / "align" / "checkpoints" / "step-0000002").is_dir()
+    run.proc.send_signal(signal.SIGKILL)
+    run.finish()
+    assert not (tmp_path / "kill" / "run" / "align" / "final").exists()
+    assert main(["train", str(killed), "--resume"]) == 0
+    ref = load_file(str(tmp_path / "ref" / "run" / "align" / "final" / "model.safetensors"))
+    kill = load_file(str(tmp_path / "kill" / "run" / "align" / "final" / "model.safetensors"))
+    assert ref.keys() == kill.keys() and all(torch.equal(ref[k], kill[k]) for k in ref)
+    losses = [[r["loss"] for r in read_metrics(tmp_path / d / "run" / "align" / "metrics.jsonl")] for d in ("ref", "kill")]
+    assert losses[0] == losses[1] and len(losses[0]) == 3 * 3  # 10 samples / 4 per batch x 3 epochs
