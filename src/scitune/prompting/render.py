@@ -10,7 +10,13 @@ generation prompts and for option scoring alike (`Renderer`).
    assistant turn. Anything else raises `LabelMaskError` naming the sample: a mismatch is never
    trained on silently.
 3. Each `<image>` id is expanded to the processor's number of image tokens at the id level
-   (labels -100), so a prompt is the same ids whichever path renders it.
+   (labels -100), so a prompt is the same ids whichever path renders it. For another model
+   family (scitune.model.families: Qwen-VL, Idefics3/SmolVLM, LLaVA-OneVision, Gemma 3) the
+   placeholder is written as the family's image text (`<|vision_start|><|image_pad|><|vision_end|>`,
+   `<start_of_image>`, ...) and each image's marker becomes the ids the family's own processor
+   expands it to for that image (tiles, dynamic resolution): the renderer opens the image
+   through the `ImageLoader` the collator uses. Items then carry the family's per-token input
+   (Qwen's `mm_token_type_ids`, Gemma 3's `token_type_ids`).
 4. Truncation to `max_length` never cuts inside an image span nor inside an assistant turn: the
    sample keeps every assistant turn that fits whole. A sample whose image span or first target
    does not fit is dropped (`DroppedSample`, with the reason), and the caller counts it.
