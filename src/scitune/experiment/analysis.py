@@ -87,10 +87,11 @@ def compare(metric: Metric, with_runs: Sequence[Mapping], without_runs: Sequence
         return mean_with - mean_without
 
     bounds = (0.0, 100.0) if metric.scale == "points" else (0.0, 1.0)
+    per_seed = {"with": [score(metric, run, convention) for run in a], "without": [score(metric, run, convention) for run in b]}
     result = {
-        "items": len(ids), "seeds": len(a),
-        "with": mean_interval([score(metric, run, convention) for run in a], bounds=bounds).to_json(),
-        "without": mean_interval([score(metric, run, convention) for run in b], bounds=bounds).to_json(),
+        "items": len(ids), "seeds": len(a), "per_seed": per_seed,
+        "with": mean_interval(per_seed["with"], bounds=bounds).to_json(),
+        "without": mean_interval(per_seed["without"], bounds=bounds).to_json(),
         "difference": paired_bootstrap(len(ids), difference, seeds=len(a), resamples=resamples, seed=seed).to_json(),
         "chance": chance(metric, with_runs[0]),
     }
