@@ -82,22 +82,29 @@ def test_bad_lists_are_one_line_errors(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_smoke_grid_on_the_tiny_pipeline(tmp_path):
-    """One seed, one fraction, both arms, at the smallest sizes: real runs, real evaluation."""
-    from scitune.experiment.report import write_outputs
+def test_smoke_grid_through_the_command(tmp_path, monkeypatch, capsys):
+    """One seed, one fraction, both arms, at the smallest sizes: real runs, real evaluation, the
+    command's outputs; a rerun runs nothing; --report-only reads the same cells."""
+    from scitune.cli import main
+    from scitune.experiment import grid
 
+    monkeypatch.setitem(grid.MODES, "quick", {"size": SIZE, "seeds": (0,), "fractions": (0.5,)})
+    root = tmp_path / "smoke"
+    assert main(["--quiet", "experiment", "ablation", "--quick", "--out", str(root), "--resamples", "100"]) == 0
+    printed = capsys.readouterr().out
     plan = Plan(presets=("tiny",), seeds=(0,), fractions=(0.5,), size=SIZE)
-    root = claim_experiment(tmp_path / "smoke", plan)
-    results = run_grid(root, plan)
-    assert set(results) == set(plan.cells())
     for cell in plan.cells():
         assert (cell.folder(root) / "run" / "instruct" / "done.json").is_file()
         assert cell.with_align == (cell.folder(root) / "run" / "align" / "done.json").is_file()
-        outcomes = results[cell]["outcomes"]
-        assert len(outcomes["scienceqa"]) == results[cell]["metrics"]["scienceqa"]["count"]
-    text = write_outputs(root, plan, results, resamples=100)
+        result = json.loads((cell.folder(root) / "result.json").read_text())
+        assert len(result["outcomes"]["scienceqa"]) == result["metrics"]["scienceqa"]["count"] > 0
     summary = json.loads((root / "summary.json").read_text())
-    assert {r["metric"] for r in summary["rows"]} >= {"scienceqa", "figure_type", "bleu4"}
-    assert all(v in text for v in summary["verdicts"])
+    assert {r["metric"] for r in summary["rows"]} >= {"scienceqa", "scienceqa_img", "figure_type", "bleu4"}
+    assert summary["verdicts"] and all(v in printed for v in summary["verdicts"])
     assert (root / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data:image/png;base64," in (root / "report.html").read_text()
+
+    assert main(["--quiet", "experiment", "ablation", "--quick", "--out", str(root), "--resamples", "100"]) == 0
+    assert "2 cells: 2 done, 0 to run" in capsys.readouterr().out
+    assert main(["experiment", "ablation", "--quick", "--out", str(root), "--report-only", "--resamples", "100"]) == 0
+    assert json.loads((root / "summary.json").read_text())["rows"] == summary["rows"]
