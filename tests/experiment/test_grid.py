@@ -7,7 +7,7 @@ import pytest
 
 from scitune.demo import DemoSize
 from scitune.errors import ScituneError
-from scitune.experiment.grid import Cell, Plan, claim_experiment, run_grid, subset
+from scitune.experiment.grid import Plan, claim_experiment, run_grid, subset
 
 SIZE = DemoSize(figures=40, image_size=128, lm_steps=2, vision_steps=2, align_epochs=1, instruct_epochs=1,
                 choice_orders=1, caption_tokens=8)
