@@ -121,7 +121,9 @@ def test_engine_greedy_tokens_equal_plain_generate_on_the_saved_folder(family, t
 def test_option_scoring_equals_the_full_sequence_likelihood(family, request):
     preset, model, processor, root = family
     if preset == "tiny-gemma3":
-        # measured: 4.5e-3 apart on the first option token (the prompt pass), cause not found yet
+        # measured: 4.5e-3 apart for the shorter of two options scored as one right-padded batch on
+        # the cached prompt; the prompt pass, and one option's cached pass alone, equal the full
+        # pass exactly (checked by hand). Cause not found yet.
         request.applymarker(pytest.mark.xfail(strict=True, reason="Gemma 3 shared-prefix scoring differs from the full pass"))
     engine = Engine(model, processor, image_root=root)
     item = EvalItem(question_id="q", prompt="<image>\nWhich type is it?", images=("wide.png",), options=("A", "Bar Chart"))
