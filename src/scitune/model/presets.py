@@ -40,7 +40,7 @@ TINY_TEXT = dict(
     rms_norm_eps=1e-5,
     # Tied input and output embeddings (as in SmolLM2): on the demo's seed-0 corpus a from-scratch
     # LM learned to answer multiple-choice figure questions by letter in 4 of 4 runs with them
-    # and 2 of 5 without. It is not a guarantee: with --seed 1 it did not learn it (README).
+    # and 2 of 5 without. It is not a guarantee: with --seed 1 it did not learn it (docs/experiments.md).
     tie_word_embeddings=True,
 )
 
