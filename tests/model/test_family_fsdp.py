@@ -6,33 +6,22 @@ transformers."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
-import yaml
 
 from scitune.cli import main
 from tests.train.data import write_dataset
+from tests.train.test_distributed import free_port, sharded_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _recipe(path: Path, train: Path, images: Path, out: Path, batch: int, **run) -> Path:
-    stage = {"stage": {"name": "instruct"}, "data": {"train": str(train), "images": str(images), "max_length": 96},
-             "epochs": 1, "batch_size": batch, "lr": 1e-4, "warmup_ratio": 0.1}
-    recipe = {"model": {"preset": "tiny-gemma3", "vocab_size": 300}, "stages": [stage],
-              "run": {"out": str(out), "seed": 0, "save_every": 100, "keep_last": 1, "tensorboard": False, **run}}
-    path.write_text(yaml.safe_dump(recipe))
-    return path
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return sharded_recipe(path, train, images, out, batch, preset="tiny-gemma3", vocab_size=300, max_length=96,
+                          epochs=1, save_every=100, keep_last=1, **run)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -47,7 +36,7 @@ def test_fsdp2_on_two_processes_matches_one_process_for_gemma3(tmp_path):
     two = _recipe(tmp_path / "two.yaml", train, images, tmp_path / "two", batch=2, sharding="fsdp2")
     command = [
         str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--main_process_port", str(_port()), "--mixed_precision", "no",
+        "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
         "--dynamo_backend", "no", "-m", "scitune", "train", str(two),
     ]
     proc = subprocess.run(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)

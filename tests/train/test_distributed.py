@@ -27,18 +27,23 @@ from .paused_train import PausedRun
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _recipe(path: Path, train: Path, images: Path, out: Path, batch: int, **run) -> Path:
+def sharded_recipe(path: Path, train: Path, images: Path, out: Path, batch: int, *, preset: str = "tiny",
+                   vocab_size: int = 400, max_length: int = 64, epochs: int = 2, save_every: int = 2,
+                   keep_last: int = 2, **run) -> Path:
+    """A one-stage instruct recipe for the sharded tests (tests/model's family test uses it too)."""
     # lr 1e-4: Adam turns the summation-order rounding of the gradient reduction into updates
     # of up to about lr x 1e-2 on near-zero gradients (see test_train's DDP test)
-    stage = {"stage": {"name": "instruct"}, "data": {"train": str(train), "images": str(images), "max_length": 64},
-             "epochs": 2, "batch_size": batch, "lr": 1e-4, "warmup_ratio": 0.1}
-    recipe = {"model": {"preset": "tiny", "vocab_size": 400}, "stages": [stage],
-              "run": {"out": str(out), "seed": 0, "save_every": 2, "keep_last": 2, "tensorboard": False, **run}}
+    stage = {"stage": {"name": "instruct"}, "data": {"train": str(train), "images": str(images), "max_length": max_length},
+             "epochs": epochs, "batch_size": batch, "lr": 1e-4, "warmup_ratio": 0.1}
+    recipe = {"model": {"preset": preset, "vocab_size": vocab_size}, "stages": [stage],
+              "run": {"out": str(out), "seed": 0, "save_every": save_every, "keep_last": keep_last, "tensorboard": False,
+                      **run}}
     path.write_text(yaml.safe_dump(recipe))
     return path
 
 
-def _port() -> int:
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -50,7 +55,7 @@ def _command(recipe: Path, *extra: str, pause_at: int | None = None) -> list[str
     target = ["-m", "tests.train.paused_train", str(pause_at)] if pause_at else ["-m", "scitune", "train"]
     command = [
         str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--main_process_port", str(_port()), "--mixed_precision", "no",
+        "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
         "--dynamo_backend", "no", *target, str(recipe), *extra,
     ]
     return command
@@ -99,14 +104,14 @@ def single(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("single")
     train, images = write_dataset(root / "data", n=16, text_only=4)
-    assert main(["train", str(_recipe(root / "one.yaml", train, images, root / "one", batch=4))]) == 0
+    assert main(["train", str(sharded_recipe(root / "one.yaml", train, images, root / "one", batch=4))]) == 0
     return root, train, images
 
 
 @pytest.mark.parametrize("sharding", ["fsdp2", "auto"])  # auto under a --multi_gpu launch: DDP
 def test_two_processes_killed_and_resumed(single, tmp_path, sharding):
     root, train, images = single
-    killed = _recipe(tmp_path / "kill.yaml", train, images, tmp_path / "kill", batch=2, sharding=sharding)
+    killed = sharded_recipe(tmp_path / "kill.yaml", train, images, tmp_path / "kill", batch=2, sharding=sharding)
     checkpoints = tmp_path / "kill" / "instruct" / "checkpoints"
     _kill_after_checkpoint(killed, checkpoints)
     latest = list_checkpoints(checkpoints)[-1]
@@ -126,7 +131,7 @@ def test_two_processes_killed_and_resumed(single, tmp_path, sharding):
     resumed = _weights(tmp_path / "kill")
     assert _worst(resumed, _weights(root / "one")) <= 1e-5
     if sharding == "fsdp2":
-        whole = _recipe(tmp_path / "whole.yaml", train, images, tmp_path / "whole", batch=2, sharding=sharding)
+        whole = sharded_recipe(tmp_path / "whole.yaml", train, images, tmp_path / "whole", batch=2, sharding=sharding)
         _finish(_launch(whole))
         assert _worst(resumed, _weights(tmp_path / "whole")) <= 1e-6
 
@@ -147,8 +152,8 @@ def test_a_sharded_checkpoint_resumes_in_one_process(single, tmp_path):
     from scitune.cli import main
 
     root, train, images = single
-    two = _recipe(tmp_path / "two.yaml", train, images, tmp_path / "run", batch=2, sharding="fsdp2")
+    two = sharded_recipe(tmp_path / "two.yaml", train, images, tmp_path / "run", batch=2, sharding="fsdp2")
     _kill_after_checkpoint(two, tmp_path / "run" / "instruct" / "checkpoints")
-    one = _recipe(tmp_path / "one.yaml", train, images, tmp_path / "run", batch=4)
+    one = sharded_recipe(tmp_path / "one.yaml", train, images, tmp_path / "run", batch=4)
     assert main(["train", str(one), "--resume"]) == 0
     assert _worst(_weights(tmp_path / "run"), _weights(root / "one")) <= 1e-5
