@@ -4,7 +4,6 @@ problem, transparency on white, the same answer for a path and for bytes."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from PIL import Image

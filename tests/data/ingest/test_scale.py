@@ -94,8 +94,8 @@ def test_killed_run_resumes_and_rerun_reads_nothing(papers: Path, tmp_path: Path
     with last.open("ab") as handle:
         handle.write(b'{"key": "cut sh')
     read = []
-    real = engine_module._read
-    monkeypatch.setattr(engine_module, "_read", lambda task, *a: (read.append(task.name), real(task, *a))[1])
+    real = engine_module.read_local
+    monkeypatch.setattr(engine_module, "read_local", lambda task, *a: (read.append(task.name), real(task, *a))[1])
     report = ingest([str(papers)], out, seed=2)
     assert sorted(read) == [f"p{i}" for i in range(3, 8)]  # the three finished papers are not read again
     assert report["counts"]["from_earlier_runs"] == 3 and report["counts"]["read_now"] == 5

@@ -48,7 +48,7 @@ def text_question(kind: str, rng: np.random.Generator) -> Problem:
         a, b = f"{big} {unit_big}", f"{small} {unit_small}"
         answer = a if big * 1000 > small else b
         return _problem(
-            rng, kind, f"Which is greater?", answer, [a, b], LECTURES["units"],
+            rng, kind, "Which is greater?", answer, [a, b], LECTURES["units"],
             f"{big} {unit_big} = {big * 1000} {unit_small}, so {answer} is greater.", nat, "units-and-measurement",
             {"a": [big, unit_big], "b": [small, unit_small]}, count=2)
     if kind == "budget":
@@ -78,7 +78,7 @@ def text_question(kind: str, rng: np.random.Generator) -> Problem:
         words = [str(w) for w in rng.choice(vocab.WORDS, size=3, replace=False)]
         answer = min(words)
         return _problem(
-            rng, kind, f"Which word comes first in alphabetical order?", answer, words, LECTURES["alphabetical"],
+            rng, kind, "Which word comes first in alphabetical order?", answer, words, LECTURES["alphabetical"],
             f"In alphabetical order the words are {', '.join(sorted(words))}, so {answer} comes first.", lan,
             "reference-skills", {"words": words}, count=3)
     if kind == "guide_words":

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from scitune.data.ingest.archive import extract_archive
 from scitune.data.ingest.arxiv import Selection, read_metadata
 from scitune.data.ingest.engine import read_task
 from scitune.data.ingest.limits import DEFAULT_LIMITS, Limits
@@ -43,17 +41,13 @@ ENGINES = ("local", "ray")
 
 def read_paper(kind: str, path: Path, name: str, dpi: int = 150, limits: Limits = DEFAULT_LIMITS,
                counts: dict | None = None) -> Paper:
-    """One paper from a local path: kind "pdf", "latex" (a source folder) or "archive"."""
-    from scitune.data.ingest.latex import read_latex_paper
-    from scitune.data.ingest.pdf import read_pdf_paper
+    """One paper from a local path: kind "pdf", "latex" (a source folder) or "archive", read by
+    the engine's own reader (errors are ScituneErrors naming `path`)."""
+    from scitune.data.ingest.engine import read_local
+    from scitune.data.ingest.sources import Task
 
-    if kind == "pdf":
-        return read_pdf_paper(path, name, str(path), dpi, limits)
-    if kind == "latex":
-        return read_latex_paper(path, name, str(path), dpi, limits, counts)
-    with tempfile.TemporaryDirectory(prefix="scitune-ingest-") as tmp:
-        root = extract_archive(path, Path(tmp) / "src", limits)
-        return read_latex_paper(root, name, str(path), dpi, limits, counts)
+    task = Task(index=0, kind=kind, name=name, source=str(path), key="", path=str(path))
+    return read_local(task, dpi, limits, {} if counts is None else counts)
 
 
 def _entry(result: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:

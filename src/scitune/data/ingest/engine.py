@@ -63,7 +63,8 @@ def _member_kind(data: bytes, where: str, limits: Limits) -> str:
     raise ScituneError(f"{where}: neither a PDF, a gzip file nor a tar archive; refused")
 
 
-def _read(task: Task, dpi: int, limits: Limits, counts: dict) -> Paper:
+def read_local(task: Task, dpi: int, limits: Limits, counts: dict) -> Paper:
+    """One task's paper, read in this process (the one reading path of every engine)."""
     with tempfile.TemporaryDirectory(prefix="scitune-ingest-") as name:
         try:
             return _read_in(task, dpi, limits, counts, Path(name))
@@ -130,7 +131,7 @@ def read_task(task: Task, dpi: int = 150, limits: Limits = DEFAULT_LIMITS) -> Re
         return result
     counts: dict = {}
     try:
-        paper = _read(task, dpi, limits, counts)
+        paper = read_local(task, dpi, limits, counts)
     except ScituneError as err:
         result["failed"] = str(err)
         return result
