@@ -4,12 +4,10 @@ template and renders a training sample whose supervised tokens are exactly the a
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from scitune.config import load_recipe
-from scitune.model.family_presets import FAMILY_PRESETS, NEEDS_TORCHVISION, tiny_family_model, tiny_family_tokenizer
+from scitune.model.family_presets import FAMILY_PRESETS, tiny_family_model, tiny_family_tokenizer
 from scitune.prompting import IGNORE_INDEX, Renderer
 from scitune.settings import PROJECT_ROOT
 
@@ -37,8 +35,6 @@ def test_family_recipe_has_scitune_hyper_parameters_and_a_tiny_twin(name):
     assert model.config.model_type == model_type
     sample = {"id": "t", "conversations": [{"from": "human", "value": "Which is larger?"}, {"from": "gpt", "value": "The answer is B."}]}
     assert _supervised(Renderer(tokenizer, image_tokens=1), tokenizer, sample).startswith("The answer is B.")
-    if model_type in NEEDS_TORCHVISION and importlib.util.find_spec("torchvision") is None:
-        return  # the family's processor class needs torchvision (its video processor)
     from scitune.model import build_model
 
     model, processor = build_model(twin.model)

@@ -181,14 +181,14 @@ class Engine:
     def _render_options(self, item: EvalItem) -> tuple[list[int], list[list[int]]]:
         if not item.options:
             raise ScituneError(f"item {item.question_id}: no options to score")
-        family = self.renderer.family
-        if family is not None and family.token_type_input == "mm_token_type_ids":
-            # shared-prefix scoring continues 1-D positions after the prompt; M-RoPE's are 3-D
-            raise ScituneError(
-                f"item {item.question_id}: option scoring is not supported for {self.model.config.model_type} "
-                "(3-D rope positions); score by generation instead"
-            )
         return self.renderer.options(item.sample(), list(item.options))
+
+    def _shared_prefix(self) -> bool:
+        """Whether options are scored on the prompt's KV cache. Families with a per-token type
+        input (Qwen's 3-D M-RoPE positions, Gemma 3's bidirectional image attention) derive
+        positions or masks from the whole sequence, so they score each option in full."""
+        family = self.renderer.family
+        return family is None or family.token_type_input is None
 
     def _cache_kwarg(self) -> str:
         """The name the model's forward takes its KV cache by (`cache` from transformers 5.x on,
@@ -202,7 +202,10 @@ class Engine:
         score each option's first token. The cache rows are then repeated once per option, and
         every option of every question runs as one right-padded batch on top of them (position
         ids continuing after its own prompt), scoring the rest of its tokens. Equal to running
-        "prompt + option" in full for each option (tested within 1e-4)."""
+        "prompt + option" in full for each option (tested within 1e-4). Families whose positions
+        or masks depend on the whole sequence run every "prompt + option" in full instead."""
+        if not self._shared_prefix():
+            return self._score_full(items, rendered)
         prompts = [
             {"id": item.question_id, "input_ids": prompt, "attention_mask": [1] * len(prompt), "images": list(item.images)}
             for item, (prompt, _) in zip(items, rendered)
@@ -243,6 +246,33 @@ class Engine:
         out_scores: list[list[float]] = [[] for _ in items]
         for q, value in zip(owner, values):
             out_scores[q].append(float(value))
+        return out_scores
+
+    def _score_full(self, items: Sequence[EvalItem], rendered: Sequence[tuple[list[int], list[list[int]]]]) -> list[list[float]]:
+        """Every "prompt + option" of every question as one left-padded batch: an option of n
+        tokens sits at the end of its row, its tokens scored by the n positions before them."""
+        rows, owner = [], []
+        for q, (item, (prompt, continuations)) in enumerate(zip(items, rendered)):
+            for continuation in continuations:
+                ids = prompt + continuation
+                row = {"id": item.question_id, "input_ids": ids, "attention_mask": [1] * len(ids), "images": list(item.images)}
+                rows.append(self.renderer.with_token_types(row))
+                owner.append(q)
+        options = [c for _, continuations in rendered for c in continuations]
+        batch = self.collate(rows)
+        inputs = self._inputs(batch)
+        longest = max(len(c) for c in options)
+        self.model.eval()
+        with torch.inference_mode():
+            logits = self.model(**inputs, logits_to_keep=longest + 1).logits.float()
+        log_probs = torch.log_softmax(logits[:, :-1], dim=-1)  # kept positions width-longest-1 .. width-2
+        out_scores: list[list[float]] = [[] for _ in items]
+        for row, (q, continuation) in enumerate(zip(owner, options)):
+            first = longest - len(continuation)
+            picked = log_probs[row, first + torch.arange(len(continuation))].gather(
+                -1, torch.tensor(continuation, device=log_probs.device).unsqueeze(-1)
+            )
+            out_scores[q].append(float(picked.sum()))
         return out_scores
 
     def choose(

@@ -44,9 +44,10 @@ def save_model(model, processor, out_dir: str | Path) -> Path:
 def load_model(path: str | Path, dtype: str = "auto", device: str = "cpu"):
     """Loads `(model, processor)` from a standard HF folder of a supported family
     (scitune.model.families: LLaVA, LLaVA-OneVision, Idefics3/SmolVLM, Qwen2/2.5/3-VL, Gemma 3)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
     from scitune.model.families import check_family
+    from scitune.model.processors import load_processor
 
     path = Path(path)
     device = resolve_device(device)
@@ -58,21 +59,13 @@ def load_model(path: str | Path, dtype: str = "auto", device: str = "cpu"):
         ).is_file() else ""
         raise ScituneError(f"checkpoint {str(path)!r}: no config.json, not a model directory{hint}")
     config = read_config(path, "checkpoint")
-    family = check_family(config.get("model_type"), f"checkpoint {str(path)!r}: config.json")
-    if family.processor_needs_torchvision:
-        import importlib.util
-
-        if importlib.util.find_spec("torchvision") is None:
-            raise ScituneError(
-                f"checkpoint {str(path)!r}: a {config.get('model_type')} processor needs torchvision in transformers 5 "
-                "(its video processor); pip install torchvision"
-            )
+    check_family(config.get("model_type"), f"checkpoint {str(path)!r}: config.json")
     require_safetensors(path, "checkpoint")
     from safetensors import SafetensorError
 
     try:
         model = AutoModelForImageTextToText.from_pretrained(path, dtype=resolve_dtype(dtype, device), use_safetensors=True)
-        processor = AutoProcessor.from_pretrained(path)
+        processor = load_processor(path)
     except SafetensorError as err:  # the library's own error for a cut or garbled weights file
         weights = path / "model.safetensors" if (path / "model.safetensors").is_file() else path
         raise ScituneError(f"{weights}: truncated or damaged safetensors file ({_first_line(err)})") from None

@@ -31,8 +31,6 @@ class Family:
     # connector parameters that are bare tensors (not inside a module peft can save): they are
     # trained without LoRA and stay frozen with it, so an adapter never silently drops them
     connector_tensors: tuple[str, ...] = ()
-    # the model's own processor class needs torchvision (its video processor does) in transformers 5
-    processor_needs_torchvision: bool = False
     # processor classes of the family (how scitune.prompting recognises a family's processor)
     processor_classes: tuple[str, ...] = ()
     # what a sample's `<image>` placeholder becomes in the chat-template text
@@ -63,7 +61,6 @@ FAMILIES: dict[str, Family] = {
         language_model=("language_model",),
         connector_modules=("multi_modal_projector",),
         connector_tensors=("image_newline",),
-        processor_needs_torchvision=True,
         processor_classes=("LlavaOnevisionProcessor",),
         image_inputs=("image_sizes",),
     ),
@@ -83,7 +80,6 @@ FAMILIES: dict[str, Family] = {
         connector=("merger", "deepstack_merger_list"),
         language_model=("language_model",),
         connector_modules=("merger", "deepstack_merger_list"),
-        processor_needs_torchvision=True,
         processor_classes=("Qwen2VLProcessor", "Qwen2_5_VLProcessor", "Qwen3VLProcessor"),
         image_text="<|vision_start|><|image_pad|><|vision_end|>",
         image_marker="<|image_pad|>",

@@ -8,13 +8,12 @@ placeholders written as the family's image marker (`<|vision_start|><|image_pad|
 for Qwen, `<start_of_image>` for Gemma 3, `<image>` for LLaVA-OneVision and Idefics3).
 
 In transformers 5 the processors of Qwen2/2.5/3-VL, SmolVLM and LLaVA-OneVision hold a video
-processor, which needs torchvision; without it those presets are refused in one line (their
-models alone build without it: `tiny_family_model`).
+processor, which needs torchvision; without it they are built in their images-only form
+(scitune.model.processors), which gives the same ids and pixels for images.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterable
 
 from scitune.data.chat_templates import CHAT_TEMPLATES
@@ -66,9 +65,6 @@ _QWEN = (
 )
 for _qwen in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
     FAMILY_TOKENS[_qwen] = _QWEN
-
-NEEDS_TORCHVISION = ("llava_onevision", "smolvlm", "qwen2_vl", "qwen2_5_vl", "qwen3_vl")
-
 
 def family_template(model_type: str, base: str = "plain") -> str:
     """The `base` chat template with `<image>` placeholders written as the family's image marker."""
@@ -200,28 +196,36 @@ def tiny_family_image_processor(model_type: str):
 
 
 def tiny_family_processor(model_type: str, tokenizer):
-    """The family's own processor class around the tiny tokenizer and image processor."""
+    """The family's own processor class around the tiny tokenizer and image processor (without
+    torchvision, the images-only form of a class that holds a video processor:
+    scitune.model.processors)."""
     import transformers as tf
 
-    if model_type in NEEDS_TORCHVISION and importlib.util.find_spec("torchvision") is None:
-        raise ScituneError(f"the {model_type} processor needs torchvision in transformers 5 (its video processor); pip install torchvision")
+    from scitune.model.processors import build_processor, has_torchvision
+
     images = tiny_family_image_processor(model_type)
     template = tokenizer.chat_template
     if model_type == "idefics3":
         return tf.Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=4, chat_template=template)
     if model_type == "gemma3":
         return tf.Gemma3Processor(image_processor=images, tokenizer=tokenizer, image_seq_length=4, chat_template=template)
-    # the processors below hold a video processor (torchvision)
+    # the processors below hold a video processor, built only where torchvision is installed
+    video = None
     if model_type == "smolvlm":
-        return tf.SmolVLMProcessor(image_processor=images, tokenizer=tokenizer, video_processor=tf.SmolVLMVideoProcessor(), image_seq_len=4, chat_template=template)
+        if has_torchvision():
+            video = tf.SmolVLMVideoProcessor()
+        return build_processor(tf.SmolVLMProcessor, image_processor=images, tokenizer=tokenizer, video_processor=video, image_seq_len=4, chat_template=template)
     if model_type == "llava_onevision":
-        return tf.LlavaOnevisionProcessor(
-            image_processor=images, tokenizer=tokenizer, video_processor=tf.LlavaOnevisionVideoProcessor(),
+        if has_torchvision():
+            video = tf.LlavaOnevisionVideoProcessor()
+        return build_processor(
+            tf.LlavaOnevisionProcessor, image_processor=images, tokenizer=tokenizer, video_processor=video,
             num_image_tokens=(TINY_IMAGE // TINY_PATCH) ** 2, vision_feature_select_strategy="full", chat_template=template,
         )
-    video = tf.Qwen2VLVideoProcessor(patch_size=TINY_PATCH, merge_size=2, temporal_patch_size=2)
+    if has_torchvision():
+        video = tf.Qwen2VLVideoProcessor(patch_size=TINY_PATCH, merge_size=2, temporal_patch_size=2)
     cls = {"qwen2_vl": tf.Qwen2VLProcessor, "qwen2_5_vl": tf.Qwen2_5_VLProcessor, "qwen3_vl": tf.Qwen3VLProcessor}[model_type]
-    return cls(image_processor=images, tokenizer=tokenizer, video_processor=video, chat_template=template)
+    return build_processor(cls, image_processor=images, tokenizer=tokenizer, video_processor=video, chat_template=template)
 
 
 def build_family_preset(preset: str, texts: Iterable[str] | None = None, vocab_size: int = 1024, chat_template: str = "plain"):

@@ -257,7 +257,7 @@ class Renderer:
             return messages
         return [{**m, "content": m["content"].replace(IMAGE_TOKEN, self.family.image_text)} for m in messages]
 
-    def _finish(self, item: dict[str, Any]) -> dict[str, Any]:
+    def with_token_types(self, item: dict[str, Any]) -> dict[str, Any]:
         """Adds the family's per-token input (1 on feature tokens) to a rendered item."""
         if self.family is not None and self.family.token_type_input:
             item[self.family.token_type_input] = [int(t == self.feature_id) for t in item["input_ids"]]
@@ -317,7 +317,7 @@ class Renderer:
             cut = fitting[-1]
             ids, mask, truncated = ids[:cut], mask[:cut], True
         labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
-        return self._finish({
+        return self.with_token_types({
             "id": sample_id,
             "input_ids": ids,
             "labels": labels,
@@ -345,7 +345,7 @@ class Renderer:
                 f"sample {sample_id!r}: the prompt is {len(ids)} tokens; with {reserve} new tokens it exceeds "
                 f"the model's {self.max_length} positions"
             )
-        return self._finish({"id": sample_id, "input_ids": ids, "attention_mask": [1] * len(ids), "images": image_paths(sample)})
+        return self.with_token_types({"id": sample_id, "input_ids": ids, "attention_mask": [1] * len(ids), "images": image_paths(sample)})
 
     def options(self, sample: dict[str, Any], answers: list[str]) -> tuple[list[int], list[list[int]]]:
         """The prompt's ids and, for each answer, the tokens training would supervise for it."""

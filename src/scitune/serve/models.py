@@ -95,13 +95,12 @@ def load_weights(folder: Path, dtype: str = "float32", device: str = "cpu"):
         check_adapter(folder)
         model, processor = load_model(_adapter_base(folder), dtype=dtype, device=device)
         model = merge_lora(load_lora(model, folder))
-        if (folder / "tokenizer_config.json").is_file() and (folder / "preprocessor_config.json").is_file():
-            from transformers import AutoProcessor
+        if (folder / "tokenizer_config.json").is_file() and any(
+            (folder / name).is_file() for name in ("processor_config.json", "preprocessor_config.json")
+        ):
+            from scitune.model.processors import load_processor
 
-            try:
-                processor = AutoProcessor.from_pretrained(folder)
-            except (OSError, ValueError) as err:
-                raise ScituneError(f"LoRA adapter {str(folder)!r}: cannot load its processor ({str(err).splitlines()[0]})") from None
+            processor = load_processor(folder, "LoRA adapter")
         return model, processor, "lora adapter (merged)"
     model, processor = load_model(folder, dtype=dtype, device=device)
     return model, processor, "checkpoint"

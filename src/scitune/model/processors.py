@@ -1,0 +1,106 @@
+"""Loading a family's processor: plain `AutoProcessor`, or its images-only form without torchvision.
+
+In transformers 5 the processors of Qwen2/2.5/3-VL, SmolVLM and LLaVA-OneVision hold a video
+processor, and every video processor needs torchvision. scitune reads images only, so where
+torchvision is not installed (a CPU machine with the CPU torch wheel: PyPI's torchvision is built
+against CUDA torch and does not import there) it builds the family's own processor class without
+its video processor (`images_only`). That class keeps the family's name, image processor,
+tokenizer, image-token expansion and chat template, so the ids and pixels are the ones plain
+`AutoProcessor` gives; it is only unable to process videos, which scitune never asks of it. A
+source checkpoint's video-processor settings are carried through `save_pretrained`, so a folder
+saved here loads with plain `AutoProcessor` on a machine that has torchvision.
+
+Where torchvision is installed, `load_processor` is plain `AutoProcessor.from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+from scitune.errors import ScituneError
+from scitune.io import read
+
+VIDEO = "video_processor"
+# the family processor classes that hold a video processor (scitune.model.families names them)
+_CLASSES_WITH_VIDEO = (
+    "LlavaOnevisionProcessor",
+    "SmolVLMProcessor",
+    "Qwen2VLProcessor",
+    "Qwen2_5_VLProcessor",
+    "Qwen3VLProcessor",
+)
+
+
+def has_torchvision() -> bool:
+    return importlib.util.find_spec("torchvision") is not None
+
+
+@functools.cache
+def images_only(cls: type) -> type:
+    """`cls` (a family processor class) without its video processor: same name and behaviour for
+    images; `video_config`, when set on an instance, is written back as its video processor's
+    settings by `save_pretrained`."""
+    attributes = [a for a in cls.get_attributes() if a != VIDEO]
+
+    def get_attributes(_cls):
+        return list(attributes)
+
+    def to_dict(self):
+        out = cls.to_dict(self)
+        out.pop("video_config", None)
+        if getattr(self, "video_config", None):
+            out[VIDEO] = dict(self.video_config)
+        return out
+
+    # same __name__ and module: processor_config.json names the family's class, so plain
+    # transformers loads what this one saves
+    namespace = {"get_attributes": classmethod(get_attributes), "to_dict": to_dict, "__module__": cls.__module__}
+    return type(cls.__name__, (cls,), namespace)
+
+
+def build_processor(cls: type, **parts):
+    """`cls(**parts)`; a family class that holds a video processor is built without it where
+    torchvision is missing (its `video_processor` part, if given, is dropped)."""
+    if cls.__name__ in _CLASSES_WITH_VIDEO and not has_torchvision():
+        parts[VIDEO] = None  # SmolVLM's __init__ takes it without a default
+        return images_only(cls)(**parts)
+    return cls(**parts)
+
+
+def _video_config(path: Path, processor_config: dict) -> dict | None:
+    """The video processor settings a folder holds (nested in processor_config.json, or the
+    older video_preprocessor_config.json), to carry through a save."""
+    if isinstance(processor_config.get(VIDEO), dict):
+        return processor_config[VIDEO]
+    legacy = path / "video_preprocessor_config.json"
+    if legacy.is_file():
+        data = read.read_json(legacy, max_bytes=read.MAX_CONFIG_BYTES, what="video processor config")
+        return data if isinstance(data, dict) else None
+    return None
+
+
+def load_processor(path: str | Path, where: str = "checkpoint"):
+    """The processor of a model folder: `AutoProcessor.from_pretrained`, or, without torchvision,
+    the family's images-only processor (see the module's docstring)."""
+    from transformers import AutoProcessor
+
+    path = Path(path)
+    config_file = path / "processor_config.json"
+    processor_config: dict = {}
+    if config_file.is_file():
+        data = read.read_json(config_file, max_bytes=read.MAX_CONFIG_BYTES, what="processor config")
+        processor_config = data if isinstance(data, dict) else {}
+    name = processor_config.get("processor_class")
+    try:
+        if has_torchvision() or name not in _CLASSES_WITH_VIDEO:
+            return AutoProcessor.from_pretrained(path)
+        import transformers
+
+        processor = images_only(getattr(transformers, name)).from_pretrained(path, video_processor=None)
+    except (OSError, ValueError, TypeError) as err:
+        raise ScituneError(f"{where} {str(path)!r}: cannot load its processor ({str(err).splitlines()[0]})") from None
+    processor.video_config = _video_config(path, processor_config)
+    return processor
+
