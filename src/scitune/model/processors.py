@@ -81,6 +81,27 @@ def _video_config(path: Path, processor_config: dict) -> dict | None:
     return None
 
 
+def _processor_class_name(path: Path, processor_config: dict) -> str | None:
+    """The processor class a folder names: processor_config.json (transformers 5), else the older
+    preprocessor_config.json or tokenizer_config.json, else the model type's processor class."""
+    name = processor_config.get("processor_class")
+    for file in ("preprocessor_config.json", "tokenizer_config.json", "config.json"):
+        if isinstance(name, str):
+            return name
+        if not (path / file).is_file():
+            continue
+        data = read.read_json(path / file, max_bytes=read.MAX_CONFIG_BYTES, what=file)
+        if not isinstance(data, dict):
+            continue
+        if file == "config.json":
+            from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+            name = PROCESSOR_MAPPING_NAMES.get(data.get("model_type"))
+        else:
+            name = data.get("processor_class")
+    return name if isinstance(name, str) else None
+
+
 def load_processor(path: str | Path, where: str = "checkpoint"):
     """The processor of a model folder: `AutoProcessor.from_pretrained`, or, without torchvision,
     the family's images-only processor (see the module's docstring)."""
@@ -92,15 +113,15 @@ def load_processor(path: str | Path, where: str = "checkpoint"):
     if config_file.is_file():
         data = read.read_json(config_file, max_bytes=read.MAX_CONFIG_BYTES, what="processor config")
         processor_config = data if isinstance(data, dict) else {}
-    name = processor_config.get("processor_class")
+    name = _processor_class_name(path, processor_config)
     try:
         if has_torchvision() or name not in _CLASSES_WITH_VIDEO:
             return AutoProcessor.from_pretrained(path)
         import transformers
 
         processor = images_only(getattr(transformers, name)).from_pretrained(path, video_processor=None)
-    except (OSError, ValueError, TypeError) as err:
-        raise ScituneError(f"{where} {str(path)!r}: cannot load its processor ({str(err).splitlines()[0]})") from None
+    except (OSError, ValueError, TypeError, ImportError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ScituneError(f"{where} {str(path)!r}: cannot load its processor ({first})") from None
     processor.video_config = _video_config(path, processor_config)
     return processor
-
