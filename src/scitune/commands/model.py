@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     build = add_command(
         sub,
         "build",
-        "Compose a LLaVA model and save it (config.json, model.safetensors, tokenizer, processor).",
+        "Build a base model (a preset, a tiny model family, or a LLaVA composition of a vision tower and an LM) and save it (config.json, model.safetensors, tokenizer, processor).",
         "scitune model build --vision-tower openai/clip-vit-large-patch14 "
         "--language-model meta-llama/Llama-2-13b-hf --projector linear --out runs/base",
     )
