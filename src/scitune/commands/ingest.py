@@ -137,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
         why = "overlaps the evaluation sets" if report["overlaps"] else "could not be fully checked against the evaluation sets"
         print(f"nothing written to {args.out}: the training split {why} (--fail-on-overlap)")
         return 1
+    if counts["failed_papers"] and not counts["papers"]:
+        # one bad paper never stops a run, but a run that read none has nothing to give
+        print(f"no paper could be read: {counts['failed_papers']} failed (listed in {Path(args.out) / 'ingest.json'})")
+        return 1
     s, sp = counts["split_figures"], counts["split_papers"]
     print(f"wrote {counts['figures']} figures from {counts['papers']} papers to {args.out} "
           f"(train {s['train']}/{sp['train']} papers, val {s['val']}/{sp['val']}, test {s['test']}/{sp['test']}); "

@@ -89,3 +89,16 @@ def test_single_gzipped_tex(tmp_path: Path):
     (tmp_path / "2401.00002.gz").write_bytes(gzip.compress(b"\\documentclass{article}\\begin{document}Hi\\end{document}"))
     dest = extract_archive(tmp_path / "2401.00002.gz", tmp_path / "dest")
     assert [p.name for p in dest.iterdir()] == ["2401.00002.tex"]
+
+
+def test_a_run_where_every_paper_fails_exits_non_zero_and_one_bad_paper_does_not(tmp_path: Path, capsys):
+    from scitune.cli import main
+
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "broken.tar.gz").write_bytes(b"\x1f\x8b\x08\x00garbage that is not gzip")
+    assert main(["ingest", str(papers), "--out", str(tmp_path / "none")]) == 1
+    assert "no paper could be read: 1 failed" in capsys.readouterr().out
+    make_tar(papers / "good.tar.gz", [regular("main.tex", TEX.encode()), regular("f.png", draw_figure())])
+    assert main(["ingest", str(papers), "--out", str(tmp_path / "some")]) == 0
+    assert "1 papers failed" in capsys.readouterr().out
