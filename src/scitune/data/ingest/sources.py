@@ -341,13 +341,13 @@ class Planner:
                 yield task
 
     def _bulk(self, archive: str) -> Iterator[Task]:
-        wanted = None
-        if self.metadata is not None and self.selection.active:
-            def wanted(member: str) -> bool:
-                meta, reason = self._meta(arxiv_id(member))
-                if reason:
-                    self._skip(f"{archive}:{member}", reason)
-                return reason is None
+        def selected(member: str) -> bool:
+            _, reason = self._meta(arxiv_id(member))
+            if reason:
+                self._skip(f"{archive}:{member}", reason)
+            return reason is None
+
+        wanted = selected if self.metadata is not None and self.selection.active else None
         label = archive.rsplit("/", 1)[-1]
         try:
             with open_input(archive) as handle:
