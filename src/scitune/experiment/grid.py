@@ -1,11 +1,12 @@
 """The ablation grid: cells (preset x seed x stage-2 data fraction x with/without stage 1), each
-an ordinary scitune run of the demo's recipe on the demo's data, evaluated as the demo does.
+an ordinary scitune run of the demo's recipe on the demo's data (or the user's own stage-1 and
+stage-2 data, `scitune.experiment.sources`), evaluated as the demo does.
 
 Layout of the experiment folder (resumable: a cell is done when its `result.json` exists, which
 is written last and atomically; a rerun skips done cells and starts unfinished ones over):
 
     plan.json                        what the folder is for (size, data seed, corpus)
-    corpus/                          the built-in corpus (or --corpus: a folder in its layout)
+    corpus/                          the built-in corpus (not with --corpus or --stage1/--stage2)
     data/                            instruction files; instruct-<fraction>.json stage-2 subsets
     bases/<preset>/seed<k>/          the base model both arms of a seed start from
     cells/<preset>/seed<k>/frac<f>/<arm>/run|eval|result.json
@@ -32,12 +33,13 @@ from typing import Any
 
 from scitune.demo import DemoSize
 from scitune.errors import ScituneError
+from scitune.experiment.sources import UserData
+from scitune.model.presets import FAMILY_PRESETS, PRESETS  # every model preset: tiny, smollm2-135m, the tiny families
 
 log = logging.getLogger(__name__)  # progress; the CLI shows the `scitune` loggers on stdout
 
 EXPERIMENT_KIND = "experiment"
 ARMS = ("with-stage1", "without-stage1")
-PRESETS = ("tiny", "smollm2-135m")
 
 # quick: about 10 minutes on 2 cores; full: the demo's full size over 3 seeds and 3 fractions
 MODES = {
@@ -74,11 +76,14 @@ class Plan:
     size: DemoSize
     data_seed: int = 0
     corpus: str | None = None  # an existing corpus folder (the built-in layout); None: build one
+    user_data: UserData | None = None  # the user's own stage-1 and stage-2 data instead of a corpus
 
     def __post_init__(self) -> None:
         for preset in self.presets:
             if preset not in PRESETS:
-                raise ScituneError(f"--presets: {preset!r} is not one of {', '.join(PRESETS)}")
+                raise ScituneError(f"--presets: {preset!r} is not a model preset; expected some of {', '.join(PRESETS)}")
+        if self.corpus is not None and self.user_data is not None:
+            raise ScituneError("--corpus and --stage1/--stage2 are two sources of data: give one")
         for fraction in self.fractions:
             if not 0 < fraction <= 1:
                 raise ScituneError(f"--fractions: {fraction:g} is not in (0, 1]")
@@ -91,7 +96,12 @@ class Plan:
 
     def identity(self) -> dict[str, Any]:
         """What must match for a folder to be resumed (the grid's axes may grow)."""
-        return {"size": asdict(self.size), "data_seed": self.data_seed, "corpus": self.corpus}
+        found = {"size": asdict(self.size), "data_seed": self.data_seed, "corpus": self.corpus}
+        return found if self.user_data is None else found | self.user_data.identity()
+
+    def inputs(self) -> list[str | None]:
+        """The folders and files the grid reads (its output may not land on or inside one)."""
+        return [self.corpus, *(self.user_data.inputs() if self.user_data else [])]
 
 
 def parse_list(text: str, kind: Callable[[str], Any], flag: str) -> tuple:
@@ -109,12 +119,12 @@ def claim_experiment(root: Path, plan: Plan) -> Path:
     from scitune.io.atomic import write_json
     from scitune.io.outputs import claim_output, write_marker
 
-    claim_output(root, inputs=[plan.corpus], kind="dir", marker=EXPERIMENT_KIND, reuse=True)
+    claim_output(root, inputs=plan.inputs(), kind="dir", marker=EXPERIMENT_KIND, reuse=True)
     recorded = root / "plan.json"
     if recorded.is_file():
         earlier = json.loads(recorded.read_text(encoding="utf-8"))
         if earlier != plan.identity():
-            changed = ", ".join(k for k in plan.identity() if earlier.get(k) != plan.identity()[k])
+            changed = ", ".join(sorted(k for k in plan.identity().keys() | earlier.keys() if earlier.get(k) != plan.identity().get(k)))
             raise ScituneError(f"--out {root}: holds an experiment with another {changed}; resume it with the same "
                                "settings, or choose another folder")
     root.mkdir(parents=True, exist_ok=True)
@@ -154,14 +164,28 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
-def prepare_data(root: Path, plan: Plan) -> tuple[Path, dict[str, Path]]:
+@dataclass(frozen=True)
+class Prepared:
+    """The grid's data: the instruction files by name (align, instruct, the tests) and the folder
+    each stage's (and the test's) image paths are relative to."""
+
+    files: dict[str, Path]
+    images: dict[str, Path]  # align, instruct, test
+    corpus: Path | None  # the built-in layout's folder (None: the user's own data)
+
+
+def prepare_data(root: Path, plan: Plan) -> Prepared:
     """The corpus and the instruction files (built once), and one stage-2 file per fraction."""
     from scitune.data.corpus import build_corpus
     from scitune.data.sample import read_samples, write_samples
     from scitune.demo import build_instruction_files
+    from scitune.experiment.sources import prepare_user_data
 
     size = plan.size
-    if plan.corpus is None:
+    corpus = None
+    if plan.user_data is not None:
+        plan.user_data.check()
+    elif plan.corpus is None:
         corpus = root / "corpus"
         if not _done(root / "corpus-done"):
             log.info(f"== built-in corpus: {size.figures} figures at {size.image_size} px")
@@ -174,7 +198,10 @@ def prepare_data(root: Path, plan: Plan) -> tuple[Path, dict[str, Path]]:
     if not _done(data):
         log.info("== instruction files")
         _fresh(data)
-        build_instruction_files(corpus, data, plan.data_seed, size.choice_orders)
+        if plan.user_data is not None:
+            prepare_user_data(plan.user_data, data, plan.data_seed, size.choice_orders)
+        else:
+            build_instruction_files(corpus, data, plan.data_seed, size.choice_orders)
         _mark_done(data)
     files = {p.stem: p for p in data.glob("*.json") if p.stem != "done" and not p.stem.startswith("instruct-")}
     instruct = read_samples(files["instruct"])
@@ -182,33 +209,52 @@ def prepare_data(root: Path, plan: Plan) -> tuple[Path, dict[str, Path]]:
         path = data / f"instruct-{fraction:g}.json"
         if not path.is_file():
             write_samples(subset(instruct, fraction, plan.data_seed), path)
-    return corpus, files
+    if plan.user_data is not None:
+        images = plan.user_data.image_roots()
+    else:
+        images = dict.fromkeys(("align", "instruct", "test"), corpus)
+    return Prepared(files, images, corpus)
 
 
-def prepare_base(root: Path, plan: Plan, preset: str, seed: int, corpus: Path) -> Path:
+def prepare_base(root: Path, plan: Plan, preset: str, seed: int, data: Prepared) -> Path:
     from scitune import demo
+    from scitune.experiment import sources
 
     folder = root / "bases" / preset / f"seed{seed}"
     if not _done(folder):
         log.info(f"== base model: {preset}, seed {seed}")
         _fresh(folder)
-        texts = demo.corpus_texts(corpus, plan.data_seed, plan.size.choice_orders)
-        demo.prepare_base(preset, texts, corpus, folder / "model", plan.size, seed)
+        if data.corpus is not None:
+            texts = demo.corpus_texts(data.corpus, plan.data_seed, plan.size.choice_orders)
+            figures = demo.corpus_figures(data.corpus)
+        else:
+            texts, figures = sources.training_texts(data.files), sources.captioned_figures(data.files, data.images)
+        demo.prepare_base(preset, texts, figures, folder / "model", plan.size, seed)
         _mark_done(folder)
     return folder / "model"
 
 
-def run_cell(root: Path, plan: Plan, cell: Cell, base: Path, corpus: Path, files: dict[str, Path]) -> dict[str, Any]:
+def run_cell(root: Path, plan: Plan, cell: Cell, base: Path, data: Prepared) -> dict[str, Any]:
     """Trains the cell's model with the demo's recipe and evaluates it as the demo does."""
     from scitune import demo
+    from scitune.experiment.sources import evaluate_user
     from scitune.train.run import run_recipe
 
     folder = _fresh(cell.folder(root))
     start = time.perf_counter()
-    stage_files = {**files, "instruct": root / "data" / f"instruct-{cell.fraction:g}.json"}
-    recipe = demo.stage_recipe(base, corpus, stage_files, folder / "run", plan.size, cell.seed, with_align=cell.with_align)
+    stage_files = {**data.files, "instruct": root / "data" / f"instruct-{cell.fraction:g}.json"}
+    recipe = demo.stage_recipe(base, data.images["align"], stage_files, folder / "run", plan.size, cell.seed,
+                               with_align=cell.with_align)
+    for stage in recipe.stages:  # each stage's images (one corpus folder for the built-in data)
+        stage.data.images = str(data.images[stage.stage.name])
+        if cell.preset in FAMILY_PRESETS:  # padding swaps in a Llava image processor, which a family's model cannot use
+            stage.data.pad_to_square = False
     run_recipe(recipe, overwrite=True)
-    evaluated = demo.evaluate(folder / "run" / "instruct" / "final", corpus, files, folder / "eval", plan.size)
+    final = folder / "run" / "instruct" / "final"
+    if data.corpus is not None:
+        evaluated = demo.evaluate(final, data.corpus, data.files, folder / "eval", plan.size)
+    else:
+        evaluated = evaluate_user(final, plan.user_data, data.files, folder / "eval")
     return {"cell": asdict(cell), "metrics": evaluated["metrics"], "outcomes": evaluated["outcomes"],
             "seconds": round(time.perf_counter() - start, 1)}
 
@@ -237,14 +283,14 @@ def run_grid(
     todo = [c for c in cells if c not in results]
     log.info(f"== {len(cells)} cells: {len(results)} done, {len(todo)} to run")
     if runner is None and todo:
-        corpus, files = prepare_data(root, plan)
+        data = prepare_data(root, plan)
         bases: dict[tuple[str, int], Path] = {}
 
         def runner(cell: Cell) -> dict[str, Any]:
             key = (cell.preset, cell.seed)
             if key not in bases:
-                bases[key] = prepare_base(root, plan, cell.preset, cell.seed, corpus)
-            return run_cell(root, plan, cell, bases[key], corpus, files)
+                bases[key] = prepare_base(root, plan, cell.preset, cell.seed, data)
+            return run_cell(root, plan, cell, bases[key], data)
 
     for number, cell in enumerate(todo, start=1):
         log.info(f"== cell {number}/{len(todo)}: {cell.label()}")

@@ -11,7 +11,7 @@ pycocoevalcap's per-caption score, whose mean is the corpus ROUGE-L the task rep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from scitune.eval.tasks.captions.bleu import BleuCounts, bleu_counts, bleu_from_counts
@@ -21,13 +21,9 @@ def item_outcomes(sqa_run, problems: Sequence[dict], ft_task, ft_run, cap_task, 
     """The outcomes from `run_task` results (`ModeResult`s) of the three built-in tasks."""
     from scitune.eval.tasks.captions.scoring import tokenize
     from scitune.eval.tasks.figure_type.scoring import find_label
+    from scitune.eval.tasks.scienceqa.scoring import keyed_from_problems
 
-    by_id = {str(p["id"]): p for p in problems}
-    scienceqa = {
-        str(row["question_id"]): {"correct": bool(row["correct"]), "image": bool(by_id[str(row["question_id"])].get("image")),
-                                  "chance": 1.0 / len(by_id[str(row["question_id"])]["choices"])}
-        for row in sqa_run.result.rows
-    }
+    scienceqa = scienceqa_outcomes(sqa_run.result.rows, keyed_from_problems(problems))
     figure_type = {str(row["question_id"]): find_label(row["text"], ft_task.label_set) == ft_task.references[str(row["question_id"])]
                    for row in ft_run.rows}
     pairs = cap_task.pairs(cap_run.rows)
@@ -43,6 +39,13 @@ def item_outcomes(sqa_run, problems: Sequence[dict], ft_task, ft_run, cap_task, 
         }
     return {"scienceqa": scienceqa, "figure_type": figure_type, "captions": captions, "bleu_convention": cap_task.bleu_convention,
             "figure_type_chance": 1.0 / len(ft_task.label_set)}
+
+
+def scienceqa_outcomes(rows: Sequence[dict], key: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each scored ScienceQA row's outcome; `key`: the task's answer key (`KeyedProblem`s by id)."""
+    return {str(row["question_id"]): {"correct": bool(row["correct"]), "image": key[str(row["question_id"])].has_image,
+                                      "chance": 1.0 / key[str(row["question_id"])].num_options}
+            for row in rows}
 
 
 def _rouge():

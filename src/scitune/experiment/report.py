@@ -118,8 +118,11 @@ def write_outputs(root: Path, plan: Plan, results: Mapping[Cell, Mapping[str, An
             f"{sum(r.get('seconds', 0) for r in results.values()) / 60:.1f} min"
             + (f"; this command {seconds / 60:.1f} min" if seconds is not None else ""))
     described = (f"presets {', '.join(plan.presets)}; seeds {', '.join(map(str, plan.seeds))}; stage-2 fractions "
-                 f"{', '.join(f'{f:g}' for f in plan.fractions)}; {plan.size.figures} figures; data seed {plan.data_seed}"
-                 + (f"; corpus {plan.corpus}" if plan.corpus else "") + f"; report written at scitune commit {_commit() or 'unknown'}")
+                 f"{', '.join(f'{f:g}' for f in plan.fractions)}" + ("" if plan.user_data else f"; {plan.size.figures} figures")
+                 + f"; data seed {plan.data_seed}"
+                 + (f"; corpus {plan.corpus}" if plan.corpus else "")
+                 + (f"; stage-1 data {plan.user_data.stage1}, stage-2 data {plan.user_data.stage2}" if plan.user_data else "")
+                 + f"; report written at scitune commit {_commit() or 'unknown'}")
     write_json(root / "summary.json", {"plan": plan.identity() | {"presets": plan.presets, "seeds": plan.seeds,
                                                                   "fractions": plan.fractions},
                                        "rows": rows, "verdicts": verdicts, "done": done, "commit": _commit()})
