@@ -85,7 +85,7 @@ def register(subparsers) -> None:
     p.add_argument("--tokenizer", help="tokenizer folder (a checkpoint); with --max-length, checks the tokenized length")
     p.add_argument("--max-length", type=positive_int)
     p.add_argument("--image-tokens", type=positive_int, default=576, help="tokens per image in the model (576 for CLIP ViT-L/14-336)")
-    p.add_argument("--chat-template", help="template name (plain, vicuna_v1, llama2, chatml); default: the tokenizer's")
+    p.add_argument("--chat-template", help="template name (plain, vicuna_v1, llama2, chatml, gemma, idefics); default: the tokenizer's")
     p.add_argument("--image-placement", default="front", choices=("front", "keep"),
                    help="front (LLaVA's: <image> moved to the start of its turn; default) or keep")
     p.add_argument("--list", type=nonnegative_int, default=50, help="list at most this many problems (default 50)")

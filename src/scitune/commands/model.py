@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     build.add_argument("--gguf-file", help="GGUF file name inside the --language-model folder")
     build.add_argument("--projector", default="linear", choices=("linear", "mlp2x_gelu"))
     build.add_argument("--vision-feature-layer", type=int, default=-2)
-    build.add_argument("--chat-template", help="plain, vicuna_v1, llama2 or chatml (default: by model family)")
+    build.add_argument("--chat-template", help="plain, vicuna_v1, llama2, chatml, gemma or idefics (default: by model family)")
     build.add_argument("--texts", help="tiny preset: a text file (one document per line) to train the BPE tokenizer on")
     build.add_argument("--dtype", default="auto", help="auto (fp32 on CPU), float32, bfloat16, float16")
     build.add_argument("--out", required=True, help="output directory (new or empty)")

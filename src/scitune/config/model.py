@@ -27,7 +27,12 @@ class ModelConfig(Section):
     )
     vision_feature_layer: Int = Field(default=-2, ge=-1000, le=1000, description="the vision layer whose features feed the projector")
     chat_template: Str | None = Field(
-        default=None, description='a name in scitune.data.chat_templates; null: the LM\'s own, else "vicuna_v1"'
+        default=None,
+        description=(
+            "plain, vicuna_v1, llama2, chatml, gemma or idefics (scitune.data.chat_templates); null: a checkpoint's own "
+            "if it marks assistant turns with {% generation %}, else its family's (chatml, gemma, idefics); a composed "
+            'model: "chatml" for a ChatML vocabulary, else "vicuna_v1"'
+        ),
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description='"auto": float32 weights for training (bf16 autocast on GPU), bf16 for GPU inference'

@@ -86,4 +86,42 @@ CHATML = _RENDER + (
     "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
 )
 
-CHAT_TEMPLATES = {"plain": PLAIN, "vicuna_v1": VICUNA_V1, "llama2": LLAMA2, "chatml": CHATML}
+# Gemma (Gemma 2 and 3 instruction-tuned): "<bos><start_of_turn>user\n<q><end_of_turn>\n<start_of_turn>model\n<a><end_of_turn>\n";
+# a system message is written at the start of the first user turn, as Gemma's own template does.
+GEMMA = _RENDER + (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}{%- set system = render(messages[0]['content']) + '\\n\\n' -%}"
+    "{%- set messages = messages[1:] -%}{%- else -%}{%- set system = '' -%}{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "{{ '<start_of_turn>user\\n' + (system if loop.first else '') + render(message['content']) + '<end_of_turn>\\n' }}"
+    "{%- elif message['role'] == 'assistant' -%}{{ '<start_of_turn>model\\n' }}"
+    "{%- generation -%}{{ render(message['content']) + '<end_of_turn>' }}{%- endgeneration -%}{{ '\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
+)
+
+# Idefics3 and SmolVLM: "<bos>User: <q><end_of_utterance>\nAssistant: <a><end_of_utterance>\n"
+# (their tokenizers' BOS: Idefics3's <|begin_of_text|>, SmolVLM's <|im_start|>).
+IDEFICS = _RENDER + (
+    "{{ bos_token }}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}{{ 'Assistant:' }}"
+    "{%- generation -%}{{ ' ' + render(message['content']) + '<end_of_utterance>' }}{%- endgeneration -%}{{ '\\n' }}"
+    "{%- else -%}{{ message['role'] | capitalize + ': ' + render(message['content']) + '<end_of_utterance>\\n' }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ 'Assistant:' }}{%- endif -%}"
+)
+
+CHAT_TEMPLATES = {
+    "plain": PLAIN, "vicuna_v1": VICUNA_V1, "llama2": LLAMA2, "chatml": CHATML, "gemma": GEMMA, "idefics": IDEFICS,
+}
+
+# the turn markers each template writes, special tokens in the vocabularies it is meant for
+# (a tokenizer that lacks them gets them added: the tiny presets)
+TEMPLATE_TOKENS = {
+    "chatml": ("<|im_start|>", "<|im_end|>"),
+    "gemma": ("<start_of_turn>", "<end_of_turn>"),
+    "idefics": ("<end_of_utterance>",),
+}

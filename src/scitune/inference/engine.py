@@ -75,7 +75,9 @@ class Engine:
                     ids.append(int(token))
         probe = {"id": "probe", "conversations": [{"from": "human", "value": "probe"}, {"from": "gpt", "value": "x"}]}
         supervised = [t for t in self.renderer.train(probe)["labels"] if t != -100]
+        # named special tokens and added special ones (a template's turn markers: <end_of_turn>, ...)
         special = set(self.tokenizer.all_special_ids)
+        special.update(i for i, t in self.tokenizer.added_tokens_decoder.items() if t.special)
         closing = [t for t in supervised if t in special]
         if closing and closing[0] not in ids:
             ids.append(int(closing[0]))

@@ -13,6 +13,8 @@ Features come from `vision_feature_layer` (default -2); CLIP towers drop the CLS
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,11 +22,13 @@ import torch
 
 import scitune.model.presets as presets
 from scitune.config import ModelConfig
-from scitune.data.chat_templates import CHAT_TEMPLATES
+from scitune.data.chat_templates import CHAT_TEMPLATES, TEMPLATE_TOKENS
 from scitune.errors import ScituneError
 from scitune.model.checkpoint import load_model
 from scitune.model.files import check_config_sizes, require_safetensors, resolve_dtype
 from scitune.model.tokenizer import IMAGE_TOKEN, ensure_special_tokens, train_bpe_tokenizer
+
+logger = logging.getLogger(__name__)
 
 # model_type -> (kind, has a CLS token)
 VISION_TOWER_TYPES = {
@@ -45,8 +49,9 @@ def build_model(cfg: ModelConfig, texts: Iterable[str] | None = None):
     """
     if cfg.checkpoint is not None:
         model, processor = load_model(cfg.checkpoint, dtype=cfg.dtype)
-        if cfg.chat_template is not None:
-            set_chat_template(processor, cfg.chat_template, model.config.model_type)
+        template = cfg.chat_template or _template_for_checkpoint(processor, model.config.model_type, cfg.checkpoint)
+        if template is not None:
+            set_chat_template(processor, template, model.config.model_type)
         return model, processor
     if cfg.preset is not None:
         presets.check_preset(cfg.preset)
@@ -97,10 +102,40 @@ def set_chat_template(processor, name: str, model_type: str = "llava") -> None:
 
     if name not in CHAT_TEMPLATES:
         raise ScituneError(f"chat_template {name!r}: expected one of {', '.join(CHAT_TEMPLATES)}")
+    check_template_tokens(processor.tokenizer, name)
     template = family_template(model_type, name) if model_type in FAMILY_TOKENS else CHAT_TEMPLATES[name]
     processor.tokenizer.chat_template = template
     if hasattr(processor, "chat_template"):
         processor.chat_template = template
+
+
+def _template_for_checkpoint(processor, model_type: str, checkpoint: str) -> str | None:
+    """None to keep a checkpoint's own chat template when it marks assistant turns with
+    {% generation %} (the exact label masks need them); otherwise scitune's template in the
+    family's turn format (Qwen's and OneVision's ChatML, Gemma's, Idefics3's), said in the log."""
+    from scitune.model.families import check_family
+
+    own = getattr(processor.tokenizer, "chat_template", None) or getattr(processor, "chat_template", None)
+    if isinstance(own, str) and re.search(r"{%-?\s*generation\s*-?%}", own):
+        return None
+    name = check_family(model_type, f"checkpoint {checkpoint!r}").chat_template or _default_template(processor.tokenizer)
+    logger.info(
+        f"checkpoint {checkpoint}: its chat template has no {{% generation %}} blocks (exact label masks need them); "
+        f"using scitune's {name!r} template (set model.chat_template to choose another)"
+    )
+    return name
+
+
+def check_template_tokens(tokenizer, name: str) -> None:
+    """A template's turn markers must be single tokens of the vocabulary: the end of an assistant
+    turn is what generation stops on, and its pieces would never stop it."""
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in TEMPLATE_TOKENS.get(name, ()) if t not in vocab]
+    if missing:
+        raise ScituneError(
+            f"chat_template {name!r}: the tokenizer has no {', '.join(missing)} token; choose the template of this "
+            f"model's vocabulary (one of {', '.join(CHAT_TEMPLATES)})"
+        )
 
 
 @contextlib.contextmanager
@@ -237,6 +272,7 @@ def compose(vision, kind: str, lm, tokenizer, image_processor, cfg: ModelConfig,
         )
     _, has_cls = VISION_TOWER_TYPES[vision_config.model_type]
     ensure_special_tokens(tokenizer)
+    check_template_tokens(tokenizer, template)
     tokenizer.chat_template = CHAT_TEMPLATES[template]
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     patches = (vision_config.image_size // vision_config.patch_size) ** 2

@@ -43,6 +43,10 @@ class Family:
     token_type_input: str | None = None
     # per-image model inputs the image processor gives besides pixel_values
     image_inputs: tuple[str, ...] = ()
+    # scitune's chat template in the family's own turn format (scitune.data.chat_templates), used
+    # when a checkpoint's own template has no {% generation %} blocks and the recipe names none;
+    # None: chosen by the vocabulary (LLaVA's LM can be any)
+    chat_template: str | None = "chatml"
 
 
 FAMILIES: dict[str, Family] = {
@@ -53,6 +57,7 @@ FAMILIES: dict[str, Family] = {
         language_model=("language_model",),
         connector_modules=("multi_modal_projector",),
         processor_classes=("LlavaProcessor",),
+        chat_template=None,
     ),
     "llava_onevision": Family(
         model_types=("llava_onevision",),
@@ -72,6 +77,7 @@ FAMILIES: dict[str, Family] = {
         connector_modules=("connector",),
         processor_classes=("Idefics3Processor", "SmolVLMProcessor"),
         image_inputs=("pixel_attention_mask",),
+        chat_template="idefics",
     ),
     "qwen_vl": Family(
         model_types=("qwen2_vl", "qwen2_5_vl", "qwen3_vl"),
@@ -98,6 +104,7 @@ FAMILIES: dict[str, Family] = {
         image_marker="<start_of_image>",
         feature_token="<image_soft_token>",
         token_type_input="token_type_ids",
+        chat_template="gemma",
     ),
 }
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from scitune.data.chat_templates import CHAT_TEMPLATES
+from scitune.data.chat_templates import CHAT_TEMPLATES, TEMPLATE_TOKENS
 from scitune.errors import ScituneError
 
 # preset name -> model_type
@@ -81,7 +81,7 @@ def tiny_family_tokenizer(
     model_type: str, texts: Iterable[str] | None = None, vocab_size: int = 1024, chat_template: str = "plain"
 ):
     """The tiny BPE tokenizer with the family's special tokens and chat template (a name in
-    scitune.data.chat_templates; chatml's turn markers are added as special tokens)."""
+    scitune.data.chat_templates; its turn markers are added as special tokens)."""
     from transformers import PreTrainedTokenizerFast
 
     from scitune.model.tokenizer import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, train_bpe_tokenizer
@@ -89,8 +89,7 @@ def tiny_family_tokenizer(
     added, named, _ = FAMILY_TOKENS[model_type]
     base = train_bpe_tokenizer(texts, vocab_size=vocab_size)
     backend = base.backend_tokenizer
-    if chat_template == "chatml":  # its turn markers, as Qwen's vocabulary has them
-        added = [*added, "<|im_start|>", "<|im_end|>"]
+    added = [*added, *TEMPLATE_TOKENS.get(chat_template, ())]  # the template's turn markers, as real vocabularies have them
     backend.add_special_tokens([t for t in added if t not in base.get_vocab()])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,

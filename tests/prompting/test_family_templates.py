@@ -1,0 +1,85 @@
+"""The families' own turn formats (`gemma` for Gemma 3, `idefics` for Idefics3 and SmolVLM): the
+text follows the family's format, only the answer and its turn-end marker are supervised, prompt
+ids equal training ids up to the answer, generation stops on the turn end, and a template whose
+turn markers the vocabulary lacks is refused in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from scitune.config import ModelConfig
+from scitune.errors import ScituneError
+from scitune.model import build_model
+from scitune.prompting import IGNORE_INDEX, ImageLoader, Renderer
+from tests.model.helpers import figure
+
+CASES = [("tiny-gemma3", "gemma", "<end_of_turn>"), ("tiny-idefics3", "idefics", "<end_of_utterance>"), ("tiny-smolvlm", "idefics", "<end_of_utterance>")]
+SAMPLE = {
+    "id": "s",
+    "image": "f.png",
+    "conversations": [
+        {"from": "human", "value": "<image>\nWhat is shown?"},
+        {"from": "gpt", "value": "A bar chart."},
+        {"from": "human", "value": "How many bars?"},
+        {"from": "gpt", "value": "Three."},
+    ],
+}
+
+
+@pytest.mark.parametrize("preset,template,end", CASES)
+def test_family_template_text_labels_and_prompt(tmp_path, preset, template, end):
+    figure(2, (40, 40)).save(tmp_path / "f.png")
+    model, processor = build_model(ModelConfig(preset=preset, vocab_size=300, chat_template=template))
+    tokenizer = processor.tokenizer
+    renderer = Renderer(processor, images=ImageLoader(processor.image_processor, tmp_path))
+    text = renderer.text(SAMPLE)
+    if template == "gemma":
+        assert text.startswith(tokenizer.bos_token + "<start_of_turn>user\n<start_of_image>\nWhat is shown?<end_of_turn>\n")
+        assert "<start_of_turn>model\nA bar chart.<end_of_turn>\n<start_of_turn>user\nHow many bars?" in text
+    else:
+        assert text.startswith(tokenizer.bos_token + "User: <image>\nWhat is shown?<end_of_utterance>\nAssistant: A bar chart.<end_of_utterance>\n")
+    item = renderer.train(SAMPLE)
+    supervised = [t for t in item["labels"] if t != IGNORE_INDEX]
+    decoded = tokenizer.decode(supervised, skip_special_tokens=False).replace(" ", "")
+    assert decoded == f"Abarchart.{end}Three.{end}"
+    first = next(i for i, label in enumerate(item["labels"]) if label != IGNORE_INDEX)
+    one_turn = {**SAMPLE, "conversations": SAMPLE["conversations"][:2]}
+    assert renderer.prompt(one_turn)["input_ids"] == renderer.train(one_turn)["input_ids"][:first]
+    from scitune.inference.engine import Engine
+
+    assert tokenizer.convert_tokens_to_ids(end) in Engine(model, processor, image_root=tmp_path).stop_ids
+
+
+def test_a_template_whose_turn_markers_the_vocabulary_lacks_is_refused():
+    with pytest.raises(ScituneError, match=r"^chat_template 'gemma': the tokenizer has no <start_of_turn>, <end_of_turn> token"):
+        build_model(ModelConfig(preset="tiny", vocab_size=300, chat_template="gemma"))
+
+
+# a family's own template in the style hub checkpoints ship: no {% generation %} blocks
+NATIVE_GEMMA = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+    "{{ m['content'] if m['content'] is string else '' }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def test_a_checkpoint_whose_template_cannot_mask_labels_gets_its_familys_format(tmp_path, caplog):
+    import logging
+
+    from scitune.model import save_model
+    from scitune.model.build import set_chat_template
+
+    model, processor = build_model(ModelConfig(preset="tiny-gemma3", vocab_size=300, chat_template="gemma"))
+    processor.tokenizer.chat_template = processor.chat_template = NATIVE_GEMMA
+    native = save_model(model, processor, tmp_path / "native")
+    with caplog.at_level(logging.INFO, logger="scitune"):
+        _, loaded = build_model(ModelConfig(checkpoint=str(native), preset=None))
+    assert "{%- generation -%}" in loaded.tokenizer.chat_template and "<start_of_turn>model" in loaded.tokenizer.chat_template
+    assert "using scitune's 'gemma' template" in caplog.text
+    # a template that marks assistant turns is kept as the checkpoint has it
+    set_chat_template(processor, "gemma", "gemma3")
+    kept = processor.tokenizer.chat_template + "{# the checkpoint's own #}"
+    processor.tokenizer.chat_template = processor.chat_template = kept
+    marked = save_model(model, processor, tmp_path / "marked")
+    _, loaded = build_model(ModelConfig(checkpoint=str(marked), preset=None))
+    assert loaded.tokenizer.chat_template == kept
