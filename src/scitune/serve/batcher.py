@@ -214,11 +214,11 @@ class Batcher:
 
     def _score(self, job: Job) -> None:
         p = job.prepared
-        p.slot.images.hold(p.pixels)
+        p.slot.images.hold(p.images)
         try:
             scores = p.slot.engine.score_options(p.item)
         finally:
-            p.slot.images.release(p.pixels)
+            p.slot.images.release(p.images)
         job.send("done", Result(scores=scores))
 
     def _generate(self, batch: list[Job]) -> None:
@@ -240,7 +240,7 @@ class Batcher:
         if first.temperature > 0 and first.seed is not None:
             torch.manual_seed(first.seed % 2**63)
         for job in batch:
-            slot.images.hold(job.prepared.pixels)
+            slot.images.hold(job.prepared.images)
         try:
             engine.generate_batch(
                 [job.prepared.prompt for job in batch],
@@ -252,7 +252,7 @@ class Batcher:
             )
         finally:
             for job in batch:
-                slot.images.release(job.prepared.pixels)
+                slot.images.release(job.prepared.images)
         for job, row in zip(batch, rows):
             self.cancelled += row.finish_reason == "cancelled"
             text = row.finish()

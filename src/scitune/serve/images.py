@@ -10,9 +10,17 @@ use (decoded pixels within `max_image_pixels`, so a decompression bomb is refuse
 expanded; aspect ratio and the padded square within the shared limits; transparency on white),
 with the server's own byte and pixel bounds; truncated or corrupt files are refused when decoded.
 
-Pixel values come from the checkpoint's own image processor, one image at a time (what
-`scitune.prompting.ImageLoader` computes for a list, as each image is processed alone), and are
-handed to the model thread through `RequestImages`, an `ImageLoader` that looks them up by key.
+A request image reaches the model thread through `RequestImages`, an `ImageLoader` that looks it
+up by key. For the LLaVA composition it holds the image's pixel values, computed in the worker
+thread by the checkpoint's own image processor (what `scitune.prompting.ImageLoader` computes for
+a list, as a Llava processor treats each image alone). For another model family (Qwen-VL,
+Idefics3/SmolVLM, LLaVA-OneVision, Gemma 3) it holds the decoded image: the family's renderer
+opens each image to expand its marker (in the worker thread, which sees its own request's images
+through `RequestImages.visible`), and the model thread runs the image processor on the batch's
+images together, as training's `ImageLoader.inputs` does (`pixel_values` with `image_grid_thw`,
+`pixel_attention_mask` or `image_sizes`; tiles padded across the batch as the processor pads them).
+Either way the image processor has run once on each image in the worker thread, so an image it
+refuses is the request's 400, never a failure of the model thread.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -115,30 +125,66 @@ def decode_image(data: bytes, limits: ServeLimits, where: str):
 
 
 def pixel_values(image, image_processor) -> torch.Tensor:
-    """The processor's pixel values for one image (shape 1 x C x H x W)."""
+    """The processor's pixel values for one image (shape 1 x C x H x W for a Llava processor)."""
     return image_processor(images=[image], return_tensors="pt")["pixel_values"]
 
 
 class RequestImages(ImageLoader):
-    """An `ImageLoader` over pixel values the requests brought, looked up by key. Only the model
-    thread holds and reads them (`hold` before a batch, `release` after it)."""
+    """An `ImageLoader` over the images the requests brought, looked up by key. Only the model
+    thread holds and reads held images (`hold` before a batch, `release` after it); a worker
+    thread rendering a request's prompt sees that request's images alone (`visible`).
 
-    def __init__(self, image_processor):
+    `decoded` (a model family's checkpoint): what is held of an image is the decoded image, and
+    the batch's pixel values and per-image inputs come from `ImageLoader.inputs` over them;
+    otherwise (LLaVA) its pixel values, concatenated in batch order."""
+
+    def __init__(self, image_processor, decoded: bool = False):
         super().__init__(image_processor, None)
-        self._pixels: dict[str, torch.Tensor] = {}
+        self.decoded = decoded
+        self._held: dict[str, object] = {}
+        self._rendering = threading.local()
 
-    def hold(self, pixels: dict[str, torch.Tensor]) -> None:
-        self._pixels.update(pixels)
+    def prepare(self, image):
+        """What is held of one decoded request image (worker thread): its pixel values, or for a
+        model family the image itself, after its image processor has taken it once (a ValueError,
+        OSError or RuntimeError from the processor is the caller's to report)."""
+        pixels = pixel_values(image, self.image_processor)
+        return image if self.decoded else pixels
+
+    @contextmanager
+    def visible(self, images: dict):
+        """While rendering a request's prompt in this thread, its images open by key."""
+        self._rendering.images = images
+        try:
+            yield
+        finally:
+            self._rendering.images = {}
+
+    def hold(self, images: dict) -> None:
+        self._held.update(images)
 
     def release(self, keys) -> None:
         for key in keys:
-            self._pixels.pop(key, None)
+            self._held.pop(key, None)
 
     def __len__(self) -> int:
-        return len(self._pixels)
+        return len(self._held)
+
+    def _get(self, key: str):
+        value = getattr(self._rendering, "images", {}).get(key)
+        if value is None:
+            value = self._held.get(key)
+        if value is None:
+            raise ScituneError(f"request image {key!r} is not held")
+        return value
+
+    def open(self, key: str):
+        """The decoded image held under `key` (a model family's renderer and `inputs` read it)."""
+        if not self.decoded:
+            raise ScituneError(f"request image {key!r}: only its pixel values are held")
+        return self._get(key)
 
     def __call__(self, keys: list[str]) -> torch.Tensor:
-        try:
-            return torch.cat([self._pixels[key] for key in keys])
-        except KeyError as err:
-            raise ScituneError(f"request image {err.args[0]!r} is not held") from None
+        if self.decoded:
+            return super().__call__(keys)
+        return torch.cat([self._get(key) for key in keys])

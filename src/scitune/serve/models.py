@@ -114,6 +114,9 @@ def load_slot(name: str, folder: Path, dtype: str = "float32", device: str = "cp
     model.eval()
     images = RequestImages(processor.image_processor)
     engine = Engine(model, processor, image_placement=image_placement, image_loader=images)
+    # a model family's renderer opens each image to expand its marker, and its image processor
+    # takes a batch's images together: the slot holds decoded images (scitune.serve.images)
+    images.decoded = engine.renderer.family is not None
     return ModelSlot(name=name, path=folder, engine=engine, images=images, kind=kind)
 
 

@@ -1,6 +1,6 @@
 """A request -> what the model thread runs: the rendered prompt (through the checkpoint's
-`Renderer`, the same ids as training and `scitune eval`), its images' pixel values, and the
-generation settings, each checked against the server's limits.
+`Renderer`, the same ids as training and `scitune eval`), what the model thread needs of its
+images (`scitune.serve.images.RequestImages`), and the generation settings, each checked against the server's limits.
 
 Chat messages become a LLaVA conversation: system/developer -> system, user -> human,
 assistant -> gpt; a message's parts are joined with newlines, each image part becoming an
@@ -21,7 +21,7 @@ from scitune.data.sample import IMAGE_TOKEN
 from scitune.errors import ScituneError
 from scitune.inference import EvalItem
 from scitune.serve.errors import ApiError
-from scitune.serve.images import decode_image, image_bytes, pixel_values
+from scitune.serve.images import decode_image, image_bytes
 from scitune.serve.limits import ServeLimits
 from scitune.serve.models import ModelSlot
 from scitune.serve.schemas import CaptionRequest, ChatRequest, ClassifyRequest, ImageURL
@@ -37,7 +37,7 @@ class Prepared:
     slot: ModelSlot
     item: EvalItem
     prompt: dict | None = None  # Renderer.prompt output (generation)
-    pixels: dict = field(default_factory=dict)  # image key -> pixel values
+    images: dict = field(default_factory=dict)  # image key -> what RequestImages holds of it
     max_tokens: int = 0
     temperature: float = 0.0
     top_p: float = 1.0
@@ -63,18 +63,18 @@ def request_id(prefix: str) -> str:
 
 
 def load_image(url: str, slot: ModelSlot, limits: ServeLimits, image_root: Path | None, where: str):
-    """(key, pixel values) of one request image."""
+    """(key, what the slot's `RequestImages` holds of it) for one request image."""
     try:
         image = decode_image(image_bytes(url, limits, image_root, where), limits, where)
     except OSError as err:  # a path the system refuses (too long, a loop of links, ...): the request's fault
         raise ApiError(400, f"{where}: cannot read the image ({err.strerror or type(err).__name__})", "invalid_image_url",
                        where) from None
     try:
-        pixels = pixel_values(image, slot.engine.images.image_processor)
+        held = slot.images.prepare(image)
     except (ValueError, OSError, RuntimeError) as err:
         raise ApiError(400, f"{where}: the image processor refused the image ({' '.join(str(err).split())[:200]})",
                        "invalid_image", where) from None
-    return f"image-{uuid.uuid4().hex}", pixels
+    return f"image-{uuid.uuid4().hex}", held
 
 
 def _max_tokens(requested: int | None, limits: ServeLimits, param: str, default: int | None = None) -> int:
@@ -84,9 +84,10 @@ def _max_tokens(requested: int | None, limits: ServeLimits, param: str, default:
     return value
 
 
-def _render(slot: ModelSlot, sample: dict, reserve: int) -> dict:
+def _render(slot: ModelSlot, sample: dict, reserve: int, images: dict) -> dict:
+    """The prompt of `sample`, whose image keys are `images`' (a model family's renderer opens them)."""
     try:
-        with slot.tokenizer_lock:
+        with slot.tokenizer_lock, slot.images.visible(images):
             return slot.engine.renderer.prompt(sample, reserve=reserve)
     except ScituneError as err:
         text = str(err)
@@ -170,15 +171,15 @@ def prepare_chat(slot: ModelSlot, request: ChatRequest, limits: ServeLimits, ima
     _check_text(texts, limits)
     if len(urls) > limits.max_images:
         raise ApiError(413, f"the request has {len(urls)} images, over the limit of {limits.max_images}", "too_many_images", "messages")
-    pixels = dict(load_image(url, slot, limits, image_root, where) for url, where in urls)
+    images = dict(load_image(url, slot, limits, image_root, where) for url, where in urls)
     sample = {"id": request_id("chat"), "conversations": turns}
-    if pixels:
-        sample["image"] = list(pixels)
-    prompt = _render(slot, sample, reserve=max_tokens)
+    if images:
+        sample["image"] = list(images)
+    prompt = _render(slot, sample, max_tokens, images)
     temperature = request.temperature if request.temperature is not None else 0.0
     top_p = request.top_p if request.top_p is not None else 1.0
     logprobs = (request.top_logprobs or 0) if request.logprobs else None
-    return Prepared(slot, EvalItem(sample["id"], "", tuple(pixels)), prompt, pixels, max_tokens, temperature, top_p,
+    return Prepared(slot, EvalItem(sample["id"], "", tuple(images)), prompt, images, max_tokens, temperature, top_p,
                     request.seed, tuple(stop), logprobs, request.frequency_penalty or 0.0, request.presence_penalty or 0.0,
                     _logit_bias(slot, request.logit_bias))
 
@@ -199,18 +200,18 @@ def prepare_classify(slot: ModelSlot, request: ClassifyRequest, limits: ServeLim
     if not question.strip():
         raise ApiError(400, "question: must not be blank", "invalid_question", "question")
     _check_text([question, *labels], limits)
-    key, pixels = load_image(_image_url(request.image), slot, limits, image_root, "image")
+    key, held = load_image(_image_url(request.image), slot, limits, image_root, "image")
     item = EvalItem(request_id("classify"), f"{IMAGE_TOKEN}\n{question}", (key,), tuple(labels))
     # the prompt with the longest label must fit the model's positions
     longest = max(len(label) for label in labels)
-    _render(slot, item.sample(), reserve=longest + 8)
-    return Prepared(slot, item, None, {key: pixels})
+    _render(slot, item.sample(), longest + 8, {key: held})
+    return Prepared(slot, item, None, {key: held})
 
 
 def prepare_caption(slot: ModelSlot, request: CaptionRequest, limits: ServeLimits, image_root: Path | None,
                     question: str) -> Prepared:
     max_tokens = _max_tokens(request.max_tokens, limits, "max_tokens", default=min(CAPTION_TOKENS, limits.max_tokens))
-    key, pixels = load_image(_image_url(request.image), slot, limits, image_root, "image")
+    key, held = load_image(_image_url(request.image), slot, limits, image_root, "image")
     item = EvalItem(request_id("caption"), f"{IMAGE_TOKEN}\n{question}", (key,))
-    prompt = _render(slot, item.sample(), reserve=max_tokens)
-    return Prepared(slot, item, prompt, {key: pixels}, max_tokens)
+    prompt = _render(slot, item.sample(), max_tokens, {key: held})
+    return Prepared(slot, item, prompt, {key: held}, max_tokens)
