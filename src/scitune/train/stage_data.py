@@ -65,12 +65,8 @@ def make_collate(data, processor, llava, images, image_inputs: tuple[str, ...] =
     pad = processor.tokenizer.pad_token_id
     if not data.packing:
         return PaddingCollator(pad, images, image_inputs=image_inputs)
-    from scitune.prompting.packing import PackingCollator, attention_layout
+    from scitune.model.families import family_of
+    from scitune.prompting.packing import make_packing_collator
 
-    implementation = llava.config.text_config._attn_implementation
-    layout = attention_layout(implementation)
-    if implementation == "sdpa":  # per-sample SDPA on the flat row (scitune.model.attention)
-        from scitune.model.attention import use_varlen_attention
-
-        use_varlen_attention(llava)
-    return PackingCollator(pad, images, layout, limit=data.max_length)
+    family = family_of(llava)
+    return make_packing_collator(llava, pad, images, data.max_length, None if family.model_types[0] == "llava" else family)
