@@ -146,11 +146,13 @@ class StageRunner:
             self.processor, max_length=run.data.max_length, image_placement=run.data.image_placement, images=self.images
         )
         family = renderer.family  # None on the LLaVA path
-        if family is not None and run.data.packing:
-            raise ScituneError(
-                f"[{self.name}] data.packing: not exact for the {self.llava.config.model_type} family "
-                "(its image inputs and positions are per sample); set data.packing: false"
-            )
+        if run.data.packing:  # refused, in one line naming the family, where packing is not exact
+            from scitune.prompting.packing import check_packing
+
+            try:
+                check_packing(self.llava.config, run.data.max_length)
+            except ScituneError as err:
+                raise ScituneError(f"[{self.name}] {err}") from None
         self.data = load_stage_data(self.name, run.data, renderer, self.accelerator)
         if self.data.dropped:
             logger.info(f"[{self.name}] dropped at max_length {run.data.max_length}: {self.data.dropped}")
