@@ -198,16 +198,19 @@ class Engine:
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
-    def _score_batch(self, items: Sequence[EvalItem], rendered: Sequence[tuple[list[int], list[list[int]]]]) -> list[list[float]]:
+    def _score_batch(
+        self, items: Sequence[EvalItem], rendered: Sequence[tuple[list[int], list[list[int]]]], max_rows: int | None = None
+    ) -> list[list[float]]:
         """Shared-prefix scoring of several questions: their prompts (with images) run once, as
         one left-padded batch that keeps its KV cache; the last prompt position's log-probabilities
         score each option's first token. The cache rows are then repeated once per option, and
         every option of every question runs as one right-padded batch on top of them (position
         ids continuing after its own prompt), scoring the rest of its tokens. Equal to running
         "prompt + option" in full for each option (tested within 1e-4). Families whose positions
-        or masks depend on the whole sequence run every "prompt + option" in full instead."""
+        or masks depend on the whole sequence run every "prompt + option" in full instead, at
+        most `max_rows` sequences per forward pass (None: all of them in one)."""
         if not self._shared_prefix():
-            return self._score_full(items, rendered)
+            return self._score_full(items, rendered, max_rows)
         prompts = [
             {"id": item.question_id, "input_ids": prompt, "attention_mask": [1] * len(prompt), "images": list(item.images)}
             for item, (prompt, _) in zip(items, rendered)
@@ -250,9 +253,14 @@ class Engine:
             out_scores[q].append(float(value))
         return out_scores
 
-    def _score_full(self, items: Sequence[EvalItem], rendered: Sequence[tuple[list[int], list[list[int]]]]) -> list[list[float]]:
-        """Every "prompt + option" of every question as one left-padded batch: an option of n
-        tokens sits at the end of its row, its tokens scored by the n positions before them."""
+    def _score_full(
+        self, items: Sequence[EvalItem], rendered: Sequence[tuple[list[int], list[list[int]]]], max_rows: int | None = None
+    ) -> list[list[float]]:
+        """Every "prompt + option" of every question, as left-padded batches of at most `max_rows`
+        rows (an option of n tokens sits at the end of its row, its tokens scored by the n
+        positions before them). `choose` passes its batch size: 8 ScienceQA questions are up to
+        40 full sequences, each with its image, and the batch size is what the user sized to the
+        device's memory. A row's score does not depend on the rows beside it."""
         rows, owner = [], []
         for q, (item, (prompt, continuations)) in enumerate(zip(items, rendered)):
             for continuation in continuations:
@@ -261,27 +269,31 @@ class Engine:
                 rows.append(self.renderer.with_token_types(row))
                 owner.append(q)
         options = [c for _, continuations in rendered for c in continuations]
-        batch = self.collate(rows)
-        inputs = self._inputs(batch)
-        longest = max(len(c) for c in options)
-        self.model.eval()
-        with torch.inference_mode():
-            logits = self.model(**inputs, logits_to_keep=longest + 1).logits.float()
-        log_probs = torch.log_softmax(logits[:, :-1], dim=-1)  # kept positions width-longest-1 .. width-2
+        step = max_rows or len(rows)
         out_scores: list[list[float]] = [[] for _ in items]
-        for row, (q, continuation) in enumerate(zip(owner, options)):
-            first = longest - len(continuation)
-            picked = log_probs[row, first + torch.arange(len(continuation))].gather(
-                -1, torch.tensor(continuation, device=log_probs.device).unsqueeze(-1)
-            )
-            out_scores[q].append(float(picked.sum()))
+        self.model.eval()
+        for start in range(0, len(rows), step):
+            inputs = self._inputs(self.collate(rows[start : start + step]))
+            chunk = options[start : start + step]
+            longest = max(len(c) for c in chunk)
+            with torch.inference_mode():
+                logits = self.model(**inputs, logits_to_keep=longest + 1).logits.float()
+            log_probs = torch.log_softmax(logits[:, :-1], dim=-1)  # kept positions width-longest-1 .. width-2
+            for row, (q, continuation) in enumerate(zip(owner[start : start + step], chunk)):
+                first = longest - len(continuation)
+                picked = log_probs[row, first + torch.arange(len(continuation))].gather(
+                    -1, torch.tensor(continuation, device=log_probs.device).unsqueeze(-1)
+                )
+                out_scores[q].append(float(picked.sum()))
         return out_scores
 
     def choose(
         self, items: Sequence[EvalItem], progress: bool = False, batch_size: int = 8
     ) -> list[tuple[int, list[float]]]:
         """(chosen option index, every option's score) for each item, `batch_size` questions at a
-        time (grouped by image count and prompt length; the grouping never changes a score)."""
+        time (grouped by image count and prompt length; the grouping never changes a score). A
+        family scored in full (`_shared_prefix`) runs at most `batch_size` sequences per forward
+        pass, each a question's prompt with one option."""
         if batch_size < 1:
             raise ScituneError(f"batch size must be at least 1, got {batch_size}")
         rendered = [self._render_options(item) for item in items]
@@ -290,7 +302,8 @@ class Engine:
         results: list[tuple[int, list[float]] | None] = [None] * len(items)
         bar = progress_bar(total=len(items), desc="likelihood", unit="item", enabled=progress)
         for chunk in length_batches(order, lengths, batch_size):
-            for index, scores in zip(chunk, self._score_batch([items[i] for i in chunk], [rendered[i] for i in chunk])):
+            scored = self._score_batch([items[i] for i in chunk], [rendered[i] for i in chunk], max_rows=batch_size)
+            for index, scores in zip(chunk, scored):
                 results[index] = (choose_option(scores), scores)
             bar.update(len(chunk))
         bar.close()
