@@ -37,7 +37,7 @@ def register(subparsers) -> None:
         "  scitune serve --model scitune=runs/demo/scitune/instruct/final --model no-align=runs/demo/no-align/instruct/final",
     )
     parser.add_argument("--model", action="append", required=True, metavar="[NAME=]DIR",
-                        help="a checkpoint folder (HF Llava) or LoRA adapter folder, optionally named; repeat for more models")
+                        help="a checkpoint folder (any supported model family) or LoRA adapter folder, optionally named; repeat for more models")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=bounded_int(0, 65535), default=8000, help="port (default 8000)")
     parser.add_argument("--image-root", help="also accept image paths under this folder (and no other); default: data: URLs only")

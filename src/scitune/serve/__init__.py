@@ -1,7 +1,7 @@
 """`scitune serve`: trained checkpoints behind an OpenAI-compatible API and a web page, in one
 process.
 
-- `models`: the checkpoints it holds (HF Llava folders; LoRA adapter folders merged on load);
+- `models`: the checkpoints it holds (checkpoint folders of any model family; LoRA adapter folders merged on load);
 - `limits`: every bound on what a request may carry, and the batching settings;
 - `schemas`: request bodies (OpenAI's chat schema and our figure endpoints), checked strictly;
 - `images`: `data:` URLs and paths under `--image-root` -> pixel values, within the limits;

@@ -1,7 +1,7 @@
 """The checkpoints a server holds, each as one `Engine` under a name.
 
 `--model DIR` or `--model NAME=DIR`; without a name, the model's name is the folder as given
-(as vLLM names a model by its path). A folder is either a standard HF Llava checkpoint (what
+(as vLLM names a model by its path). A folder is either a checkpoint of a model family scitune trains (what
 `scitune train` writes to `<stage>/final`, `scitune model build`, `scitune model merge`) or a
 LoRA adapter folder (`<stage>/adapter`: adapter_config.json + adapter_model.safetensors + the
 processor). An adapter is applied to the base its adapter_config.json names
