@@ -83,3 +83,30 @@ def test_a_checkpoint_whose_template_cannot_mask_labels_gets_its_familys_format(
     marked = save_model(model, processor, tmp_path / "marked")
     _, loaded = build_model(ModelConfig(checkpoint=str(marked), preset=None))
     assert loaded.tokenizer.chat_template == kept
+
+
+def test_image_processor_settings_change_the_image_tokens_and_are_saved(tmp_path):
+    from scitune.model import save_model
+    from scitune.model.processors import load_processor
+
+    figure(5, (64, 64)).save(tmp_path / "f.png")
+    sample = {"id": "s", "image": "f.png", "conversations": [{"from": "human", "value": "<image>\nWhat?"}, {"from": "gpt", "value": "A."}]}
+
+    def image_tokens(processor):
+        renderer = Renderer(processor, images=ImageLoader(processor.image_processor, tmp_path))
+        return renderer.train(sample)["input_ids"].count(processor.tokenizer.convert_tokens_to_ids("<|image_pad|>"))
+
+    model, default = build_model(ModelConfig(preset="tiny-qwen2.5-vl", vocab_size=300))
+    _, capped = build_model(ModelConfig(preset="tiny-qwen2.5-vl", vocab_size=300, image_processor={"max_pixels": 32 * 32}))
+    assert image_tokens(default) == 16 and image_tokens(capped) == 4  # 64x64 -> 8x8 patches, 2x2 merged; capped at 32x32
+    folder = save_model(model, capped, tmp_path / "m")
+    assert image_tokens(load_processor(folder)) == 4
+
+
+def test_image_processor_settings_the_class_does_not_take_are_refused():
+    with pytest.raises(ScituneError, match=r"^model.image_processor: Qwen2VLImageProcessorPil takes no max_tiles \(it takes .*max_pixels"):
+        build_model(ModelConfig(preset="tiny-qwen2.5-vl", vocab_size=300, image_processor={"max_tiles": 4}))
+    with pytest.raises(ScituneError, match=r"^model.image_processor: a LLaVA model's image size is fixed"):
+        build_model(ModelConfig(preset="tiny", vocab_size=300, image_processor={"size": {"height": 64}}))
+    with pytest.raises(ScituneError, match=r"image_processor.size: .*not a number"):
+        ModelConfig(preset="tiny-qwen2.5-vl", image_processor={"size": {"a": {"b": 1}}})

@@ -57,6 +57,8 @@ def _type(annotation: Any) -> str:
         return "one of " + ", ".join(f"`{a}`" for a in args)
     if origin is list:
         return f"list of {_type(args[0])}"
+    if origin is dict:
+        return f"mapping of {_type(args[0])} to values"
     if section_type(annotation) is not None:
         return "mapping"
     return {int: "integer", float: "number", str: "text", bool: "true/false"}.get(annotation, str(annotation))

@@ -52,6 +52,7 @@ def build_model(cfg: ModelConfig, texts: Iterable[str] | None = None):
         template = cfg.chat_template or _template_for_checkpoint(processor, model.config.model_type, cfg.checkpoint)
         if template is not None:
             set_chat_template(processor, template, model.config.model_type)
+        set_image_processor(processor, cfg.image_processor, model.config.model_type)
         return model, processor
     if cfg.preset is not None:
         presets.check_preset(cfg.preset)
@@ -62,7 +63,9 @@ def build_model(cfg: ModelConfig, texts: Iterable[str] | None = None):
             model, processor = build_family_preset(
                 cfg.preset, texts, vocab_size=cfg.vocab_size, chat_template=cfg.chat_template or "plain"
             )
+        set_image_processor(processor, cfg.image_processor, model.config.model_type)
         return model.to(resolve_dtype(cfg.dtype)), processor
+    set_image_processor(None, cfg.image_processor, "llava")  # refused: a LLaVA composition's size is its tower's
     with _seeded(cfg.seed):
         if cfg.preset == "tiny":
             from transformers import CLIPVisionModel, LlamaForCausalLM
@@ -124,6 +127,32 @@ def _template_for_checkpoint(processor, model_type: str, checkpoint: str) -> str
         f"using scitune's {name!r} template (set model.chat_template to choose another)"
     )
     return name
+
+
+# image processor arguments that say how to call it, not how it sees an image
+_CALL_ONLY = {"return_tensors", "device", "data_format", "input_data_format", "disable_grouping"}
+
+
+def set_image_processor(processor, settings: dict, model_type: str) -> None:
+    """Rebuilds the processor's image processor with `settings` (model.image_processor) through its
+    class's own constructor, which maps older keys (Qwen's `max_pixels`) onto its size; the
+    processor saves them, so prediction and serving see images as training did."""
+    if not settings:
+        return
+    if model_type == "llava":
+        raise ScituneError("model.image_processor: a LLaVA model's image size is fixed by its vision tower; these settings are for model families")
+    current = processor.image_processor
+    kind = type(current)
+    accepted = set(getattr(getattr(kind, "valid_kwargs", None), "__annotations__", {})) - _CALL_ONLY
+    unknown = sorted(set(settings) - accepted)
+    if unknown:
+        raise ScituneError(
+            f"model.image_processor: {kind.__name__} takes no {', '.join(unknown)} (it takes {', '.join(sorted(accepted))})"
+        )
+    try:
+        processor.image_processor = kind.from_dict({**current.to_dict(), **settings})
+    except (TypeError, ValueError, KeyError) as err:
+        raise ScituneError(f"model.image_processor: {kind.__name__} refused {settings} ({_first_line(err)})") from None
 
 
 def check_template_tokens(tokenizer, name: str) -> None:
