@@ -301,3 +301,41 @@ def test_a_served_batch_hands_the_model_what_training_gives(family, files, serve
         end = next((i for i, t in enumerate(ids) if t in slot.engine.stop_ids), len(ids))
         texts.append(slot.engine.tokenizer.decode(ids[:end], skip_special_tokens=True).strip())
     assert texts == _alone(family.engine, [_item(str(i), q, image) for i, (q, image) in enumerate(asked)])
+
+
+def test_a_lora_adapter_folder_is_served_as_its_merged_model_predicts(family, files, tmp_path, capsys):
+    """A LoRA stage's adapter folder (peft on the family's language model, its connector saved
+    whole, as `scitune.model.stages.attach_lora` makes it), served merged on load: its greedy
+    answer equals `scitune predict` on the merged folder, and differs from the base's."""
+    from fastapi.testclient import TestClient
+
+    from scitune.config.stage import LoraConfig
+    from scitune.model import load_model, save_model
+    from scitune.model.stages import attach_lora
+    from scitune.serve.app import create_app
+    from scitune.serve.limits import ServeLimits
+    from scitune.serve.models import load_slot
+
+    model, processor = load_model(family.folder)
+    torch.manual_seed(1)
+    peft_model = attach_lora(model, LoraConfig(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    for config in peft_model.peft_config.values():
+        config.base_model_name_or_path = str(family.folder.resolve())
+    adapter = save_model(peft_model, processor, tmp_path / "adapter")
+    merged = save_model(peft_model.merge_and_unload(), processor, tmp_path / "merged")
+
+    slot = load_slot("m", adapter)
+    assert slot.kind == "lora adapter (merged)"
+    question = QUESTIONS[1]
+    with TestClient(create_app({"m": slot}, ServeLimits(max_tokens=16, default_max_tokens=TOKENS, window_ms=0))) as client:
+        response = client.post("/v1/chat/completions", json=_chat(question, _data_url(files.images / "tall.png")))
+    assert response.status_code == 200, response.text
+    served = response.json()["choices"][0]["message"]["content"]
+    assert main(["predict", "--model", str(merged), "--image", str(files.images / "tall.png"),
+                 "--max-new-tokens", str(TOKENS), question]) == 0
+    assert served == capsys.readouterr().out.rstrip("\n").split("\n")[-1]
+    assert served != _alone(family.engine, [_item("0", question, "tall.png")])[0]
