@@ -113,7 +113,10 @@ class StageRunner:
         self.fingerprint = fingerprint(self.run_config, self.plan, self.data.data_sha256, self.trainable_shapes)
         self.restore()
         vision = self.llava.config.vision_config
-        self.patches_per_image = (vision.image_size // vision.patch_size) ** 2 + 1
+        # a fixed-size tower's patches per image; Qwen-VL's vary with each image (no image_size):
+        # its tower is left out of the FLOP estimate
+        image_size = getattr(vision, "image_size", None)
+        self.patches_per_image = (image_size // vision.patch_size) ** 2 + 1 if image_size else 0
         self.sizes = part_sizes(self.model)
 
     def setup_model(self) -> None:
