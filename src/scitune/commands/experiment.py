@@ -56,7 +56,7 @@ def run_ablation(args: argparse.Namespace) -> int:
     from scitune.errors import ScituneError
     from scitune.experiment.grid import MODES, Plan, claim_experiment, parse_list, read_results, run_grid
     from scitune.experiment.report import write_outputs
-    from scitune.experiment.sources import UserData
+    from scitune.experiment.sources import UserData, read_user_data
 
     mode = MODES["quick" if args.quick else "full"]
     user_data = None
@@ -83,6 +83,8 @@ def run_ablation(args: argparse.Namespace) -> int:
         results = read_results(root, plan.cells())
         start = None
     else:
+        if user_data is not None:  # every record checked before the folder is made
+            read_user_data(user_data, plan.data_seed, plan.size.choice_orders)
         root = claim_experiment(Path(args.out), plan)
         start = time.perf_counter()
         results = run_grid(root, plan)

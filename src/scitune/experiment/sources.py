@@ -83,8 +83,9 @@ class UserData:
                 raise ScituneError(f"{flag} {folder}: no such folder")
 
     def inputs(self) -> list[str]:
-        """Every path read (no output may land on or inside one)."""
-        return [p for p in (self.stage1, self.stage2, self.stage2_test, self.stage1_images, self.stage2_images) if p]
+        """Every path read, image folders included (no output may land on or inside one)."""
+        given = [p for p in (self.stage1, self.stage2, self.stage2_test) if p]
+        return given + [str(root) for root in dict.fromkeys(self.image_roots().values())]
 
     def identity(self) -> dict[str, Any]:
         return {"user_data": {k: (str(Path(v).resolve()) if v else None) for k, v in asdict(self).items()}}
@@ -131,10 +132,11 @@ def stage2_test_task(data: UserData):
     return ScienceQATask.from_answer_key(data.stage2_test)
 
 
-def prepare_user_data(data: UserData, out: Path, seed: int, choice_orders: int) -> dict[str, Path]:
-    """Writes align.json, instruct.json and test_scienceqa.json into `out` (image paths relative
-    to `data.image_roots()`), each checked first; returns them by name."""
-    from scitune.data.sample import read_samples, write_samples
+def read_user_data(data: UserData, seed: int, choice_orders: int) -> dict[str, list[dict]]:
+    """The stage-1, stage-2 and test samples (align, instruct, test_scienceqa; image paths
+    relative to `data.image_roots()`), each checked as training would check them: a bad record or
+    a missing image is one line naming the file and the records."""
+    from scitune.data.sample import read_samples
     from scitune.data.scicap import build_instructions, read_scicap
     from scitune.data.scienceqa import build_scienceqa_samples, read_problems
 
@@ -151,12 +153,17 @@ def prepare_user_data(data: UserData, out: Path, seed: int, choice_orders: int) 
         instruct, where2 = read_samples(data.stage2), data.stage2
     task = stage2_test_task(data)
     where3 = f"{data.stage2} (test split)" if data.stage2_is_scienceqa else str(data.stage2_test)
+    return {"align": _checked(align, where1, roots["align"]), "instruct": _checked(instruct, where2, roots["instruct"]),
+            "test_scienceqa": _checked(task.samples, where3, roots["test"])}
+
+
+def prepare_user_data(data: UserData, out: Path, seed: int, choice_orders: int) -> dict[str, Path]:
+    """Writes `read_user_data`'s samples into `out` as align.json, instruct.json and
+    test_scienceqa.json; returns them by name."""
+    from scitune.data.sample import write_samples
+
     out.mkdir(parents=True, exist_ok=True)
-    return {
-        "align": write_samples(_checked(align, where1, roots["align"]), out / "align.json"),
-        "instruct": write_samples(_checked(instruct, where2, roots["instruct"]), out / "instruct.json"),
-        "test_scienceqa": write_samples(_checked(task.samples, where3, roots["test"]), out / "test_scienceqa.json"),
-    }
+    return {name: write_samples(samples, out / f"{name}.json") for name, samples in read_user_data(data, seed, choice_orders).items()}
 
 
 def training_texts(files: dict[str, Path]) -> list[str]:
