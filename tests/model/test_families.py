@@ -1,5 +1,6 @@
-"""Model families as data (scitune.model.families): per family, one align step changes exactly the
-connector's tensors, one instruct step exactly the connector's and the language model's, LoRA
+"""Model families as data (scitune.model.families): per family (LLaVA's tiny preset included), one
+align step changes exactly the connector's tensors, one instruct step exactly the connector's and
+the language model's, LoRA
 adapters sit under the language model only; other model types are refused in one line.
 
 The tiny models are the families' real classes (scitune.model.family_presets); the inputs are
@@ -22,8 +23,12 @@ from tests.model.helpers import figure
 
 FAMILY_TYPES = [t for t in ("llava_onevision", "idefics3", "smolvlm", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "gemma3") if t in supported_model_types()]
 
+# the step tests run today's LLaVA composition too (the tiny preset, its MLP projector)
+STEP_TYPES = ["llava", *FAMILY_TYPES]
+
 # Written out here (not read from the table under test): where each family keeps its parts.
 CONNECTOR = {
+    "llava": ("model.multi_modal_projector.",),
     "llava_onevision": ("model.multi_modal_projector.", "model.image_newline"),
     "idefics3": ("model.connector.",),
     "smolvlm": ("model.connector.",),
@@ -33,6 +38,7 @@ CONNECTOR = {
     "gemma3": ("model.multi_modal_projector.",),
 }
 VISION = {
+    "llava": "model.vision_tower.",
     "llava_onevision": "model.vision_tower.",
     "idefics3": "model.vision_model.",
     "smolvlm": "model.vision_model.",
@@ -90,20 +96,32 @@ def _step(model, batch) -> set[str]:
     return {n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach())}
 
 
-@pytest.mark.parametrize("model_type", FAMILY_TYPES)
-def test_align_step_changes_exactly_the_connector(model_type):
+def _model_and_batch(model_type: str):
+    """A tiny model of the family (LLaVA: the tiny preset with an MLP projector, whose tensors all
+    train) and one image conversation for it."""
+    if model_type == "llava":
+        from tests.model.helpers import batch
+
+        model, processor = build_model(ModelConfig(preset="tiny", projector="mlp2x_gelu", seed=0))
+        return model, dict(batch(processor, n=1))
     model, tokenizer = _tiny(model_type)
+    return model, _inputs(model_type, model, tokenizer)
+
+
+@pytest.mark.parametrize("model_type", STEP_TYPES)
+def test_align_step_changes_exactly_the_connector(model_type):
+    model, batch = _model_and_batch(model_type)
     apply_stage(model, StageConfig(name="align"))
-    changed = _step(model, _inputs(model_type, model, tokenizer))
+    changed = _step(model, batch)
     connector = {n for n, _ in model.named_parameters() if _is(n, CONNECTOR[model_type])}
     assert connector and changed == connector
 
 
-@pytest.mark.parametrize("model_type", FAMILY_TYPES)
+@pytest.mark.parametrize("model_type", STEP_TYPES)
 def test_instruct_step_changes_exactly_the_connector_and_the_language_model(model_type):
-    model, tokenizer = _tiny(model_type)
+    model, batch = _model_and_batch(model_type)
     apply_stage(model, StageConfig(name="instruct"))
-    changed = _step(model, _inputs(model_type, model, tokenizer))
+    changed = _step(model, batch)
     names = [n for n, _ in model.named_parameters()]
     expected = {n for n in names if _is(n, CONNECTOR[model_type]) or not n.startswith(VISION[model_type])}
     assert any(n.startswith(VISION[model_type]) for n in set(names) - expected)  # the tower is there, frozen
