@@ -140,3 +140,62 @@ def test_every_model_preset_is_accepted_and_another_refused_with_the_list(tmp_pa
     err = capsys.readouterr().err.strip()
     assert err == f"scitune: error: --presets: 'tiny-llava' is not a model preset; expected some of {', '.join(PRESETS)}"
     assert not (tmp_path / "x").exists()
+
+
+def _recipe(path, data, preset="tiny", init_from="projector", stage2=None):
+    instruct = stage2 or data["stage2"]
+    path.write_text(yaml.safe_dump({
+        "model": {"preset": preset, "vocab_size": 512},
+        "stages": {
+            "align": {"data": {"train": str(data["stage1"]), "images": str(data["stage1"].parent), "max_length": 128},
+                      "epochs": 1, "batch_size": 8, "lr": 1.0e-3},
+            "instruct": {"init_from": init_from, "data": {"train": str(instruct), "images": str(data["stage1"].parent),
+                                                          "max_length": 128}, "epochs": 1, "batch_size": 6, "lr": 3.0e-4},
+        },
+        "run": {"out": "runs/unused"},
+    }))
+    return path
+
+
+@pytest.mark.slow
+def test_a_recipe_runs_as_written_with_and_without_its_stage1(tmp_path, capsys):
+    files = write_user_data(tmp_path / "mine", train=24, test=8)
+    recipe = _recipe(tmp_path / "small.yaml", files)
+    root = tmp_path / "ablation"
+    assert main(["--quiet", "experiment", "ablation", "--out", str(root), "--recipes", str(recipe), "--stage2-test",
+                 str(files["test"]), "--seeds", "3", "--fractions", "0.5", "--resamples", "50"]) == 0
+    test_ids = {s["id"] for s in json.loads(files["test"].read_text())}
+    for arm in ("with-stage1", "without-stage1"):
+        folder = root / "cells" / "small" / "seed3" / "frac0.5" / arm
+        run = yaml.safe_load((folder / "run" / "config.yaml").read_text())
+        stages = {s["stage"]["name"]: s for s in run["stages"]}
+        assert run["model"]["preset"] == "tiny" and run["model"]["seed"] == 3 and run["run"]["seed"] == 3
+        assert stages["instruct"]["lr"] == 3.0e-4 and stages["instruct"]["batch_size"] == 6  # the recipe's own settings
+        assert stages["instruct"]["data"]["train"] == str(root / "data" / "instruct-0.5.json")
+        if arm == "with-stage1":
+            assert stages["align"]["data"]["train"] == str(files["stage1"]) and stages["instruct"]["init_from"] == "projector"
+        else:
+            assert set(stages) == {"instruct"} and stages["instruct"]["init_from"] is None
+        assert set(json.loads((folder / "result.json").read_text())["outcomes"]["scienceqa"]) == test_ids
+    assert "small | 0.5 | ScienceQA accuracy" in capsys.readouterr().out
+
+
+def test_bad_recipes_are_one_line(tmp_path, capsys):
+    files = write_user_data(tmp_path / "mine", train=6, test=3)
+    other = tmp_path / "mine" / "other.json"
+    other.write_text(files["stage2"].read_text())
+    good = _recipe(tmp_path / "a.yaml", files)
+    cases = [
+        (["--recipes", str(_recipe(tmp_path / "b.yaml", files, init_from=None)), "--stage2-test", str(files["test"])],
+         f"recipe {tmp_path / 'b.yaml'}: its instruct stage does not start from stage 1"),
+        (["--recipes", f"{good},{_recipe(tmp_path / 'c.yaml', files, stage2=other)}", "--stage2-test", str(files["test"])],
+         f"--recipes: {tmp_path / 'c.yaml'} trains on other data than {good}"),
+        (["--recipes", str(good)], "--recipes: give --stage2-test"),
+        (["--recipes", str(good), "--presets", "tiny", "--stage2-test", str(files["test"])], "--recipes: the recipes give the model"),
+        (["--recipes", str(tmp_path / "none.yaml"), "--stage2-test", str(files["test"])], "none.yaml'"),
+    ]
+    for args, message in cases:
+        assert main(["experiment", "ablation", "--out", str(tmp_path / "x"), *args]) != 0
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "x").exists()

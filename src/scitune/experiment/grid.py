@@ -77,9 +77,14 @@ class Plan:
     data_seed: int = 0
     corpus: str | None = None  # an existing corpus folder (the built-in layout); None: build one
     user_data: UserData | None = None  # the user's own stage-1 and stage-2 data instead of a corpus
+    recipes: tuple[str, ...] = ()  # recipes instead of presets (`presets` then holds their labels)
 
     def __post_init__(self) -> None:
-        for preset in self.presets:
+        from scitune.experiment.sources import recipe_label
+
+        if self.recipes and (self.presets != tuple(map(recipe_label, self.recipes)) or self.user_data is None):
+            raise ScituneError("a grid of recipes names each by its file (presets) and takes its data from them (user_data)")
+        for preset in () if self.recipes else self.presets:
             if preset not in PRESETS:
                 raise ScituneError(f"--presets: {preset!r} is not a model preset; expected some of {', '.join(PRESETS)}")
         if self.corpus is not None and self.user_data is not None:
@@ -97,11 +102,13 @@ class Plan:
     def identity(self) -> dict[str, Any]:
         """What must match for a folder to be resumed (the grid's axes may grow)."""
         found = {"size": asdict(self.size), "data_seed": self.data_seed, "corpus": self.corpus}
+        if self.recipes:
+            found["recipes"] = sorted(str(Path(r).resolve()) for r in self.recipes)
         return found if self.user_data is None else found | self.user_data.identity()
 
     def inputs(self) -> list[str | None]:
         """The folders and files the grid reads (its output may not land on or inside one)."""
-        return [self.corpus, *(self.user_data.inputs() if self.user_data else [])]
+        return [self.corpus, *self.recipes, *(self.user_data.inputs() if self.user_data else [])]
 
 
 def parse_list(text: str, kind: Callable[[str], Any], flag: str) -> tuple:
@@ -234,22 +241,42 @@ def prepare_base(root: Path, plan: Plan, preset: str, seed: int, data: Prepared)
     return folder / "model"
 
 
-def run_cell(root: Path, plan: Plan, cell: Cell, base: Path, data: Prepared) -> dict[str, Any]:
-    """Trains the cell's model with the demo's recipe and evaluates it as the demo does."""
+def cell_recipe(root: Path, plan: Plan, cell: Cell, base: Path | None, data: Prepared):
+    """The cell's recipe: the demo's on the base model, or (`plan.recipes`) the user's recipe as
+    written; either way the seed's, on the fraction's stage-2 subset, and without the align stage
+    in the without-stage-1 arm (stage 2 then starts from the fresh base)."""
+    from scitune import demo
+    from scitune.config import load_recipe
+
+    folder = cell.folder(root)
+    subset = root / "data" / f"instruct-{cell.fraction:g}.json"
+    if plan.recipes:
+        path = plan.recipes[plan.presets.index(cell.preset)]
+        recipe = load_recipe(path, [f"run.out={folder / 'run'}", f"run.seed={cell.seed}", f"model.seed={cell.seed}",
+                                    "run.save_every=0", f"instruct.data.train={subset}"])
+        if not cell.with_align:
+            recipe.stages = [recipe.stages[1]]
+            recipe.stages[0].init_from = None
+        return recipe
+    recipe = demo.stage_recipe(base, data.images["align"], {**data.files, "instruct": subset}, folder / "run", plan.size,
+                               cell.seed, with_align=cell.with_align)
+    for stage in recipe.stages:  # each stage's images (one corpus folder for the built-in data)
+        stage.data.images = str(data.images[stage.stage.name])
+        if cell.preset in FAMILY_PRESETS:  # padding swaps in a Llava image processor, which a family's model cannot use
+            stage.data.pad_to_square = False
+    return recipe
+
+
+def run_cell(root: Path, plan: Plan, cell: Cell, base: Path | None, data: Prepared) -> dict[str, Any]:
+    """Trains the cell's model and evaluates it as the demo does (on the user's own data: on
+    their stage-2 test)."""
     from scitune import demo
     from scitune.experiment.sources import evaluate_user
     from scitune.train.run import run_recipe
 
     folder = _fresh(cell.folder(root))
     start = time.perf_counter()
-    stage_files = {**data.files, "instruct": root / "data" / f"instruct-{cell.fraction:g}.json"}
-    recipe = demo.stage_recipe(base, data.images["align"], stage_files, folder / "run", plan.size, cell.seed,
-                               with_align=cell.with_align)
-    for stage in recipe.stages:  # each stage's images (one corpus folder for the built-in data)
-        stage.data.images = str(data.images[stage.stage.name])
-        if cell.preset in FAMILY_PRESETS:  # padding swaps in a Llava image processor, which a family's model cannot use
-            stage.data.pad_to_square = False
-    run_recipe(recipe, overwrite=True)
+    run_recipe(cell_recipe(root, plan, cell, base, data), overwrite=True)
     final = folder / "run" / "instruct" / "final"
     if data.corpus is not None:
         evaluated = demo.evaluate(final, data.corpus, data.files, folder / "eval", plan.size)
@@ -288,6 +315,8 @@ def run_grid(
 
         def runner(cell: Cell) -> dict[str, Any]:
             key = (cell.preset, cell.seed)
+            if plan.recipes:  # the recipe's own model section builds the model
+                return run_cell(root, plan, cell, None, data)
             if key not in bases:
                 bases[key] = prepare_base(root, plan, cell.preset, cell.seed, data)
             return run_cell(root, plan, cell, bases[key], data)

@@ -121,6 +121,7 @@ def write_outputs(root: Path, plan: Plan, results: Mapping[Cell, Mapping[str, An
                  f"{', '.join(f'{f:g}' for f in plan.fractions)}" + ("" if plan.user_data else f"; {plan.size.figures} figures")
                  + f"; data seed {plan.data_seed}"
                  + (f"; corpus {plan.corpus}" if plan.corpus else "")
+                 + (f"; recipes {', '.join(plan.recipes)}" if plan.recipes else "")
                  + (f"; stage-1 data {plan.user_data.stage1}, stage-2 data {plan.user_data.stage2}" if plan.user_data else "")
                  + f"; report written at scitune commit {_commit() or 'unknown'}")
     write_json(root / "summary.json", {"plan": plan.identity() | {"presets": plan.presets, "seeds": plan.seeds,

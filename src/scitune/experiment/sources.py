@@ -215,3 +215,43 @@ def evaluate_user(checkpoint: Path, data: UserData, files: dict[str, Path], out:
     write_json(out / "metrics.json", metrics)
     write_json(out / "outcomes.json", outcomes)
     return {"metrics": metrics, "outcomes": outcomes}
+
+
+def recipe_label(path: str) -> str:
+    """How a recipe is named in the grid (cells/<label>/...) and the table: its file name's stem."""
+    return Path(path).stem
+
+
+def recipes_data(paths: tuple[str, ...], stage2_test: str | None, stage2_images: str | None = None) -> UserData:
+    """The data of `--recipes`: each recipe's align stage gives the stage-1 data, its instruct stage
+    (which must start from stage 1: `init_from`) the stage-2 data; every recipe must name the same
+    data, since the grid compares them on one test (`stage2_test`, an answer key whose images lie
+    under `stage2_images`, default the instruct stage's image folder)."""
+    from scitune.config import load_recipe
+
+    found = {}
+    for path in paths:
+        recipe = load_recipe(path)
+        stages = {s.stage.name: s for s in recipe.stages}
+        if set(stages) != {"align", "instruct"} or recipe.stages[0].stage.name != "align":
+            raise ScituneError(f"recipe {path}: the ablation needs an align stage then an instruct stage, "
+                               f"it has {', '.join(stages)}")
+        if stages["instruct"].init_from is None:
+            raise ScituneError(f"recipe {path}: its instruct stage does not start from stage 1 (set instruct.init_from: "
+                               "projector or model), so there is nothing to ablate")
+        for name, stage in stages.items():
+            if not stage.data.train:
+                raise ScituneError(f"recipe {path}: {name}.data.train names no file")
+        found[path] = (stages["align"].data.train, stages["align"].data.images or None,
+                       stages["instruct"].data.train, stages["instruct"].data.images or None)
+    if len({recipe_label(p) for p in paths}) != len(paths):
+        raise ScituneError(f"--recipes: two recipes share a file name ({', '.join(paths)}); the grid names cells by it")
+    first, *others = paths
+    for other in others:
+        if found[other] != found[first]:
+            raise ScituneError(f"--recipes: {other} trains on other data than {first}; the ablation compares recipes on one "
+                               "set of stage-1 and stage-2 data")
+    if not stage2_test:
+        raise ScituneError("--recipes: give --stage2-test, the answer key the cells are scored on")
+    align, align_images, instruct, instruct_images = found[first]
+    return UserData(align, instruct, stage2_test, align_images, stage2_images or instruct_images)
