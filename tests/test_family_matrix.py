@@ -196,7 +196,9 @@ def served(family):
     from scitune.serve.models import load_slot
 
     slot = load_slot("m", family.folder)
-    limits = ServeLimits(max_tokens=16, default_max_tokens=TOKENS, window_ms=0, timeout_s=60)
+    # max_batch 2: the five figure-type labels of a classify request, scored in full (Qwen-VL,
+    # Gemma 3), run two at a time
+    limits = ServeLimits(max_tokens=16, default_max_tokens=TOKENS, max_batch=2, window_ms=0, timeout_s=60)
     with TestClient(create_app({"m": slot}, limits)) as client:
         yield SimpleNamespace(client=client, slot=slot)
 
@@ -235,8 +237,17 @@ def test_served_figure_endpoints_answer_as_the_engine_does(family, files, served
     from scitune.data.instructions import CAPTION, FIGURE_TYPE
 
     url = _data_url(files.images / "tall.png")
-    classified = served.client.post("/v1/figures/classify", json={"model": "m", "image": url})
+    rows = []
+    model = served.slot.engine.model
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: rows.append(kwargs["input_ids"].shape[0]),
+                                           with_kwargs=True)
+    try:
+        classified = served.client.post("/v1/figures/classify", json={"model": "m", "image": url})
+    finally:
+        hook.remove()
     assert classified.status_code == 200, classified.text
+    if not served.slot.engine._shared_prefix():  # every "prompt + label" in full, at most max_batch a pass
+        assert max(rows) == 2 and sum(rows) == len(FIGURE_TYPES)
     labels = classified.json()["labels"]
     expected = family.engine.score_options(_item("c", FIGURE_TYPE[0], "tall.png", FIGURE_TYPES))
     assert [label["label"] for label in labels] == list(FIGURE_TYPES)

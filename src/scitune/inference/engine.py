@@ -176,9 +176,10 @@ class Engine:
             )
         return output[:, batch["input_ids"].shape[1] :]
 
-    def score_options(self, item: EvalItem) -> list[float]:
-        """Summed log-probability of each option's continuation after the prompt (see `choose`)."""
-        return self._score_batch([item], [self._render_options(item)])[0]
+    def score_options(self, item: EvalItem, max_rows: int | None = None) -> list[float]:
+        """Summed log-probability of each option's continuation after the prompt (see `choose`);
+        a family scored in full runs at most `max_rows` options per forward pass (None: all)."""
+        return self._score_batch([item], [self._render_options(item)], max_rows)[0]
 
     def _render_options(self, item: EvalItem) -> tuple[list[int], list[list[int]]]:
         if not item.options:

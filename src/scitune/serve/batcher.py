@@ -7,7 +7,8 @@ the same decoding (greedy; or sampling at the same temperature and top_p), up to
 oldest first, and only while the batch's longest prompt plus its largest `max_tokens` fits the
 model's positions. A sampled request with a seed runs alone, after `torch.manual_seed(seed)`,
 so the same seed gives the same answer. Option scoring (figure classification) runs one request
-at a time, as `Engine.score_options` batches a request's options itself.
+at a time, as `Engine.score_options` batches a request's options itself (a family scored in
+full, Qwen-VL or Gemma 3, at most `max_batch` options per forward pass).
 
 Greedy answers do not depend on the batch: rows are left-padded with position ids that start at
 each row's first token (`Engine.generate_batch`, the path `Engine.generate` takes), and each row
@@ -216,7 +217,7 @@ class Batcher:
         p = job.prepared
         p.slot.images.hold(p.images)
         try:
-            scores = p.slot.engine.score_options(p.item)
+            scores = p.slot.engine.score_options(p.item, max_rows=self.limits.max_batch)
         finally:
             p.slot.images.release(p.images)
         job.send("done", Result(scores=scores))
