@@ -24,6 +24,7 @@ def register(subparsers) -> None:
         "scitune experiment ablation --quick --out runs/ablation-quick   (about 10 minutes on 2 cores)\n"
         "  scitune experiment ablation --out runs/ablation --seeds 0,1,2 --fractions 0.1,0.3,1\n"
         "  scitune experiment ablation --quick --out runs/mine --stage1 my-scicap --stage2 my-scienceqa\n"
+        "  scitune experiment ablation --out runs/sizes --recipes a.yaml,b.yaml --stage2-test sqa_test.json\n"
         "  (rerun the same command to continue a stopped grid; done cells are kept)",
     )
     ablation.add_argument("--out", required=True, help="the experiment folder (a rerun resumes it)")
