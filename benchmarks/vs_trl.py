@@ -3,17 +3,22 @@ ScienceQA data (the built-in corpus' training problems), the same batch, steps, 
 learning-rate schedule, fp32, on whatever device torch finds.
 
     pip install -e .[bench]      # TRL (see pyproject.toml: it must not change torch or transformers)
-    python benchmarks/vs_trl.py [--presets tiny,smollm2-135m] [--formats CQM-A,QCM-LEPA]
+    python benchmarks/vs_trl.py [--presets tiny,smollm2-135m,tiny-qwen2.5-vl] [--formats CQM-A,QCM-LEPA]
                                 [--steps 30] [--batch 16] [--pairs 3] [--threads N]
                                 [--json benchmarks/results/vs_trl.json]
 
+Presets: `tiny` and `smollm2-135m` are LLaVA compositions; `tiny-qwen2.5-vl` is the tiny
+Qwen2.5-VL (scitune.model.family_presets: the family's real model and processor classes, random
+weights), whose packed batches carry each sample's own 3-D M-RoPE positions.
+
 What each side runs:
 - scitune: `scitune.train.run.run_recipe` on a one-stage instruct recipe (`model.checkpoint`:
-  the shared checkpoint; projector + LLM trained, vision tower frozen), feature cache off, once
+  the shared checkpoint; connector + LLM trained, vision tower frozen), feature cache off, once
   with `data.packing: false` and once with `true`.
 - TRL: `SFTTrainer` with its vision-language data format (`messages` + `images`, the images as
   PIL images), `assistant_only_loss=True` (our chat templates carry `{% generation %}` marks),
-  `packing=False` (TRL refuses packing with images), the vision tower frozen by hand, the same
+  `packing=False` (TRL refuses packing with images), the vision tower frozen by hand (the
+  parameters scitune's parts table puts in it: Qwen's merger, inside `visual`, trains), the same
   AdamW, rate, warmup and cosine decay, no checkpoints until the end.
 Both save the final model, train exactly one epoch over the same `batch x steps` samples, and
 count tokens the same way (non-padding tokens of the model's input, image tokens included).
@@ -48,11 +53,11 @@ from worker import run_worker  # benchmarks/worker.py (the script's folder is on
 
 STARTED = time.perf_counter()  # a worker's end-to-end time counts from here: its imports are part of it
 HERE = Path(__file__).resolve().parent
-PRESETS = ("tiny", "smollm2-135m")
+PRESETS = ("tiny", "smollm2-135m", "tiny-qwen2.5-vl")
 FORMATS = ("CQM-A", "QCM-LEPA")
 LR = 2e-5
 WARMUP_RATIO = 0.03
-MAX_LENGTH = 1024  # both presets' context; longer samples are left out of the data (never truncated)
+MAX_LENGTH = 1024  # every preset's context; longer samples are left out of the data (never truncated)
 
 
 def log(message: str) -> None:
@@ -112,13 +117,14 @@ def trl_example(sample: dict, images: Path) -> dict:
 
 def check_same_tokens(checkpoint: Path, samples: list[dict], images: Path) -> dict:
     """Per sample, TRL's collator and scitune's renderer: equal input and supervised token counts."""
-    from transformers import AutoProcessor
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-    from scitune.prompting import Renderer
+    from scitune.model.processors import load_processor
+    from scitune.prompting import ImageLoader, Renderer
 
-    processor = AutoProcessor.from_pretrained(checkpoint)
-    renderer = Renderer(processor, max_length=MAX_LENGTH)
+    processor = load_processor(checkpoint)
+    # a family's renderer opens the images (their token count depends on their size)
+    renderer = Renderer(processor, max_length=MAX_LENGTH, images=ImageLoader(processor.image_processor, images))
     collator = DataCollatorForVisionLanguageModeling(processor=processor, max_length=MAX_LENGTH, assistant_only_loss=True)
     mismatched = []
     supervised = tokens = 0
@@ -181,15 +187,20 @@ def run_scitune(spec: dict) -> dict:
 def run_trl(spec: dict) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
+    from transformers import AutoModelForImageTextToText, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     from scitune.data.sample import read_samples
+    from scitune.model.parts import part_of
+    from scitune.model.processors import load_processor
 
     start = STARTED
     model = AutoModelForImageTextToText.from_pretrained(spec["checkpoint"], dtype=torch.float32)
-    processor = AutoProcessor.from_pretrained(spec["checkpoint"])
-    model.model.vision_tower.requires_grad_(False)
+    # AutoProcessor, or without torchvision the family's images-only processor (same ids, pixels)
+    processor = load_processor(spec["checkpoint"])
+    for name, param in model.named_parameters():
+        if part_of(name) == "vision_tower":
+            param.requires_grad_(False)
     images = Path(spec["images"])
     records = [trl_example(s, images) for s in read_samples(spec["train"])]
     dataset = Dataset.from_list(records)
@@ -270,7 +281,7 @@ def rates(result: dict, warmup: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--presets", default="tiny,smollm2-135m")
+    parser.add_argument("--presets", default="tiny,smollm2-135m,tiny-qwen2.5-vl")
     parser.add_argument("--formats", default=",".join(FORMATS))
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps per run (one epoch of batch x steps samples)")
     parser.add_argument("--batch", type=int, default=16)
@@ -297,7 +308,7 @@ def main(argv=None) -> int:
         raise SystemExit("TRL is not installed: pip install -e .[bench]") from None
 
     from scitune.data.sample import write_samples
-    from scitune.prompting import Renderer
+    from scitune.prompting import ImageLoader, Renderer
 
     need = args.steps * args.batch
     rows = []
@@ -308,9 +319,10 @@ def main(argv=None) -> int:
         for preset in presets:
             texts = [t["value"] for fmt in formats for s in samples_for(problems, fmt) for t in s["conversations"]]
             checkpoint = build_checkpoint(preset, workdir, texts)
-            from transformers import AutoProcessor
+            from scitune.model.processors import load_processor
 
-            renderer = Renderer(AutoProcessor.from_pretrained(checkpoint), max_length=None)
+            processor = load_processor(checkpoint)
+            renderer = Renderer(processor, max_length=None, images=ImageLoader(processor.image_processor, images))
             for fmt in formats:
                 fitting = [s for s in samples_for(problems, fmt) if len(renderer.train(s)["input_ids"]) <= MAX_LENGTH]
                 if len(fitting) < need:
