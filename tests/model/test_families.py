@@ -1,7 +1,7 @@
 """Model families as data (scitune.model.families): per family (LLaVA's tiny preset included), one
 align step changes exactly the connector's tensors, one instruct step exactly the connector's and
-the language model's, LoRA
-adapters sit under the language model only; other model types are refused in one line.
+the language model's, LoRA adapters sit under the language model only; other model types are
+refused in one line.
 
 The tiny models are the families' real classes (scitune.model.family_presets); the inputs are
 built here from each family's own image processor, with the image-token count each model expects,

@@ -183,7 +183,9 @@ def apply_fsdp2(model, layer_classes: tuple[str, ...] | None = None, mixed_preci
     """Shards `model` with torch's `fully_shard`: each decoder layer of the language model
     (`layer_classes`, or by default the layers the families table locates), then the whole model
     (which holds the vision tower, connector and embeddings, so that every process gathers them
-    on every forward, with or without images in its batch). Needs an initialised process group."""
+    on every forward, with or without images in its batch). The vision blocks are not units of
+    their own, with `tune_vision` either: a process whose micro-batch has no image does not run
+    them, and a unit's all-gather must run on every process. Needs an initialised process group."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     policy = MixedPrecisionPolicy()
