@@ -1,6 +1,7 @@
 """Experiments over many ordinary scitune runs: `scitune experiment ablation` asks whether stage 1
 (alignment) helps stage 2, over seeds and stage-2 data fractions, with intervals and a plot.
 
-grid.py: the cells and their resumable run; outcomes.py: per-item results of one evaluated
+grid.py: the cells and their resumable run; sources.py: the user's own stage-1 and stage-2 data
+and recipes; outcomes.py: per-item results of one evaluated
 model; stats.py: intervals and paired tests; report.py: the table, the verdicts, the plot, HTML.
 """

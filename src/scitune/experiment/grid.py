@@ -1,14 +1,15 @@
 """The ablation grid: cells (preset x seed x stage-2 data fraction x with/without stage 1), each
 an ordinary scitune run of the demo's recipe on the demo's data (or the user's own stage-1 and
-stage-2 data, `scitune.experiment.sources`), evaluated as the demo does.
+stage-2 data, `scitune.experiment.sources`), evaluated as the demo does; or, with recipes in
+place of presets, each recipe as written on its own data, scored on the user's stage-2 test.
 
 Layout of the experiment folder (resumable: a cell is done when its `result.json` exists, which
 is written last and atomically; a rerun skips done cells and starts unfinished ones over):
 
-    plan.json                        what the folder is for (size, data seed, corpus)
-    corpus/                          the built-in corpus (not with --corpus or --stage1/--stage2)
+    plan.json                        what the folder is for (size, data seed, corpus or own data, recipes)
+    corpus/                          the built-in corpus (not with --corpus, --stage1/--stage2 or --recipes)
     data/                            instruction files; instruct-<fraction>.json stage-2 subsets
-    bases/<preset>/seed<k>/          the base model both arms of a seed start from
+    bases/<preset>/seed<k>/          the base model both arms of a seed start from (not for recipes)
     cells/<preset>/seed<k>/frac<f>/<arm>/run|eval|result.json
 
 The fractions' subsets are nested (the 10% subset lies inside the 30% one) and the same for
