@@ -110,3 +110,30 @@ def test_image_processor_settings_the_class_does_not_take_are_refused():
         build_model(ModelConfig(preset="tiny", vocab_size=300, image_processor={"size": {"height": 64}}))
     with pytest.raises(ScituneError, match=r"image_processor.size: .*not a number"):
         ModelConfig(preset="tiny-qwen2.5-vl", image_processor={"size": {"a": {"b": 1}}})
+
+
+def test_a_template_without_generation_blocks_is_masked_by_its_prefixes(tmp_path):
+    """A hub checkpoint's own template (no {% generation %}): predict, eval and serve use it as it
+    is; the answer's tokens are found between the renderings of the turns before and through it."""
+    from scitune.inference.engine import Engine
+    from scitune.inference.items import EvalItem
+    from scitune.prompting.render import LabelMaskError
+
+    figure(2, (40, 40)).save(tmp_path / "f.png")
+    model, processor = build_model(ModelConfig(preset="tiny-gemma3", vocab_size=300, chat_template="gemma"))
+    processor.tokenizer.chat_template = processor.chat_template = NATIVE_GEMMA
+    no_image = {**SAMPLE, "image": None, "conversations": [{**SAMPLE["conversations"][0], "value": "What is shown?"}, *SAMPLE["conversations"][1:]]}
+    no_image.pop("image")
+    renderer = Renderer(processor, images=ImageLoader(processor.image_processor, tmp_path))
+    assert not renderer.marks_turns
+    item = renderer.train(no_image)
+    supervised = [t for t in item["labels"] if t != IGNORE_INDEX]
+    assert processor.tokenizer.decode(supervised, skip_special_tokens=False).replace(" ", "") == "Abarchart.<end_of_turn>Three.<end_of_turn>"
+    engine = Engine(model, processor, image_root=tmp_path)
+    assert processor.tokenizer.convert_tokens_to_ids("<end_of_turn>") in engine.stop_ids
+    scores = engine.score_options(EvalItem(question_id="q", prompt="Which?", options=("A", "Bar Chart")))
+    assert len(scores) == 2 and all(s < 0 for s in scores)
+    # a template whose prefixes render differently from the whole cannot be masked this way
+    processor.tokenizer.chat_template = NATIVE_GEMMA.replace("{% if add_generation_prompt %}<start_of_turn>model\n", "{% if add_generation_prompt %}<start_of_turn>model:\n")
+    with pytest.raises(LabelMaskError, match=r"no \{% generation %\} blocks and its renderings"):
+        Renderer(processor).train(no_image)

@@ -15,6 +15,15 @@ would otherwise train on "Three" after a space that generation never produced).
 
 from __future__ import annotations
 
+import re
+
+_GENERATION_BLOCK = re.compile(r"{%-?\s*generation\s*-?%}")
+
+
+def marks_assistant_turns(template: str | None) -> bool:
+    """Whether a Jinja chat template wraps assistant turns in `{% generation %}` blocks."""
+    return isinstance(template, str) and _GENERATION_BLOCK.search(template) is not None
+
 _RENDER = (
     "{%- macro render(content) -%}"
     "{%- if content is string -%}{{ content }}"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch
 
 import scitune.model.presets as presets
 from scitune.config import ModelConfig
-from scitune.data.chat_templates import CHAT_TEMPLATES, TEMPLATE_TOKENS
+from scitune.data.chat_templates import CHAT_TEMPLATES, TEMPLATE_TOKENS, marks_assistant_turns
 from scitune.errors import ScituneError
 from scitune.model.checkpoint import load_model
 from scitune.model.files import check_config_sizes, require_safetensors, resolve_dtype
@@ -119,7 +118,7 @@ def _template_for_checkpoint(processor, model_type: str, checkpoint: str) -> str
     from scitune.model.families import check_family
 
     own = getattr(processor.tokenizer, "chat_template", None) or getattr(processor, "chat_template", None)
-    if isinstance(own, str) and re.search(r"{%-?\s*generation\s*-?%}", own):
+    if marks_assistant_turns(own):
         return None
     name = check_family(model_type, f"checkpoint {checkpoint!r}").chat_template or _default_template(processor.tokenizer)
     logger.info(

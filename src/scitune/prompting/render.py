@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from scitune.data.chat_templates import CHAT_TEMPLATES
+from scitune.data.chat_templates import CHAT_TEMPLATES, marks_assistant_turns
 from scitune.data.sample import IMAGE_TOKEN, ROLES, image_paths
 from scitune.errors import ScituneError
 from scitune.model.families import family_of_processor
@@ -221,6 +221,9 @@ class Renderer:
         self.processor = processor
         self.tokenizer = processor.tokenizer if hasattr(processor, "image_processor") else processor
         self.template = resolve_template(self.tokenizer, chat_template)
+        # a checkpoint's own template often has no {% generation %} blocks: its assistant spans
+        # are then found by rendering each turn's prefix (`_masks_from_prefixes`)
+        self.marks_turns = marks_assistant_turns(self.template)
         self.max_length = max_length
         self.image_placement = image_placement
         self.images = images
@@ -285,17 +288,55 @@ class Renderer:
             chat_template=self.template,
             tokenize=True,
             return_dict=True,
-            return_assistant_tokens_mask=not prompt_only,
+            return_assistant_tokens_mask=not prompt_only and self.marks_turns,
             add_generation_prompt=prompt_only,
         )
         ids = list(out["input_ids"])
-        mask = list(out["assistant_masks"]) if not prompt_only else [0] * len(ids)
+        if prompt_only:
+            mask = [0] * len(ids)
+        elif self.marks_turns:
+            mask = list(out["assistant_masks"])
+        else:
+            mask = self._masks_from_prefixes(str(sample_id), messages, ids)
         found = ids.count(self.image_id)
         if found != n_images:
             raise ScituneError(
                 f"sample {sample_id!r}: the template rendered {found} {IMAGE_TOKEN} token(s) for {n_images} image(s)"
             )
         return ids, mask
+
+    def _masks_from_prefixes(self, sample_id: str, messages: list[dict[str, str]], ids: list[int]) -> list[int]:
+        """The assistant mask of a template without {% generation %} blocks: an assistant turn's
+        tokens are those between the conversation before it (with the generation prompt) and the
+        conversation up to it, through its last special token (the turn's end marker; a newline
+        after it is not the answer). Each rendering must be a prefix of the whole one."""
+
+        def tokens(turns, generation_prompt):
+            return list(self.tokenizer.apply_chat_template(
+                turns, chat_template=self.template, tokenize=True, return_dict=True, add_generation_prompt=generation_prompt
+            )["input_ids"])
+
+        special = set(self.tokenizer.all_special_ids)
+        special.update(i for i, t in self.tokenizer.added_tokens_decoder.items() if t.special)
+        mask = [0] * len(ids)
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            before, through = tokens(messages[:i], True), tokens(messages[: i + 1], False)
+            if ids[: len(before)] != before or ids[: len(through)] != through or len(through) <= len(before):
+                raise LabelMaskError(
+                    f"sample {sample_id!r}: the chat template has no {{% generation %}} blocks and its renderings of the "
+                    "conversation's prefixes are not prefixes of the whole; set model.chat_template to one of scitune's"
+                )
+            closers = [k for k in range(len(before), len(through)) if ids[k] in special]
+            if not closers:  # nothing would teach the model to stop
+                raise LabelMaskError(
+                    f"sample {sample_id!r}: the chat template has no {{% generation %}} blocks and ends an assistant turn "
+                    "with no special token; set model.chat_template to one of scitune's"
+                )
+            end = closers[-1] + 1
+            mask[len(before): end] = [1] * (end - len(before))
+        return mask
 
     def train(self, sample: dict[str, Any]) -> dict[str, Any]:
         """Raises `DroppedSample` when the image span or the first target does not fit
