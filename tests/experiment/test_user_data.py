@@ -77,6 +77,14 @@ def _no_options(files):
     return _args(files), str(files["test"]), "lists no options"
 
 
+def _text_only_stage1(files):
+    samples = [{k: v for k, v in s.items() if k != "image"} for s in json.loads(files["stage1"].read_text())]
+    for s in samples:
+        s["conversations"][0]["value"] = "Describe a figure."
+    files["stage1"].write_text(json.dumps(samples))
+    return _args(files), str(files["stage1"]), "no sample has an image"
+
+
 def _no_test(files):
     return ["--stage1", str(files["stage1"]), "--stage2", str(files["stage2"])], f"--stage2 {files['stage2']}", "needs --stage2-test"
 
@@ -97,7 +105,7 @@ def _output_inside(files):
     return _args(files), str(files["stage1"].parent), "inside"
 
 
-@pytest.mark.parametrize("case", [_bad_record, _no_options, _no_test, _missing, _not_scicap, _one_side, _output_inside])
+@pytest.mark.parametrize("case", [_bad_record, _no_options, _text_only_stage1, _no_test, _missing, _not_scicap, _one_side, _output_inside])
 def test_bad_own_data_is_one_line_before_any_folder(tmp_path, capsys, case):
     files = write_user_data(tmp_path / "mine", train=24, test=6)
     args, names, reason = case(files)

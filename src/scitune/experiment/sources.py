@@ -151,6 +151,8 @@ def read_user_data(data: UserData, seed: int, choice_orders: int) -> dict[str, l
         where2 = f"{data.stage2} (train split)"
     else:
         instruct, where2 = read_samples(data.stage2), data.stage2
+    if not any(sample.get("image") for sample in align):
+        raise ScituneError(f"{where1}: no sample has an image; stage 1 aligns images with text")
     task = stage2_test_task(data)
     where3 = f"{data.stage2} (test split)" if data.stage2_is_scienceqa else str(data.stage2_test)
     return {"align": _checked(align, where1, roots["align"]), "instruct": _checked(instruct, where2, roots["instruct"]),
