@@ -349,4 +349,8 @@ def test_a_lora_adapter_folder_is_served_as_its_merged_model_predicts(family, fi
     assert main(["predict", "--model", str(merged), "--image", str(files.images / "tall.png"),
                  "--max-new-tokens", str(TOKENS), question]) == 0
     assert served == capsys.readouterr().out.rstrip("\n").split("\n")[-1]
+    # predict (and eval) take the adapter folder as serve does
+    assert main(["predict", "--model", str(adapter), "--image", str(files.images / "tall.png"),
+                 "--max-new-tokens", str(TOKENS), question]) == 0
+    assert served == capsys.readouterr().out.rstrip("\n").split("\n")[-1]
     assert served != _alone(family.engine, [_item("0", question, "tall.png")])[0]

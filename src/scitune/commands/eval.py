@@ -92,9 +92,9 @@ def _run(task, args, modes: list[str]) -> None:
     from scitune.eval.registry import print_failures
     from scitune.eval.runner import run_task
     from scitune.inference import Engine
-    from scitune.model import load_model
+    from scitune.model.folders import load_for_inference
 
-    model, processor = load_model(args.model, dtype=args.dtype, device=args.device)
+    model, processor, _ = load_for_inference(args.model, dtype=args.dtype, device=args.device)
     engine = Engine(model, processor, image_root=args.images, image_placement=args.image_placement)
     for run in run_task(task, engine, modes, args.out, args.batch_size, args.max_new_tokens, progress=True):
         print(task.summary(run.result, run.mode))

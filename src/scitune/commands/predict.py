@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         'scitune predict --model runs/instruct/final --image figure.png "What type of figure is this?"',
     )
     parser.add_argument("question", nargs="?", help="the question (one prediction)")
-    parser.add_argument("--model", required=True, help="checkpoint folder of any supported model family (LLaVA, LLaVA-OneVision, Idefics3/SmolVLM, Qwen-VL, Gemma 3)")
+    parser.add_argument("--model", required=True, help="checkpoint folder of any supported model family (LLaVA, LLaVA-OneVision, Idefics3/SmolVLM, Qwen-VL, Gemma 3), or a LoRA adapter folder (merged onto its base)")
     parser.add_argument("--image", help="image file for the question")
     parser.add_argument(
         "--batch",
@@ -76,7 +76,7 @@ def read_batch(path: str) -> list:
 def run(args: argparse.Namespace) -> int:
     from scitune.inference import Engine, EvalItem
     from scitune.eval.predictions import write_predictions
-    from scitune.model import load_model
+    from scitune.model.folders import load_for_inference
 
     if (args.question is None) == (args.batch is None):
         raise ScituneError('give either a question ("...") or --batch FILE.jsonl')
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         from scitune.io.outputs import claim_output
 
         claim_output(args.out, inputs=[args.batch, args.images, args.model], overwrite=args.overwrite, kind="file")
-    model, processor = load_model(args.model, dtype=args.dtype, device=args.device)
+    model, processor, _ = load_for_inference(args.model, dtype=args.dtype, device=args.device)
     engine = Engine(model, processor, image_root=image_root, image_placement=args.image_placement)
     texts = engine.generate(items, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, progress=bool(args.batch))
     if not args.batch:

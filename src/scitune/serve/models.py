@@ -3,11 +3,8 @@
 `--model DIR` or `--model NAME=DIR`; without a name, the model's name is the folder as given
 (as vLLM names a model by its path). A folder is either a checkpoint of a model family scitune trains (what
 `scitune train` writes to `<stage>/final`, `scitune model build`, `scitune model merge`) or a
-LoRA adapter folder (`<stage>/adapter`: adapter_config.json + adapter_model.safetensors + the
-processor). An adapter is applied to the base its adapter_config.json names
-(`base_model_name_or_path`, which `scitune train` records as the base folder's absolute path)
-and merged on load, so serving it costs what serving the merged model costs; its processor is
-the adapter folder's own (the one training saved), else the base's.
+LoRA adapter folder (`<stage>/adapter`), merged onto its base on load
+(`scitune.model.folders.load_for_inference`, as `predict` and `eval` load it).
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scitune.errors import ScituneError
-from scitune.io import read
 
 log = logging.getLogger(__name__)
 
@@ -72,38 +68,11 @@ def parse_model_specs(specs: list[str]) -> list[tuple[str, Path]]:
     return out
 
 
-def _adapter_base(folder: Path) -> Path:
-    config = read.read_json(folder / "adapter_config.json", max_bytes=read.MAX_CONFIG_BYTES, what="adapter config")
-    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
-    if not isinstance(base, str) or not base:
-        raise ScituneError(f"LoRA adapter {str(folder)!r}: adapter_config.json names no base model folder")
-    base_path = Path(base) if Path(base).is_absolute() else (folder / base)
-    if not (base_path / "config.json").is_file():
-        raise ScituneError(
-            f"LoRA adapter {str(folder)!r}: its base {base!r} is not a model folder here "
-            "(merge it with `scitune model merge --base DIR --adapter DIR --out DIR` and serve the result)"
-        )
-    return base_path
-
-
 def load_weights(folder: Path, dtype: str = "float32", device: str = "cpu"):
     """(model, processor, kind) for a checkpoint folder or a LoRA adapter folder (merged)."""
-    from scitune.model import load_model
-    from scitune.model.checkpoint import check_adapter, load_lora, merge_lora
+    from scitune.model.folders import load_for_inference
 
-    if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
-        check_adapter(folder)
-        model, processor = load_model(_adapter_base(folder), dtype=dtype, device=device)
-        model = merge_lora(load_lora(model, folder))
-        if (folder / "tokenizer_config.json").is_file() and any(
-            (folder / name).is_file() for name in ("processor_config.json", "preprocessor_config.json")
-        ):
-            from scitune.model.processors import load_processor
-
-            processor = load_processor(folder, "LoRA adapter")
-        return model, processor, "lora adapter (merged)"
-    model, processor = load_model(folder, dtype=dtype, device=device)
-    return model, processor, "checkpoint"
+    return load_for_inference(folder, dtype=dtype, device=device)
 
 
 def load_slot(name: str, folder: Path, dtype: str = "float32", device: str = "cpu", image_placement: str = "front") -> ModelSlot:

@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--pairs", help='the SciCap authors\' layout: {"hypo": [...], "gold": [...]}')
     source.add_argument("--predictions", help="predictions JSONL (`question_id`, `text`), with --references")
-    source.add_argument("--model", help="checkpoint directory to run on --data")
+    source.add_argument("--model", help="checkpoint folder (any supported model family) or LoRA adapter folder to run on --data")
     parser.add_argument("--references", help="with --predictions: LLaVA records, id -> caption(s) JSON, or JSONL")
     parser.add_argument("--data", help="with --model: LLaVA conversation file whose answers are the captions")
     parser.add_argument(

@@ -10,7 +10,7 @@ from scitune.eval.registry import TaskCLI, report_scored, require
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="predictions JSONL (`question_id`, `text`)")
-    source.add_argument("--model", help="checkpoint directory to run on --data")
+    source.add_argument("--model", help="checkpoint folder (any supported model family) or LoRA adapter folder to run on --data")
     parser.add_argument("--references", help="with --predictions: id -> label (JSON object, JSONL or LLaVA records)")
     parser.add_argument("--data", help="with --model: LLaVA conversation file whose answers are the figure types")
     parser.add_argument("--labels", help="comma-separated label set (default: the labels of the references)")

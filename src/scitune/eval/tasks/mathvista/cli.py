@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--problems", required=True, help="MathVista problems, e.g. testmini.json (pid -> record)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="the authors' output .json (with `extraction`) or our predictions .jsonl")
-    source.add_argument("--model", help="checkpoint directory to run on the problems (--images: their image folder)")
+    source.add_argument("--model", help="checkpoint folder (any supported model family) or LoRA adapter folder to run on the problems (--images: their image folder)")
     parser.add_argument(
         "--extraction",
         default="auto",

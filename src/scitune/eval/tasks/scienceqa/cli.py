@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="CQM-A", help="prompt format with --problems and --model (default CQM-A)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="predictions JSONL (ours, LLaVA's) or ScienceQA results JSON")
-    source.add_argument("--model", help="checkpoint folder (any supported model family) to run")
+    source.add_argument("--model", help="checkpoint folder (any supported model family) or LoRA adapter folder to run")
     parser.add_argument(
         "--source",
         default="auto",
