@@ -50,6 +50,8 @@ def register(subparsers) -> None:
     limits.add_argument("--window-ms", type=_nonnegative_float, default=10.0,
                         help="how long a request waits for others to share its batch (default 10 ms)")
     limits.add_argument("--max-queue", type=positive_int, default=64, help="waiting requests; one more gets 429 (default 64)")
+    limits.add_argument("--max-queued-image-mb", type=_positive_float, default=1024.0,
+                        help="memory the waiting requests' images may hold; a request that would go over it gets 429 (default 1024 MiB)")
     limits.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds a request may take; then 504 (default 120)")
     limits.add_argument("--header-timeout", type=_positive_float, default=10.0,
                         help="seconds a connection has to send a request's headers; then 408 (default 10)")
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         window_ms=args.window_ms,
         max_queue=args.max_queue,
+        max_queued_image_bytes=int(args.max_queued_image_mb * 1024**2),
         timeout_s=args.timeout,
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout,

@@ -43,6 +43,17 @@ class QueueFull(Exception):
     pass
 
 
+def held_bytes(prepared: Prepared) -> int:
+    """What a request's held images take in memory: pixel tensors, or decoded images (PIL)."""
+    total = 0
+    for value in prepared.images.values():
+        if isinstance(value, torch.Tensor):
+            total += value.numel() * value.element_size()
+        else:
+            total += value.width * value.height * len(value.getbands())
+    return total
+
+
 class Closed(Exception):
     pass
 
@@ -116,6 +127,10 @@ class Batcher:
                 raise Closed("the server is shutting down" if self._closed else "the model thread has stopped")
             if len(self._pending) >= self.limits.max_queue:
                 raise QueueFull(f"{len(self._pending)} requests are waiting, the most this server queues")
+            waiting = sum(held_bytes(j.prepared) for j in self._pending)
+            if self._pending and waiting + held_bytes(job.prepared) > self.limits.max_queued_image_bytes:
+                raise QueueFull(f"the waiting requests' images hold {waiting} bytes; this one's would go over the server's "
+                                f"{self.limits.max_queued_image_bytes}")
             self._pending.append(job)
             self._cond.notify_all()
 

@@ -25,6 +25,9 @@ class ServeLimits:
     max_batch: int = 8  # requests in one batched generation
     window_ms: float = 10.0  # how long the first request of a batch waits for others
     max_queue: int = 64  # requests waiting; one more is answered 429
+    # what the waiting requests' images hold in memory (decoded images for a model family, pixel
+    # values for LLaVA); a request that would go over it is answered 429 (one request alone always fits)
+    max_queued_image_bytes: int = 1024**3
     timeout_s: float = 120.0  # a request's whole time (waiting + running) before it is answered 504
     header_timeout_s: float = 10.0  # from a connection's opening (or the start of its next request) to that request's whole headers; then 408
     body_timeout_s: float = 30.0  # from a request's headers to the last byte of its body; then 408
@@ -33,7 +36,7 @@ class ServeLimits:
     def __post_init__(self):
         for name in ("max_body_bytes", "max_image_bytes", "max_image_pixels", "max_images", "max_messages",
                      "max_text_chars", "max_tokens", "default_max_tokens", "max_stop_chars", "max_labels",
-                     "max_label_chars", "max_batch", "max_queue", "max_header_bytes"):
+                     "max_label_chars", "max_batch", "max_queue", "max_queued_image_bytes", "max_header_bytes"):
             if getattr(self, name) < 1:
                 raise ScituneError(f"serve limits: {name} must be at least 1, got {getattr(self, name)}")
         if self.max_stop < 0 or self.window_ms < 0 or self.timeout_s <= 0:
