@@ -206,3 +206,27 @@ def test_packed_training_equals_unpacked_and_resumes_exactly(tmp_path, dataset):
     wc = load_file(str(tmp_path / "stopped" / "instruct" / "final" / "model.safetensors"))
     assert all(torch.equal(wb[k], wc[k]) for k in wb)
     assert _losses(tmp_path / "stopped") == _losses(tmp_path / "packed")
+
+
+def test_varlen_attention_reads_sample_starts_from_position_ids():
+    """Without cu_seq_lens_q (the families' packed rows), the per-sample attention finds the
+    samples where the 1-D positions restart at 0: the same output as with the boundaries given,
+    different from one causal sequence over the row; a sample longer than a sliding window is
+    refused, not silently attended past the window."""
+    from types import SimpleNamespace
+
+    from scitune.model.attention import varlen_sdpa
+
+    torch.manual_seed(0)
+    sizes = [5, 3, 7]
+    q, k, v = (torch.randn(1, 2, sum(sizes), 8) for _ in range(3))
+    positions = torch.cat([torch.arange(n) for n in sizes]).unsqueeze(0)
+    bounds = torch.tensor([0, 5, 8, 15], dtype=torch.int32)
+    module = SimpleNamespace(num_key_value_groups=1)
+    given, _ = varlen_sdpa(module, q, k, v, None, cu_seq_lens_q=bounds)
+    found, _ = varlen_sdpa(module, q, k, v, None, position_ids=positions)
+    whole, _ = varlen_sdpa(module, q, k, v, None, position_ids=torch.arange(15).unsqueeze(0))
+    assert torch.equal(found, given)
+    assert not torch.allclose(whole, given)
+    with pytest.raises(ValueError, match="longer than the sliding window"):
+        varlen_sdpa(SimpleNamespace(num_key_value_groups=1, sliding_window=6), q, k, v, None, position_ids=positions)

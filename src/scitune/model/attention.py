@@ -43,7 +43,7 @@ def varlen_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
         # need the mask this implementation never asks transformers to build
         long_query = query.shape[2] > 1
         if attention_mask is not None or (long_query and (query.shape[0] > 1 or query.shape[2] != key.shape[2])):
-            raise ValueError(f"{VARLEN} attention needs cu_seq_lens_q (a packed row) or one unpadded sequence")
+            raise ValueError(f"{VARLEN} attention needs cu_seq_lens_q or position ids restarting per sample (a packed row), or one unpadded sequence")
         out = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling, is_causal=long_query)
         return out.transpose(1, 2).contiguous(), None
     if query.shape[0] != 1 or query.shape[2] != key.shape[2]:
