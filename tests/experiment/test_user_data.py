@@ -117,6 +117,23 @@ def test_bad_own_data_is_one_line_before_any_folder(tmp_path, capsys, case):
     assert not out.exists()
 
 
+def test_test_images_in_a_folder_of_their_own(tmp_path):
+    """As `scitune data scienceqa` writes them, training and test images lie under different
+    folders (images/train, images/test): --stage2-test-images names the test's."""
+    files = write_user_data(tmp_path / "mine", train=6, test=4)
+    elsewhere = tmp_path / "test-images"
+    for sample in json.loads(files["test"].read_text()):
+        (elsewhere / sample["image"]).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "mine" / sample["image"]).rename(elsewhere / sample["image"])
+    data = UserData(str(files["stage1"]), str(files["stage2"]), str(files["test"]))
+    with pytest.raises(ScituneError, match=f"^{files['test']}: 4 bad record"):
+        read_user_data(data, seed=0, choice_orders=1)
+    moved = UserData(str(files["stage1"]), str(files["stage2"]), str(files["test"]), stage2_test_images=str(elsewhere))
+    moved.check()
+    assert len(read_user_data(moved, seed=0, choice_orders=1)["test_scienceqa"]) == 4
+    assert moved.image_roots()["test"] == elsewhere and str(elsewhere) in moved.inputs()
+
+
 def test_folders_in_scicap_and_scienceqa_layouts(tmp_path):
     """A SciCap folder gives "describe" instructions on its figures, a ScienceQA folder its train
     split to train on and its test split to score, each image path under its own image folder."""
@@ -138,7 +155,7 @@ def test_folders_in_scicap_and_scienceqa_layouts(tmp_path):
         images = [s["image"] for s in samples[name] if s.get("image")]
         assert images and all((roots[root] / image).is_file() for image in images)
     assert any(problems[pid].get("image") for pid in splits["test"])
-    with pytest.raises(ScituneError, match="--stage2-test/--stage2-images: only with a conversation file"):
+    with pytest.raises(ScituneError, match="--stage2-test/--stage2-images/--stage2-test-images: only with a conversation file"):
         UserData(str(corpus / "scicap"), str(corpus / "scienceqa"), stage2_test=str(corpus / "manifest.json")).check()
 
 

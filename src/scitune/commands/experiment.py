@@ -45,9 +45,9 @@ def register(subparsers) -> None:
                           "pid_splits.json, images/; its test split is the test) or LLaVA conversations with --stage2-test")
     ablation.add_argument("--stage2-test", help="with a --stage2 conversation file or --recipes: the test, an answer key with "
                           "lettered options (as scitune eval scienceqa --answer-key reads)")
-    ablation.add_argument("--stage2-images", help="with a --stage2 conversation file: the image folder of it and of --stage2-test "
-                          "(default: the --stage2 file's folder); with --recipes: of --stage2-test (default: the "
-                          "instruct stage's images)")
+    ablation.add_argument("--stage2-images", help="with a --stage2 conversation file: its image folder (default: the file's folder)")
+    ablation.add_argument("--stage2-test-images", help="the image folder of --stage2-test (default: the stage-2 training images' "
+                          "folder: --stage2-images, or with --recipes the instruct stage's images)")
     ablation.add_argument("--data-seed", type=int, default=0, help="corpus, instruction files and subsets (default 0)")
     ablation.add_argument("--resamples", type=positive_int, default=2000, help="paired bootstrap resamples (default 2000)")
     ablation.add_argument("--report-only", action="store_true",
@@ -65,19 +65,21 @@ def run_ablation(args: argparse.Namespace) -> int:
     mode = MODES["quick" if args.quick else "full"]
     user_data, recipes = None, ()
     if args.recipes:
-        if args.presets or args.corpus or args.stage1 or args.stage2 or args.stage1_images:
+        if args.presets or args.corpus or args.stage1 or args.stage2 or args.stage1_images or args.stage2_images:
             raise ScituneError("--recipes: the recipes give the model and the data; leave out --presets, --corpus, --stage1, "
-                               "--stage1-images and --stage2")
+                               "--stage1-images, --stage2 and --stage2-images")
         recipes = parse_list(args.recipes, str, "--recipes")
-        user_data = recipes_data(recipes, args.stage2_test, args.stage2_images)
+        user_data = recipes_data(recipes, args.stage2_test, args.stage2_test_images)
         user_data.check()
     elif args.stage1 or args.stage2:
         if not (args.stage1 and args.stage2):
             raise ScituneError("--stage1 and --stage2 go together: give both (or neither, for the built-in corpus or --corpus)")
-        user_data = UserData(args.stage1, args.stage2, args.stage2_test, args.stage1_images, args.stage2_images)
+        user_data = UserData(args.stage1, args.stage2, args.stage2_test, args.stage1_images, args.stage2_images,
+                             args.stage2_test_images)
         user_data.check()
-    elif args.stage1_images or args.stage2_images or args.stage2_test:
-        raise ScituneError("--stage1-images/--stage2-images/--stage2-test: only with --stage1 and --stage2")
+    elif args.stage1_images or args.stage2_images or args.stage2_test or args.stage2_test_images:
+        raise ScituneError("--stage1-images/--stage2-images/--stage2-test/--stage2-test-images: only with --stage1 and --stage2 "
+                           "(or --recipes)")
     plan = Plan(
         presets=tuple(map(recipe_label, recipes)) or parse_list(args.presets or "tiny", str, "--presets"),
         seeds=parse_list(args.seeds, int, "--seeds") if args.seeds else mode["seeds"],

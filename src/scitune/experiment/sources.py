@@ -10,10 +10,11 @@ Stage 1 (alignment), `--stage1`:
 Stage 2 (instruction tuning), `--stage2`:
   - a ScienceQA release folder (`problems.json` + `pid_splits.json`, `images/<split>/`): its train
     split trains (in the mode's option orders), its test split is the test;
-  - or a LLaVA conversation file, what `instruct.data.train` takes, with `--stage2-test`: an answer
-    key as `scitune eval scienceqa --answer-key` reads it (multiple-choice prompts with lettered
-    options, the answer's letter in the gpt turn); both files' images under `--stage2-images`
-    (default: the `--stage2` file's folder).
+  - or a LLaVA conversation file, what `instruct.data.train` takes, its images under
+    `--stage2-images` (default: the file's folder), with `--stage2-test`: an answer key as
+    `scitune eval scienceqa --answer-key` reads it (multiple-choice prompts with lettered options,
+    the answer's letter in the gpt turn), its images under `--stage2-test-images` (default: the
+    stage-2 training images' folder).
 
 Stage 2 trains on the stage-2 data alone, and the test is ScienceQA (overall and IMG); figure
 type and captions are scored on the built-in corpus only (its stage 2 holds figure questions).
@@ -39,6 +40,7 @@ class UserData:
     stage2_test: str | None = None
     stage1_images: str | None = None
     stage2_images: str | None = None
+    stage2_test_images: str | None = None
 
     @property
     def stage1_is_scicap(self) -> bool:
@@ -67,9 +69,9 @@ class UserData:
             if not (Path(self.stage2) / "problems.json").is_file():
                 raise ScituneError(f"{self.stage2}: not a ScienceQA folder (no problems.json); give the release folder, or a "
                                    "LLaVA conversation file with --stage2-test")
-            if self.stage2_test or self.stage2_images:
-                raise ScituneError("--stage2-test/--stage2-images: only with a conversation file as --stage2 "
-                                   "(a ScienceQA folder's test split and images/ are used)")
+            if self.stage2_test or self.stage2_images or self.stage2_test_images:
+                raise ScituneError("--stage2-test/--stage2-images/--stage2-test-images: only with a conversation file as "
+                                   "--stage2 (a ScienceQA folder's test split and images/ are used)")
         else:
             _sample_file("--stage2", self.stage2)
             if not self.stage2_test:
@@ -78,7 +80,8 @@ class UserData:
             if not Path(self.stage2_test).is_file():
                 raise ScituneError(f"--stage2-test {self.stage2_test}: no such file")
             _sample_file("--stage2-test", self.stage2_test)
-        for flag, folder in (("--stage1-images", self.stage1_images), ("--stage2-images", self.stage2_images)):
+        for flag, folder in (("--stage1-images", self.stage1_images), ("--stage2-images", self.stage2_images),
+                             ("--stage2-test-images", self.stage2_test_images)):
             if folder and not Path(folder).is_dir():
                 raise ScituneError(f"{flag} {folder}: no such folder")
 
@@ -99,7 +102,8 @@ class UserData:
         if self.stage2_is_scienceqa:
             instruct, test = Path(self.stage2) / "images" / "train", Path(self.stage2) / "images" / "test"
         else:
-            instruct = test = Path(self.stage2_images) if self.stage2_images else Path(self.stage2).parent
+            instruct = Path(self.stage2_images) if self.stage2_images else Path(self.stage2).parent
+            test = Path(self.stage2_test_images) if self.stage2_test_images else instruct
         return {"align": align, "instruct": instruct, "test": test}
 
 
@@ -224,11 +228,11 @@ def recipe_label(path: str) -> str:
     return Path(path).stem
 
 
-def recipes_data(paths: tuple[str, ...], stage2_test: str | None, stage2_images: str | None = None) -> UserData:
+def recipes_data(paths: tuple[str, ...], stage2_test: str | None, stage2_test_images: str | None = None) -> UserData:
     """The data of `--recipes`: each recipe's align stage gives the stage-1 data, its instruct stage
     (which must start from stage 1: `init_from`) the stage-2 data; every recipe must name the same
     data, since the grid compares them on one test (`stage2_test`, an answer key whose images lie
-    under `stage2_images`, default the instruct stage's image folder)."""
+    under `stage2_test_images`, default the instruct stage's image folder)."""
     from scitune.config import load_recipe
 
     found = {}
@@ -256,4 +260,4 @@ def recipes_data(paths: tuple[str, ...], stage2_test: str | None, stage2_images:
     if not stage2_test:
         raise ScituneError("--recipes: give --stage2-test, the answer key the cells are scored on")
     align, align_images, instruct, instruct_images = found[first]
-    return UserData(align, instruct, stage2_test, align_images, stage2_images or instruct_images)
+    return UserData(align, instruct, stage2_test, align_images, instruct_images, stage2_test_images)
