@@ -48,9 +48,10 @@ PRESETS = ["tiny", *(p for p, t in FAMILY_PRESETS.items() if t in supported_mode
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_the_fsdp2_units_are_exactly_the_language_models_decoder_layers(preset):
-    from scitune.config import ModelConfig
-    from scitune.model import build_model
+    from scitune.config import LoraConfig, ModelConfig, StageConfig
+    from scitune.model import apply_stage, build_model
     from scitune.train.distributed import language_model_layers
+    from scitune.train.features import TrainingModule
 
     model = build_model(ModelConfig(preset=preset, vocab_size=300))[0]
     layer_class, prefix = DECODER_LAYERS[preset]
@@ -60,6 +61,9 @@ def test_the_fsdp2_units_are_exactly_the_language_models_decoder_layers(preset):
     expected = [n for n, m in model.named_modules() if type(m).__name__ == layer_class]
     assert unit_names == expected and len(units) == model.config.get_text_config().num_hidden_layers
     assert all(n.startswith(prefix) for n in unit_names)
+    # as the training loop applies it: to the training wrapper of the stage's (LoRA) model
+    peft_model = apply_stage(model, StageConfig(name="instruct", lora=True, lora_config=LoraConfig(r=4, alpha=8)))
+    assert [id(u) for u in language_model_layers(TrainingModule(peft_model))] == [id(u) for u in units]
 
 
 def _recipe(path: Path, train: Path, images: Path, out: Path, batch: int, **run) -> Path:
