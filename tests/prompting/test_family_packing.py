@@ -18,7 +18,7 @@ from scitune.errors import ScituneError
 from scitune.model import build_model
 from scitune.model.families import family_of
 from scitune.prompting import ImageLoader, PaddingCollator, Renderer, model_inputs
-from scitune.prompting.packing import PackingCollator, check_packing, make_packing_collator
+from scitune.prompting.packing import PackingCollator, attention_layout, check_packing, make_packing_collator
 from scitune.train.features import TrainingModule
 from scitune.train.loop import supervised_tokens
 from tests.model.helpers import figure
@@ -177,6 +177,10 @@ def test_gemma3_packing_is_refused_past_its_sliding_window():
     assert "\n" not in str(err.value)
     with pytest.raises(ScituneError, match="longer than the sliding window"):
         PackingCollator(0, layout="bool", window=4)([{"id": "x", "input_ids": [1] * 5, "labels": [1] * 5}])
+    # its two-way image spans need a 4-D mask: flash attention's flat rows are refused
+    assert attention_layout("sdpa", image_blocks=True) == "bool" and attention_layout("eager", image_blocks=True) == "float"
+    with pytest.raises(ScituneError, match="flash_attention_2.*Gemma 3's two-way image attention needs a 4-D mask"):
+        attention_layout("flash_attention_2", image_blocks=True)
 
 
 def test_every_family_builds_its_packing_collator(family):

@@ -34,7 +34,8 @@ Model families (scitune.model.families) pack the same way, each with what its sa
   see only the last `sliding_window` tokens. Packing is exact only when no sample is longer than
   the window (then the window never cuts inside a sample); its rows get a 4-D mask whose blocks
   are causal plus each image's span both ways (`image_blocks`). transformers' own packed mask
-  is not used for it: its sliding mask indexes the image spans by the in-sample positions.
+  (5.25) is not used for it: its sliding mask looks the image spans up at the in-sample
+  positions (`remap_positions_for_packed_sequence` wraps the image overlay too), not the row's.
 - the families' flat rows carry no `cu_seq_lens`: their vision towers take the model's keyword
   arguments too, and would read the text's sample boundaries as their own; the attention of
   scitune.model.attention (and flash attention) finds them from the restarting position ids.
@@ -71,8 +72,9 @@ def attention_layout(implementation: str | None, image_blocks: bool = False) -> 
     name = implementation or "eager"
     if name not in MASKS or (image_blocks and name not in ("sdpa", VARLEN, "eager")):
         supported = ("sdpa", "eager") if image_blocks else MASKS
+        why = " (Gemma 3's two-way image attention needs a 4-D mask)" if image_blocks else ""
         raise ScituneError(
-            f"data.packing: attention implementation {name!r} is not supported with packing; "
+            f"data.packing: attention implementation {name!r} is not supported with packing{why}; "
             f"use one of {', '.join(supported)}"
         )
     if image_blocks:
@@ -250,6 +252,8 @@ class PackingCollator:
         positions = torch.zeros((len(rows), width), dtype=torch.long)
         segments = torch.zeros((len(rows), width), dtype=torch.long)
         token_keys = [k for k in TOKEN_TYPE_INPUTS if k in items[0]]
+        if self.image_blocks and not token_keys:
+            raise ValueError("image_blocks needs the items' token types (1 on image feature tokens)")
         token_types = {k: torch.zeros((len(rows), width), dtype=torch.long) for k in token_keys}
         blocks = torch.full((len(rows), width), -1, dtype=torch.long) if self.image_blocks else None
         ids, paths, placed = [], [], []
