@@ -1,11 +1,14 @@
-"""Checkpoints: standard Hugging Face Llava directories, projector-only files, LoRA adapters.
+"""Checkpoints: standard Hugging Face model folders of the model families (LLaVA, LLaVA-OneVision,
+Idefics3/SmolVLM, Qwen2/2.5/3-VL, Gemma 3), projector-only files, LoRA adapters.
 
 - `save_model` writes config.json, model.safetensors, tokenizer and processor files: plain
-  `transformers` (`AutoModelForImageTextToText` / `LlavaForConditionalGeneration` and
-  `AutoProcessor`) loads it without scitune. A peft model is saved as its adapter
-  (adapter_config.json + adapter_model.safetensors, the projector included) plus the processor.
-- `save_projector` / `load_projector`: the projector alone (small), with metadata that
-  `load_projector` checks against the model it initialises (a later stage on the same base).
+  `transformers` (`AutoModelForImageTextToText` and `AutoProcessor`; without torchvision, a
+  family whose processor holds a video processor loads through scitune.model.processors) loads
+  it without scitune. A peft model is saved as its adapter (adapter_config.json +
+  adapter_model.safetensors, the projector included) plus the processor.
+- `save_projector` / `load_projector`: the projector (another family's connector) alone, with
+  metadata that `load_projector` checks against the model it initialises (a later stage on the
+  same base).
 - `merge_lora`: folds the adapters into a plain model.
 Directories are written under a temporary name and renamed into place, so a crash never leaves a
 half-written checkpoint where a good one was (`scitune.io.atomic`). Only safetensors are read:
@@ -99,7 +102,7 @@ def load_lora(model, adapter_dir: str | Path, trainable: bool = False):
 
 
 def merge_lora(model):
-    """Folds LoRA adapters (and the saved projector copy) into a plain Llava model."""
+    """Folds LoRA adapters (and the saved connector copy) into a plain model of the family."""
     return model.merge_and_unload()
 
 

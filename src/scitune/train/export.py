@@ -1,6 +1,7 @@
-"""What a finished stage leaves: `projector.safetensors`, `adapter/` (LoRA), `final/` (a standard
-HF Llava directory) and `done.json`; for a sharded run, the trained weights gathered whole into a
-plain copy of the stage's model first; and, on --resume, a finished stage's `done.json` read back."""
+"""What a finished stage leaves: `projector.safetensors` (the connector), `adapter/` (LoRA), `final/`
+(a standard HF folder of the stage's model family) and `done.json`; for a sharded run, the trained
+weights gathered whole into a plain copy of the stage's model first; and, on --resume, a finished
+stage's `done.json` read back."""
 
 from __future__ import annotations
 
