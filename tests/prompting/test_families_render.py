@@ -22,7 +22,10 @@ from scitune.model.processors import has_torchvision, load_processor
 from scitune.prompting import IGNORE_INDEX, ImageLoader, PaddingCollator, Renderer, model_inputs
 from tests.model.helpers import figure
 
-PRESETS = ["tiny-gemma3", "tiny-idefics3", "tiny-smolvlm", "tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-qwen3-vl", "tiny-llava-onevision"]
+PRESETS = [
+    "tiny-gemma3", "tiny-idefics3", "tiny-smolvlm", "tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-qwen3-vl", "tiny-llava-onevision",
+    "tiny-llava-next", "tiny-internvl",
+]
 ANSWER = "A bar chart."
 
 

@@ -2,8 +2,8 @@
 
 scitune trains the SciTune stages on any checkpoint of these families (transformers'
 `AutoModelForImageTextToText` classes). A row names, by qualified-parameter-name fragments, the
-family's vision tower, its connector (LLaVA's `multi_modal_projector`, Idefics3's `connector`,
-Qwen's `visual.merger`, Gemma 3's `multi_modal_projector`), its language model and its lm_head;
+family's vision tower, its connector (LLaVA's, LLaVA-NeXT's and InternVL's
+`multi_modal_projector`, Idefics3's `connector`, Qwen's `visual.merger`, Gemma 3's `multi_modal_projector`), its language model and its lm_head;
 `scitune.model.parts.part_of` (the one parameter classifier), the stage plans, LoRA targets and
 the optimizer's parameter groups read it. A config of any other `model_type` is refused in one line
 that lists the supported ones (`check_family`).
@@ -68,6 +68,29 @@ FAMILIES: dict[str, Family] = {
         connector_tensors=("image_newline",),
         processor_classes=("LlavaOnevisionProcessor",),
         image_inputs=("image_sizes",),
+    ),
+    "llava_next": Family(
+        model_types=("llava_next",),
+        vision_tower=("vision_tower",),
+        connector=("multi_modal_projector", "image_newline"),
+        language_model=("language_model",),
+        connector_modules=("multi_modal_projector",),
+        connector_tensors=("image_newline",),
+        processor_classes=("LlavaNextProcessor",),
+        image_inputs=("image_sizes",),
+        chat_template=None,  # LLaVA-1.6's LM is Vicuna, Mistral, Llama 3 or Qwen: chosen by the vocabulary
+    ),
+    "internvl": Family(
+        model_types=("internvl",),
+        vision_tower=("vision_tower",),
+        connector=("multi_modal_projector",),
+        language_model=("language_model",),
+        connector_modules=("multi_modal_projector",),
+        processor_classes=("InternVLProcessor",),
+        # the processor expands `<IMG_CONTEXT>` into `<img>`, the tiles' `<IMG_CONTEXT>` tokens, `</img>`
+        image_text="<IMG_CONTEXT>",
+        image_marker="<IMG_CONTEXT>",
+        feature_token="<IMG_CONTEXT>",
     ),
     "idefics3": Family(
         model_types=("idefics3", "smolvlm"),

@@ -22,6 +22,8 @@ from scitune.errors import ScituneError
 # preset name -> model_type
 FAMILY_PRESETS = {
     "tiny-llava-onevision": "llava_onevision",
+    "tiny-llava-next": "llava_next",
+    "tiny-internvl": "internvl",
     "tiny-idefics3": "idefics3",
     "tiny-smolvlm": "smolvlm",
     "tiny-qwen2-vl": "qwen2_vl",
@@ -50,6 +52,12 @@ _IDEFICS_TOKENS = ["<image>", "<fake_token_around_image>", "<global-img>", "<end
 # model_type -> (special tokens to add, named extra special tokens, how the template writes an image)
 FAMILY_TOKENS: dict[str, tuple[list[str], dict[str, str], str]] = {
     "llava_onevision": (["<image>", "<video>"], {"image_token": "<image>", "video_token": "<video>"}, "<image>"),
+    "llava_next": (["<image>"], {"image_token": "<image>"}, "<image>"),
+    "internvl": (
+        ["<img>", "</img>", "<IMG_CONTEXT>", "<video>"],
+        {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"},
+        "<IMG_CONTEXT>",
+    ),
     "idefics3": (_IDEFICS_TOKENS, {"image_token": "<image>"}, "<image>"),
     "smolvlm": (_IDEFICS_TOKENS, {"image_token": "<image>"}, "<image>"),
     "gemma3": (
@@ -129,6 +137,25 @@ def tiny_family_config(model_type: str, tokenizer):
             vision_feature_select_strategy="full",
             tie_word_embeddings=False,
         )
+    if model_type == "llava_next":  # a CLIP tower with its class token, as LLaVA-1.6's
+        return tf.LlavaNextConfig(
+            text_config=dict(model_type="llama", **text),
+            vision_config=dict(model_type="clip_vision_model", **_VIT),
+            image_token_index=ids("<image>"),
+            image_grid_pinpoints=[[32, 32], [32, 64], [64, 32], [64, 64]],
+            vision_feature_layer=-1,
+            vision_feature_select_strategy="default",
+            tie_word_embeddings=False,
+        )
+    if model_type == "internvl":  # 32 px tiles of 8 px patches, pixel-shuffled by 0.5: 4 tokens a tile
+        return tf.InternVLConfig(
+            text_config=dict(model_type="qwen2", **text),
+            vision_config=_VIT,
+            image_token_id=ids("<IMG_CONTEXT>"),
+            image_seq_length=4,
+            downsample_ratio=0.5,
+            tie_word_embeddings=False,
+        )
     if model_type in ("idefics3", "smolvlm"):
         config_class = tf.Idefics3Config if model_type == "idefics3" else tf.SmolVLMConfig
         vision = {k: v for k, v in _VIT.items()}
@@ -182,6 +209,13 @@ def tiny_family_image_processor(model_type: str):
     if model_type == "llava_onevision":
         size = {"height": TINY_IMAGE, "width": TINY_IMAGE}
         return tf.LlavaOnevisionImageProcessorPil(size=size, crop_size=size, image_grid_pinpoints=[[32, 32], [32, 64], [64, 32], [64, 64]])
+    if model_type == "llava_next":
+        return tf.LlavaNextImageProcessorPil(
+            size={"shortest_edge": TINY_IMAGE}, crop_size={"height": TINY_IMAGE, "width": TINY_IMAGE},
+            image_grid_pinpoints=[[32, 32], [32, 64], [64, 32], [64, 64]], do_pad=True,
+        )
+    if model_type == "internvl":  # crop_to_patches as InternVLProcessor always asks it
+        return tf.GotOcr2ImageProcessorPil(size={"height": TINY_IMAGE, "width": TINY_IMAGE}, crop_to_patches=True, min_patches=1, max_patches=4)
     if model_type in ("idefics3", "smolvlm"):
         cls = tf.Idefics3ImageProcessorPil if model_type == "idefics3" else tf.SmolVLMImageProcessorPil
         return cls(size={"longest_edge": 2 * TINY_IMAGE}, max_image_size={"longest_edge": TINY_IMAGE})
@@ -208,12 +242,21 @@ def tiny_family_processor(model_type: str, tokenizer):
         return tf.Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=4, chat_template=template)
     if model_type == "gemma3":
         return tf.Gemma3Processor(image_processor=images, tokenizer=tokenizer, image_seq_length=4, chat_template=template)
+    if model_type == "llava_next":  # CLIP's class token: one more feature per tile, dropped by the "default" strategy
+        return tf.LlavaNextProcessor(
+            image_processor=images, tokenizer=tokenizer, patch_size=TINY_PATCH, vision_feature_select_strategy="default",
+            num_additional_image_tokens=1, chat_template=template,
+        )
     # the processors below hold a video processor, built only where torchvision is installed
     video = None
     if model_type == "smolvlm":
         if has_torchvision():
             video = tf.SmolVLMVideoProcessor()
         return build_processor(tf.SmolVLMProcessor, image_processor=images, tokenizer=tokenizer, video_processor=video, image_seq_len=4, chat_template=template)
+    if model_type == "internvl":
+        if has_torchvision():
+            video = tf.InternVLVideoProcessor(size={"height": TINY_IMAGE, "width": TINY_IMAGE})
+        return build_processor(tf.InternVLProcessor, image_processor=images, tokenizer=tokenizer, video_processor=video, image_seq_length=4, chat_template=template)
     if model_type == "llava_onevision":
         if has_torchvision():
             video = tf.LlavaOnevisionVideoProcessor()

@@ -1,6 +1,6 @@
 """Loading a family's processor: plain `AutoProcessor`, or its images-only form without torchvision.
 
-In transformers 5 the processors of Qwen2/2.5/3-VL, SmolVLM and LLaVA-OneVision hold a video
+In transformers 5 the processors of Qwen2/2.5/3-VL, SmolVLM, LLaVA-OneVision and InternVL hold a video
 processor, and every video processor needs torchvision. scitune reads images only, so where
 torchvision is not installed (a CPU machine with the CPU torch wheel: PyPI's torchvision is built
 against CUDA torch and does not import there) it builds the family's own processor class without
@@ -30,6 +30,7 @@ _CLASSES_WITH_VIDEO = (
     "Qwen2VLProcessor",
     "Qwen2_5_VLProcessor",
     "Qwen3VLProcessor",
+    "InternVLProcessor",
 )
 
 
