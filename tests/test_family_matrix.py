@@ -1,5 +1,5 @@
 """Issue 24's matrix, the using half: for a tiny checkpoint of every model family (LLaVA,
-LLaVA-OneVision, Idefics3, SmolVLM, Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Gemma 3), saved with
+LLaVA-OneVision, Idefics3, SmolVLM, Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Gemma 3, LLaVA-NeXT, InternVL), saved with
 `save_model` and read back as a user would, `scitune predict` (one question, and `--batch`),
 every `scitune eval` task in each of its modes, and `scitune serve`'s app through FastAPI's
 TestClient (a chat completion, a streamed one, the figure endpoints, the page and its examples).
@@ -39,6 +39,8 @@ PRESETS = [
     "tiny-qwen2.5-vl",
     "tiny-qwen3-vl",
     "tiny-gemma3",
+    "tiny-llava-next",
+    "tiny-internvl",
 ]
 TOKENS = 5  # new tokens per answer: enough to tell answers apart, cheap on a CPU
 QUESTIONS = ("What type of figure is this?", "Describe the figure in detail please.")

@@ -66,10 +66,13 @@ def check_config_sizes(config: Any, where: str) -> None:
             if isinstance(value, dict):
                 stack.append((f"{path}.", value))
             elif key in CONFIG_LIMITS and value is not None:
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ScituneError(f"{where}: {path} must be an integer, got {value!r}")
-                if not 0 < value <= CONFIG_LIMITS[key]:
-                    raise ScituneError(f"{where}: {path} is {value}; expected 1 to {CONFIG_LIMITS[key]:,}")
+                # a size given per axis (InternVL's image_size [448, 448]) is checked axis by axis
+                axes = value if isinstance(value, (list, tuple)) and value else [value]
+                for axis in axes:
+                    if isinstance(axis, bool) or not isinstance(axis, int):
+                        raise ScituneError(f"{where}: {path} must be an integer (or a list of them), got {value!r}")
+                    if not 0 < axis <= CONFIG_LIMITS[key]:
+                        raise ScituneError(f"{where}: {path} is {value}; expected 1 to {CONFIG_LIMITS[key]:,}")
 
 
 def read_config(folder: str | Path, what: str) -> dict[str, Any]:
