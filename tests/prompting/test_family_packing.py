@@ -195,9 +195,10 @@ def test_every_family_builds_its_packing_collator(family):
 # ------------------------------------------------------------------------------- training
 
 
-@pytest.mark.parametrize("preset", ["tiny-qwen2.5-vl", "tiny-smolvlm"])
+@pytest.mark.parametrize("preset", PACKED)
 def test_packed_training_run_equals_unpacked(tmp_path, preset):
-    """Through the training loop (`data.packing: true`): the same losses and final weights."""
+    """Through the training loop (`data.packing: true`, the loop's own collator putting several
+    samples in a row), every family: the same losses and final weights as padded batches."""
     from safetensors.torch import load_file
 
     from scitune.config import load_recipe
@@ -206,16 +207,29 @@ def test_packed_training_run_equals_unpacked(tmp_path, preset):
     from tests.train.data import write_dataset, write_recipe
 
     train, images = write_dataset(tmp_path / "data", n=8, text_only=2)
+    model = {"preset": preset, "vocab_size": 300}
+    max_length = 192
+    if preset == "tiny-gemma3":  # a checkpoint of it with a window wide enough for two samples
+        from scitune.model import save_model
+
+        gemma, processor = build_model(ModelConfig(preset=preset, vocab_size=300))
+        gemma.config.text_config.sliding_window = max_length = GEMMA_WINDOW
+        model = {"preset": None, "checkpoint": str(save_model(gemma, processor, tmp_path / "gemma"))}
     seen = []
     runs = {}
     for name, packing in (("plain", False), ("packed", True)):
-        instruct = {"data": {"train": str(train), "images": str(images), "max_length": 192, "packing": packing},
+        instruct = {"data": {"train": str(train), "images": str(images), "max_length": max_length, "packing": packing},
                     "init_from": None, "epochs": 1, "batch_size": 4, "grad_accum": 2}
         path = write_recipe(tmp_path / f"{name}.yaml", train, images, tmp_path / name, with_instruct=True, instruct=instruct,
-                            model={"preset": preset, "vocab_size": 300})
+                            model=model)
         recipe = load_recipe(str(path))
         recipe.stages = recipe.stages[1:]  # the instruct stage alone
-        run_recipe(recipe, hooks=[lambda runner, step: seen.append((name, type(runner.collate)))])
+        runners = []
+        run_recipe(recipe, hooks=[lambda runner, step: (seen.append((name, type(runner.collate))), runners.append(runner))])
+        if packing:  # the loop's collator put several of these samples in one row
+            runner = runners[-1]
+            some = [runner.items[i] for i in range(6)]
+            assert len(runner.collate(some)["rows"]) < len(some)
         runs[name] = (
             [r["loss"] for r in read_metrics(tmp_path / name / "instruct" / "metrics.jsonl")],
             load_file(str(tmp_path / name / "instruct" / "final" / "model.safetensors")),
