@@ -61,6 +61,11 @@ def test_own_data_grid_through_the_command(tmp_path, monkeypatch, capsys):
 
     assert main(command) == 0
     assert "4 cells: 4 done, 0 to run" in capsys.readouterr().out
+    assert main([*command, "--report-only"]) == 0
+    assert json.loads((root / "summary.json").read_text())["rows"] == summary["rows"]
+    other = write_user_data(tmp_path / "theirs", train=24, test=12, seed=1)
+    assert main([*command[:-6], *_args(other), "--report-only"]) != 0
+    assert "was run with other settings" in capsys.readouterr().err
 
 
 def _bad_record(files):
