@@ -42,6 +42,8 @@ DECODER_LAYERS = {
     "tiny-qwen2.5-vl": ("Qwen2_5_VLDecoderLayer", "model.language_model.layers."),
     "tiny-qwen3-vl": ("Qwen3VLTextDecoderLayer", "model.language_model.layers."),
     "tiny-gemma3": ("Gemma3DecoderLayer", "model.language_model.layers."),
+    "tiny-llava-next": ("LlamaDecoderLayer", "model.language_model.layers."),
+    "tiny-internvl": ("Qwen2DecoderLayer", "model.language_model.layers."),
 }
 PRESETS = ["tiny", *(p for p, t in FAMILY_PRESETS.items() if t in supported_model_types())]
 
