@@ -116,7 +116,12 @@ class StageRunner:
         # a fixed-size tower's patches per image; Qwen-VL's vary with each image (no image_size):
         # its tower is left out of the FLOP estimate
         image_size = getattr(vision, "image_size", None)
-        self.patches_per_image = (image_size // vision.patch_size) ** 2 + 1 if image_size else 0
+        if isinstance(image_size, (list, tuple)):  # per axis (InternVL's (height, width))
+            height, width = image_size
+            patch_height, patch_width = vision.patch_size
+            self.patches_per_image = (height // patch_height) * (width // patch_width) + 1
+        else:
+            self.patches_per_image = (image_size // vision.patch_size) ** 2 + 1 if image_size else 0
         self.sizes = part_sizes(self.model)
 
     def setup_model(self) -> None:
