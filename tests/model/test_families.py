@@ -21,7 +21,10 @@ from scitune.model.families import supported_model_types
 from scitune.model.family_presets import tiny_family_image_processor, tiny_family_model, tiny_family_tokenizer
 from tests.model.helpers import figure
 
-FAMILY_TYPES = [t for t in ("llava_onevision", "idefics3", "smolvlm", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "gemma3") if t in supported_model_types()]
+FAMILY_TYPES = [
+    t for t in ("llava_onevision", "llava_next", "idefics3", "smolvlm", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "gemma3", "internvl")
+    if t in supported_model_types()
+]
 
 # the step tests run today's LLaVA composition too (the tiny preset, its MLP projector)
 STEP_TYPES = ["llava", *FAMILY_TYPES]
@@ -30,6 +33,8 @@ STEP_TYPES = ["llava", *FAMILY_TYPES]
 CONNECTOR = {
     "llava": ("model.multi_modal_projector.",),
     "llava_onevision": ("model.multi_modal_projector.", "model.image_newline"),
+    "llava_next": ("model.multi_modal_projector.", "model.image_newline"),
+    "internvl": ("model.multi_modal_projector.",),
     "idefics3": ("model.connector.",),
     "smolvlm": ("model.connector.",),
     "qwen2_vl": ("model.visual.merger.",),
@@ -40,6 +45,8 @@ CONNECTOR = {
 VISION = {
     "llava": "model.vision_tower.",
     "llava_onevision": "model.vision_tower.",
+    "llava_next": "model.vision_tower.",
+    "internvl": "model.vision_tower.",
     "idefics3": "model.vision_model.",
     "smolvlm": "model.vision_model.",
     "qwen2_vl": "model.visual.",
@@ -47,7 +54,10 @@ VISION = {
     "qwen3_vl": "model.visual.",
     "gemma3": "model.vision_tower.",
 }
-IMAGE_TOKEN = {"qwen2_vl": "<|image_pad|>", "qwen2_5_vl": "<|image_pad|>", "qwen3_vl": "<|image_pad|>", "gemma3": "<image_soft_token>"}
+IMAGE_TOKEN = {
+    "qwen2_vl": "<|image_pad|>", "qwen2_5_vl": "<|image_pad|>", "qwen3_vl": "<|image_pad|>", "gemma3": "<image_soft_token>",
+    "internvl": "<IMG_CONTEXT>",
+}
 
 
 def _is(name: str, prefixes) -> bool:
@@ -69,7 +79,9 @@ def _inputs(model_type: str, model, tokenizer) -> dict:
         count = pixels["pixel_values"].shape[1] * 4
     elif model_type == "gemma3":
         count = model.config.mm_tokens_per_image
-    else:  # llava_onevision: anyres tiles, unpadding and row newlines
+    elif model_type == "internvl":  # tiles of image_seq_length tokens each
+        count = pixels["pixel_values"].shape[0] * model.config.image_seq_length
+    else:  # llava_onevision, llava_next: anyres tiles, unpadding and row newlines
         with torch.no_grad():
             features = model.model.get_image_features(pixels["pixel_values"], pixels["image_sizes"]).pooler_output
         count = sum(f.shape[0] for f in features)

@@ -30,7 +30,7 @@ PRESETS = [p for p, t in FAMILY_PRESETS.items() if t in supported_model_types()]
 PROCESSOR = {
     "llava_onevision": "LlavaOnevisionProcessor", "idefics3": "Idefics3Processor", "smolvlm": "SmolVLMProcessor",
     "qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor", "qwen3_vl": "Qwen3VLProcessor",
-    "gemma3": "Gemma3Processor",
+    "gemma3": "Gemma3Processor", "llava_next": "LlavaNextProcessor", "internvl": "InternVLProcessor",
 }
 # resume is family-independent code: two families keep it cheap (SmolVLM: Idefics3's model code
 # with its tiles; Qwen2.5-VL: M-RoPE's per-token inputs and variable image grids)
@@ -152,7 +152,7 @@ def _prompt(processor) -> dict:
     return dict(processor(text=[text], images=[figure(2, (60, 40))], return_tensors="pt"))
 
 
-def test_lora_instruct_saves_an_adapter_and_a_merged_model_equal_to_base_plus_adapter(lora_run):
+def test_lora_instruct_saves_an_adapter_and_a_merged_model_equal_to_base_plus_adapter(lora_run, fresh):
     from scitune.model.checkpoint import load_lora
 
     preset, run = lora_run
@@ -162,6 +162,12 @@ def test_lora_instruct_saves_an_adapter_and_a_merged_model_equal_to_base_plus_ad
     assert merged.config.model_type == _model_type(preset)
     assert not any("lora_" in n for n, _ in merged.named_parameters())
     base = _load(stage / "base")[0]
+    # the adapter's base (the stage's starting model): a fresh base with align's connector
+    base_state, align_state = base.state_dict(), _load(run / "align" / "final")[0].state_dict()
+    connector = {k for k in base_state if _is(k, CONNECTOR[_model_type(preset)])}
+    assert connector and all(torch.equal(base_state[k], align_state[k]) for k in connector)
+    assert not all(torch.equal(base_state[k], fresh[k]) for k in connector)
+    assert all(torch.equal(base_state[k], fresh[k]) for k in base_state.keys() - connector)
     adapted = load_lora(_load(stage / "base")[0], stage / "adapter").eval()  # unmerged: x W + x A B apart
     inputs = _prompt(processor)
     with torch.no_grad():
