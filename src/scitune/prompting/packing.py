@@ -29,7 +29,8 @@ Model families (scitune.model.families) pack the same way, each with what its sa
   `get_rope_index` on that sample alone (`SamplePositions`), concatenated; `position_ids` is
   (4, rows, width), row 0 the 1-D positions restarting per sample (transformers' packed form:
   the text model reads its sample boundaries from row 0, the rotary embedding rows 1-3);
-- Idefics3 / SmolVLM, LLaVA-OneVision: 1-D positions restarting per sample, as for LLaVA;
+- Idefics3 / SmolVLM, LLaVA-OneVision, LLaVA-NeXT, InternVL: 1-D positions restarting per
+  sample, as for LLaVA;
 - Gemma 3: a sample's image tokens attend to each other both ways, and its sliding-window layers
   see only the last `sliding_window` tokens. Packing is exact only when no sample is longer than
   the window (then the window never cuts inside a sample); its rows get a 4-D mask whose blocks
