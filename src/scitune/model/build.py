@@ -148,6 +148,15 @@ def set_image_processor(processor, settings: dict, model_type: str) -> None:
         raise ScituneError(
             f"model.image_processor: {kind.__name__} takes no {', '.join(unknown)} (it takes {', '.join(sorted(accepted))})"
         )
+    from scitune.model.processors import fixed_image_settings
+
+    fixed = fixed_image_settings(processor)
+    overridden = sorted(k for k in settings if k in fixed and settings[k] != fixed[k])
+    if overridden:  # the processor would pass its own value anyway, and its ids would not match the pixels
+        raise ScituneError(
+            f"model.image_processor: {type(processor).__name__} always calls its image processor with "
+            f"{', '.join(f'{k}={fixed[k]!r}' for k in overridden)}; that cannot be set otherwise"
+        )
     try:
         processor.image_processor = kind.from_dict({**current.to_dict(), **settings})
     except (TypeError, ValueError, KeyError) as err:

@@ -10,7 +10,9 @@ tokenizer, image-token expansion and chat template, so the ids and pixels are th
 source checkpoint's video-processor settings are carried through `save_pretrained`, so a folder
 saved here loads with plain `AutoProcessor` on a machine that has torchvision.
 
-Where torchvision is installed, `load_processor` is plain `AutoProcessor.from_pretrained`.
+Where torchvision is installed, `load_processor` is plain `AutoProcessor.from_pretrained`. Either
+way its image processor is then given the image settings its processor class fixes on every call
+(`align_image_processor`), so that the image processor alone sees an image as the processor does.
 """
 
 from __future__ import annotations
@@ -70,6 +72,34 @@ def build_processor(cls: type, **parts):
     return cls(**parts)
 
 
+def fixed_image_settings(processor) -> dict:
+    """The image settings a processor class passes its image processor on every call, whatever
+    that image processor's own settings say (the class's `images_kwargs`: InternVL's and Aya
+    Vision's `crop_to_patches: True`, LLaVA-NeXT's `do_pad: True`, Gemma 3's pan-and-scan off),
+    limited to the settings the image processor holds (not `return_*` switches)."""
+    images = getattr(processor, "image_processor", None)
+    fixed = getattr(type(processor), "images_kwargs", None)
+    if images is None or not isinstance(fixed, dict):
+        return {}
+    return {k: v for k, v in fixed.items() if not k.startswith("return_") and hasattr(images, k)}
+
+
+def align_image_processor(processor) -> dict:
+    """Sets the processor's fixed image settings (`fixed_image_settings`) on its image processor,
+    where they differ, and returns {setting: (old, new)}. scitune's `ImageLoader` calls the image
+    processor alone (the collator's pixels), so it must see an image as the processor does: an
+    InternVL checkpoint whose image processor says `crop_to_patches: false` is still tiled by its
+    processor, and the token count would no longer match the pixels. The processor's output is
+    unchanged (it passed these settings anyway), and a saved folder says what is done."""
+    changed = {}
+    images = getattr(processor, "image_processor", None)
+    for key, value in fixed_image_settings(processor).items():
+        if getattr(images, key) != value:
+            changed[key] = (getattr(images, key), value)
+            setattr(images, key, value)
+    return changed
+
+
 def _video_config(path: Path, processor_config: dict) -> dict | None:
     """The video processor settings a folder holds (nested in processor_config.json, or the
     older video_preprocessor_config.json), to carry through a save."""
@@ -117,7 +147,9 @@ def load_processor(path: str | Path, where: str = "checkpoint"):
     name = _processor_class_name(path, processor_config)
     try:
         if has_torchvision() or name not in _CLASSES_WITH_VIDEO:
-            return AutoProcessor.from_pretrained(path)
+            processor = AutoProcessor.from_pretrained(path)
+            align_image_processor(processor)
+            return processor
         import transformers
 
         processor = images_only(getattr(transformers, name)).from_pretrained(path, video_processor=None)
@@ -125,4 +157,5 @@ def load_processor(path: str | Path, where: str = "checkpoint"):
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ScituneError(f"{where} {str(path)!r}: cannot load its processor ({first})") from None
     processor.video_config = _video_config(path, processor_config)
+    align_image_processor(processor)
     return processor
