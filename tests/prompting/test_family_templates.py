@@ -137,3 +137,12 @@ def test_a_template_without_generation_blocks_is_masked_by_its_prefixes(tmp_path
     processor.tokenizer.chat_template = NATIVE_GEMMA.replace("{% if add_generation_prompt %}<start_of_turn>model\n", "{% if add_generation_prompt %}<start_of_turn>model:\n")
     with pytest.raises(LabelMaskError, match=r"no \{% generation %\} blocks and its renderings"):
         Renderer(processor).train(no_image)
+
+
+def test_pad_to_square_is_refused_for_a_family_in_one_line():
+    from scitune.prompting import set_pad_to_square
+
+    _, processor = build_model(ModelConfig(preset="tiny-qwen2.5-vl", vocab_size=300))
+    set_pad_to_square(processor, False)  # nothing to do
+    with pytest.raises(ScituneError, match=r"^data.pad_to_square: for LLaVA models only; the Qwen2_5_VLProcessor sizes"):
+        set_pad_to_square(processor, True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scitune.errors import ScituneError
 from scitune.io.images import open_under
 
 # What a Llava image processor keeps of another image processor's settings.
@@ -30,6 +31,16 @@ def set_pad_to_square(processor, pad: bool) -> None:
     whose settings are otherwise the current one's (so nothing else about the pixels changes)."""
     from transformers import LlavaImageProcessorPil
 
+    from scitune.model.families import family_of_processor
+
+    family = family_of_processor(processor)
+    if family is not None and family.model_types != ("llava",):
+        if pad:  # Qwen's dynamic resolution, Idefics3's tiles, OneVision's grid: the family sizes images itself
+            raise ScituneError(
+                f"data.pad_to_square: for LLaVA models only; the {type(processor).__name__} sizes and tiles images "
+                "itself (set data.pad_to_square: false, or its own settings in model.image_processor)"
+            )
+        return
     current = processor.image_processor
     if isinstance(current, LlavaImageProcessorPil):
         current.do_pad = bool(pad)
