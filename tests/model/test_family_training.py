@@ -38,9 +38,14 @@ RESUMED = [p for p in ("tiny-smolvlm", "tiny-qwen2.5-vl") if p in PRESETS]
 
 
 def _recipe(root: Path, preset: str, instruct: dict | None = None) -> Path:
-    """4 figures and 2 text-only samples in batches of 4; align runs 2 epochs (4 steps, a checkpoint
-    at step 2) where a resume test continues it, else 1."""
+    """4 figures (32 px: one tile for the tiling families, whose tiling the render tests cover) and
+    2 text-only samples in batches of 4; align runs 2 epochs (4 steps, a checkpoint at step 2)
+    where a resume test continues it, else 1."""
+    from PIL import Image
+
     train, images = write_dataset(root / "data", n=4, text_only=2)
+    for figure_file in sorted(images.glob("*.png")):
+        Image.open(figure_file).resize((32, 32)).save(figure_file)
     epochs = 2 if preset in RESUMED else 1
     path = write_recipe(
         root / "r.yaml", train, images, root / "run", model={"preset": preset, "vocab_size": 300},
@@ -48,7 +53,7 @@ def _recipe(root: Path, preset: str, instruct: dict | None = None) -> Path:
     )
     recipe = yaml.safe_load(path.read_text())
     for stage in recipe["stages"]:
-        # LLaVA-OneVision's anyres tiles make up to 80 image tokens for a 64 px figure
+        # room for a figure's image tokens (LLaVA-NeXT's base image and tile with row newlines)
         stage["data"]["max_length"] = 192
     path.write_text(yaml.safe_dump(recipe))
     return path
