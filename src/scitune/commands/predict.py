@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         'scitune predict --model runs/instruct/final --image figure.png "What type of figure is this?"',
     )
     parser.add_argument("question", nargs="?", help="the question (one prediction)")
-    parser.add_argument("--model", required=True, help="checkpoint folder of any supported model family (LLaVA, LLaVA-OneVision, Idefics3/SmolVLM, Qwen-VL, Gemma 3), or a LoRA adapter folder (merged onto its base)")
+    parser.add_argument("--model", required=True, help="checkpoint folder of any supported model family (LLaVA, LLaVA-OneVision, LLaVA-NeXT, Idefics3/SmolVLM, Qwen-VL, Gemma 3, InternVL), or a LoRA adapter folder (merged onto its base)")
     parser.add_argument("--image", help="image file for the question")
     parser.add_argument(
         "--batch",

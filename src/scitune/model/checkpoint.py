@@ -1,5 +1,5 @@
 """Checkpoints: standard Hugging Face model folders of the model families (LLaVA, LLaVA-OneVision,
-Idefics3/SmolVLM, Qwen2/2.5/3-VL, Gemma 3), projector-only files, LoRA adapters.
+LLaVA-NeXT, Idefics3/SmolVLM, Qwen2/2.5/3-VL, Gemma 3, InternVL), projector-only files, LoRA adapters.
 
 - `save_model` writes config.json, model.safetensors, tokenizer and processor files: plain
   `transformers` (`AutoModelForImageTextToText` and `AutoProcessor`; without torchvision, a
@@ -46,7 +46,8 @@ def save_model(model, processor, out_dir: str | Path) -> Path:
 
 def load_model(path: str | Path, dtype: str = "auto", device: str = "cpu"):
     """Loads `(model, processor)` from a standard HF folder of a supported family
-    (scitune.model.families: LLaVA, LLaVA-OneVision, Idefics3/SmolVLM, Qwen2/2.5/3-VL, Gemma 3)."""
+    (scitune.model.families: LLaVA, LLaVA-OneVision, LLaVA-NeXT, Idefics3/SmolVLM, Qwen2/2.5/3-VL, Gemma 3,
+    InternVL)."""
     from transformers import AutoModelForImageTextToText
 
     from scitune.model.families import check_family

@@ -5,10 +5,11 @@ tiny preset's byte-level BPE tokenizer with the family's special tokens added, a
 They exist so the whole product can be tested per family on a CPU in seconds; nothing about
 them is meant to learn. The chat template is the tiny preset's `plain` one with `<image>`
 placeholders written as the family's image marker (`<|vision_start|><|image_pad|><|vision_end|>`
-for Qwen, `<start_of_image>` for Gemma 3, `<image>` for LLaVA-OneVision and Idefics3).
+for Qwen, `<start_of_image>` for Gemma 3, `<IMG_CONTEXT>` for InternVL, `<image>` for LLaVA-OneVision,
+LLaVA-NeXT and Idefics3).
 
-In transformers 5 the processors of Qwen2/2.5/3-VL, SmolVLM and LLaVA-OneVision hold a video
-processor, which needs torchvision; without it they are built in their images-only form
+In transformers 5 the processors of Qwen2/2.5/3-VL, SmolVLM, LLaVA-OneVision and InternVL hold a
+video processor, which needs torchvision; without it they are built in their images-only form
 (scitune.model.processors), which gives the same ids and pixels for images.
 """
 
