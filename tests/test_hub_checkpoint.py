@@ -8,7 +8,6 @@ answers through predict and serve alike. No code change, no template named."""
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import yaml
 from scitune.cli import main
 from scitune.config import ModelConfig
 from scitune.model import build_model, save_model
+from tests.model.helpers import to_hub_layout
 from tests.train.data import write_dataset, write_recipe
 
 # the style of a Qwen-VL checkpoint's own template: turns in ChatML, images as vision markers
@@ -40,14 +40,7 @@ def _hub_folder(preset: str, root: Path) -> Path:
     template, native = CASES[preset]
     model, processor = build_model(ModelConfig(preset=preset, vocab_size=300, chat_template=template))
     processor.tokenizer.chat_template = processor.chat_template = native
-    folder = save_model(model, processor, root / preset)
-    config = json.loads((folder / "processor_config.json").read_text())
-    image = config.pop("image_processor")
-    image["processor_class"] = config.pop("processor_class")
-    image["image_processor_type"] = image["image_processor_type"].removesuffix("Pil")
-    (folder / "preprocessor_config.json").write_text(json.dumps(image))
-    (folder / "processor_config.json").write_text(json.dumps(config))
-    return folder
+    return to_hub_layout(save_model(model, processor, root / preset))
 
 
 def _served_answer(folder: Path, image: Path) -> str:

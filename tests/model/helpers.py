@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from PIL import Image
+
+
+def to_hub_layout(folder: Path) -> Path:
+    """Rewrites a saved family folder as many hub checkpoints are laid out: the image processor in
+    preprocessor_config.json (naming the processor class), no processor class in
+    processor_config.json, the image processor's type without the PIL backend's suffix."""
+    config = json.loads((folder / "processor_config.json").read_text())
+    image = config.pop("image_processor")
+    image["processor_class"] = config.pop("processor_class")
+    image["image_processor_type"] = image["image_processor_type"].removesuffix("Pil")
+    (folder / "preprocessor_config.json").write_text(json.dumps(image))
+    (folder / "processor_config.json").write_text(json.dumps(config))
+    return folder
 
 
 def figure(seed: int, size=(96, 72)) -> Image.Image:

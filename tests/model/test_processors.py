@@ -14,7 +14,7 @@ from scitune.config import ModelConfig
 from scitune.errors import ScituneError
 from scitune.model import build_model, save_model
 from scitune.model.processors import has_torchvision, load_processor
-from tests.model.helpers import figure
+from tests.model.helpers import figure, to_hub_layout
 
 VIDEO_FAMILIES = ["tiny-qwen2.5-vl", "tiny-smolvlm", "tiny-llava-onevision"]
 MARKER = {"tiny-qwen2.5-vl": "<|vision_start|><|image_pad|><|vision_end|>"}
@@ -49,13 +49,7 @@ def test_the_older_hub_layout_loads(saved, tmp_path):
     preset, processor, folder = saved
     import shutil
 
-    old = shutil.copytree(folder, tmp_path / "hub")
-    config = json.loads((old / "processor_config.json").read_text())
-    image = config.pop("image_processor")
-    image["processor_class"] = config.pop("processor_class")
-    image["image_processor_type"] = image["image_processor_type"].removesuffix("Pil")
-    (old / "preprocessor_config.json").write_text(json.dumps(image))
-    (old / "processor_config.json").write_text(json.dumps(config))
+    old = to_hub_layout(shutil.copytree(folder, tmp_path / "hub"))
     loaded = load_processor(old)
     assert type(loaded).__name__ == type(processor).__name__
     before, after = _encode(processor, preset), _encode(loaded, preset)
