@@ -9,7 +9,7 @@ from scitune.cli import main
 
 
 @pytest.mark.slow
-def test_quick_demo(tmp_path, capsys):
+def test_quick_demo(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -33,3 +33,12 @@ def test_quick_demo(tmp_path, capsys):
         assert vs["count"] == m["scienceqa"]["count"] and vs["correct"] == m["scienceqa"]["correct"]
         assert 25 < vs["chance_accuracy"] < 50 and 0 < vs["p_value"] <= 1
     assert metrics["timings_s"]["total"] > 0
+    # the shipped demo recipe reads the files the demo wrote, where it says they are
+    from scitune.settings import PROJECT_ROOT
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "demo").symlink_to(out)
+    monkeypatch.chdir(tmp_path)
+    recipe = str(PROJECT_ROOT / "recipes" / "tiny-cpu.yaml")
+    assert main(["train", recipe, "align.max_steps=1", "instruct.max_steps=1", "run.out=runs/tiny"]) == 0
+    assert (tmp_path / "runs" / "tiny" / "instruct" / "final" / "model.safetensors").is_file()
