@@ -32,9 +32,10 @@ PROCESSOR = {
     "qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor", "qwen3_vl": "Qwen3VLProcessor",
     "gemma3": "Gemma3Processor", "llava_next": "LlavaNextProcessor", "internvl": "InternVLProcessor",
 }
-# resume is family-independent code: two families keep it cheap (SmolVLM: Idefics3's model code
-# with its tiles; Qwen2.5-VL: M-RoPE's per-token inputs and variable image grids)
-RESUMED = [p for p in ("tiny-smolvlm", "tiny-qwen2.5-vl") if p in PRESETS]
+# resume is family-independent code, run once per kind of model code (about 5 s each): SmolVLM
+# (Idefics3's model code with its tiles), Qwen2.5-VL (M-RoPE's per-token inputs and variable image
+# grids), LLaVA-OneVision and LLaVA-NeXT (anyres grids, image_newline), InternVL, Gemma 3
+RESUMED = [p for p in ("tiny-smolvlm", "tiny-qwen2.5-vl", "tiny-llava-onevision", "tiny-llava-next", "tiny-internvl", "tiny-gemma3") if p in PRESETS]
 
 
 def _recipe(root: Path, preset: str, instruct: dict | None = None) -> Path:
