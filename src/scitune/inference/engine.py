@@ -31,6 +31,7 @@ from scitune.progress import progress_bar
 from scitune.inference.batching import choose_option, length_batches, max_positions
 from scitune.inference.items import EvalItem
 from scitune.prompting import ImageLoader, PaddingCollator, Renderer
+from scitune.prompting.render import special_token_ids
 
 
 class Engine:
@@ -75,9 +76,7 @@ class Engine:
                     ids.append(int(token))
         probe = {"id": "probe", "conversations": [{"from": "human", "value": "probe"}, {"from": "gpt", "value": "x"}]}
         supervised = [t for t in self.renderer.train(probe)["labels"] if t != -100]
-        # named special tokens and added special ones (a template's turn markers: <end_of_turn>, ...)
-        special = set(self.tokenizer.all_special_ids)
-        special.update(i for i, t in self.tokenizer.added_tokens_decoder.items() if t.special)
+        special = special_token_ids(self.tokenizer)
         closing = [t for t in supervised if t in special]
         if closing and closing[0] not in ids:
             ids.append(int(closing[0]))

@@ -100,37 +100,31 @@ def align_image_processor(processor) -> dict:
     return changed
 
 
+def _json(file: Path) -> dict:
+    """A folder's JSON settings file as a dict ({} when it is absent or not a mapping)."""
+    if not file.is_file():
+        return {}
+    data = read.read_json(file, max_bytes=read.MAX_CONFIG_BYTES, what=file.name)
+    return data if isinstance(data, dict) else {}
+
+
 def _video_config(path: Path, processor_config: dict) -> dict | None:
     """The video processor settings a folder holds (nested in processor_config.json, or the
     older video_preprocessor_config.json), to carry through a save."""
     if isinstance(processor_config.get(VIDEO), dict):
         return processor_config[VIDEO]
-    legacy = path / "video_preprocessor_config.json"
-    if legacy.is_file():
-        data = read.read_json(legacy, max_bytes=read.MAX_CONFIG_BYTES, what="video processor config")
-        return data if isinstance(data, dict) else None
-    return None
+    return _json(path / "video_preprocessor_config.json") or None
 
 
 def _processor_class_name(path: Path, processor_config: dict) -> str | None:
     """The processor class a folder names: processor_config.json (transformers 5), else the older
     preprocessor_config.json or tokenizer_config.json, else the model type's processor class."""
-    name = processor_config.get("processor_class")
-    for file in ("preprocessor_config.json", "tokenizer_config.json", "config.json"):
-        if isinstance(name, str):
-            return name
-        if not (path / file).is_file():
-            continue
-        data = read.read_json(path / file, max_bytes=read.MAX_CONFIG_BYTES, what=file)
-        if not isinstance(data, dict):
-            continue
-        if file == "config.json":
-            from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+    for config in (processor_config, _json(path / "preprocessor_config.json"), _json(path / "tokenizer_config.json")):
+        if isinstance(config.get("processor_class"), str):
+            return config["processor_class"]
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
-            name = PROCESSOR_MAPPING_NAMES.get(data.get("model_type"))
-        else:
-            name = data.get("processor_class")
-    return name if isinstance(name, str) else None
+    return PROCESSOR_MAPPING_NAMES.get(_json(path / "config.json").get("model_type"))
 
 
 def load_processor(path: str | Path, where: str = "checkpoint"):
@@ -139,11 +133,7 @@ def load_processor(path: str | Path, where: str = "checkpoint"):
     from transformers import AutoProcessor
 
     path = Path(path)
-    config_file = path / "processor_config.json"
-    processor_config: dict = {}
-    if config_file.is_file():
-        data = read.read_json(config_file, max_bytes=read.MAX_CONFIG_BYTES, what="processor config")
-        processor_config = data if isinstance(data, dict) else {}
+    processor_config = _json(path / "processor_config.json")
     name = _processor_class_name(path, processor_config)
     try:
         if has_torchvision() or name not in _CLASSES_WITH_VIDEO:

@@ -134,6 +134,14 @@ def _spans(mask: list[int]) -> list[tuple[int, int]]:
     return spans
 
 
+def special_token_ids(tokenizer) -> set[int]:
+    """The tokenizer's named special tokens and its added special ones (a chat template's turn
+    markers such as <end_of_turn>): the tokens an assistant turn can end with."""
+    ids = set(tokenizer.all_special_ids)
+    ids.update(i for i, t in tokenizer.added_tokens_decoder.items() if t.special)
+    return ids
+
+
 def _end_markers(tokenizer) -> set[str]:
     markers = set(tokenizer.all_special_tokens)
     markers.update(t.content for t in tokenizer.added_tokens_decoder.values())
@@ -316,8 +324,7 @@ class Renderer:
                 turns, chat_template=self.template, tokenize=True, return_dict=True, add_generation_prompt=generation_prompt
             )["input_ids"])
 
-        special = set(self.tokenizer.all_special_ids)
-        special.update(i for i, t in self.tokenizer.added_tokens_decoder.items() if t.special)
+        special = special_token_ids(self.tokenizer)
         mask = [0] * len(ids)
         for i, message in enumerate(messages):
             if message["role"] != "assistant":
